@@ -1,0 +1,20 @@
+"""Notebook Press toolkit: record what a notebook shows, then run, render and publish it.
+
+Inside a notebook::
+
+    import toolkit as tk
+    tk.table("summary", df, caption="Weekly summary")
+    tk.figure("trend", fig)
+    tk.metric("rows", 1234, label="Events")
+    tk.text("note", "**Markdown** text")
+    tk.preview()
+
+Importing this package is cheap: pandas, matplotlib, papermill and WeasyPrint load on first use.
+"""
+
+__version__ = "0.1.0"
+
+from .api import figure, metric, preview, table, text  # noqa: E402
+from .errors import NbpressError  # noqa: E402
+
+__all__ = ["__version__", "figure", "metric", "preview", "table", "text", "NbpressError"]

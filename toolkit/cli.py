@@ -1,0 +1,196 @@
+"""The ``nbpress`` command line. Thin: parse, call the pipeline, print one clear line.
+
+Exit status: 0 success; 1 a run failed (the run folder says why); 2 bad input (spec,
+parameters, notebook, arguments), refused before any kernel starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from . import __version__
+from .errors import NbpressError, UsageError
+
+PROJECT_HELP = "Project root holding notebooks/, templates/ and runs/ [default: current directory]."
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"nbpress: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func):
+    """Turn toolkit errors into one line on stderr and their exit status."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except NbpressError as exc:
+            _fail(str(exc), exc.exit_code)
+        except Exception as exc:
+            if os.environ.get("NBPRESS_DEBUG"):
+                raise
+            first = (str(exc).splitlines() or [""])[0]
+            _fail(f"unexpected {type(exc).__name__}: {first} (set NBPRESS_DEBUG=1 for the traceback)", 1)
+
+    return wrapper
+
+
+def _project(ctx: click.Context):
+    from .pipeline import Project
+
+    return Project(Path(ctx.obj["project"]).resolve())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nbpress")
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".", envvar="NBPRESS_PROJECT", help=PROJECT_HELP)
+@click.pass_context
+def main(ctx: click.Context, project: Path) -> None:
+    """Notebook Press: parameterized notebooks -> PDF reports."""
+    ctx.ensure_object(dict)["project"] = project
+
+
+@main.command()
+@click.argument("report")
+@click.pass_context
+@handle_errors
+def params(ctx: click.Context, report: str) -> None:
+    """Print the parameters REPORT (a name, spec or notebook) accepts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .params import read_schema, to_jsonable
+    from .spec import find_report
+
+    spec = find_report(report, _project(ctx).notebooks_dir)
+    schema = read_schema(spec.notebook)
+    table = Table(title=f"{spec.title} ({spec.notebook.name})", title_justify="left")
+    for column in ("name", "type", "default", "choices", "help"):
+        table.add_column(column)
+    for p in schema.parameters:
+        default = "(required)" if p.required else json.dumps(to_jsonable(spec.parameters.get(p.name, p.default)))
+        choices = ", ".join(map(str, p.type.choices)) if p.type.kind == "literal" else ""
+        table.add_row(p.name, p.type.describe() if p.type.kind != "literal" else "literal", default, choices, p.help)
+    Console(width=120).print(table)
+
+
+def _load_param_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: cannot read parameters ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of parameter names to values")
+    return data
+
+
+@main.command()
+@click.argument("report")
+@click.option("-p", "--param", "assignments", multiple=True, metavar="NAME=VALUE", help="Set a parameter (repeatable).")
+@click.option("-f", "--param-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="YAML file of parameter values.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Runs folder [default: PROJECT/runs].")
+@click.pass_context
+@handle_errors
+def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_file: Path | None, out_dir: Path | None) -> None:
+    """Execute REPORT in a fresh kernel and write its PDF to a new run folder."""
+    from .params import read_schema
+    from .pipeline import prepare, run_report
+    from .progress import run_progress
+    from .spec import find_report
+
+    project = _project(ctx)
+    spec = find_report(report, project.notebooks_dir)
+    given = _load_param_file(param_file) if param_file else {}
+    given.update(read_schema(spec.notebook).parse_assignments(list(assignments)))
+    prepared = prepare(spec, given)
+    with run_progress(spec.name) as progress:
+        run_dir, record = run_report(prepared, project, out_dir=out_dir, progress=progress)
+    click.echo(f"{run_dir / 'report.pdf'}  ({record.pages} pages, {sum(record.timings.values()):.1f} s)")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--template", help="Template name in templates/ [default: the run's].")
+@click.pass_context
+@handle_errors
+def render(ctx: click.Context, run_dir: Path, template: str | None) -> None:
+    """Render a finished run again from its executed notebook (no execution)."""
+    from .pipeline import render_run
+
+    record = render_run(run_dir, _project(ctx), template=template)
+    click.echo(f"{run_dir / 'report.pdf'}  ({record.pages} pages)")
+
+
+@main.command()
+@click.argument("pdf", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def inspect(pdf: Path, as_json: bool) -> None:
+    """Print a report PDF's metadata and provenance (report, run, parameters, notebook hash)."""
+    from .inspect_pdf import inspect_pdf
+
+    info = inspect_pdf(pdf)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    provenance = info.pop("provenance") or {}
+    for key, value in info.items():
+        click.echo(f"{key:>16}: {value}")
+    for key, value in provenance.items():
+        click.echo(f"{key:>16}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+
+
+@main.command("demo-data")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/events.sqlite"), show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Last day covered [default: last Sunday].")
+@click.option("--weeks", type=click.IntRange(1, 520), default=16, show_default=True)
+@click.option("--rows", type=click.IntRange(1000, 50_000_000), default=120_000, show_default=True)
+@handle_errors
+def demo_data(out: Path, seed: int, end: dt.datetime | None, weeks: int, rows: int) -> None:
+    """Generate the demo event log (a SQLite file), deterministic given the seed."""
+    from .demo_data import generate
+
+    summary = generate(out, seed=seed, end=end.date() if end else None, weeks=weeks, rows=rows)
+    click.echo(f"{summary.path}: {summary.rows:,} events, {summary.first_day} .. {summary.last_day}")
+
+
+@main.command()
+@click.option("--weeks", type=click.IntRange(1, 16), default=4, show_default=True, help="How many recent weeks to report.")
+@click.pass_context
+@handle_errors
+def demo(ctx: click.Context, weeks: int) -> None:
+    """Build the demo data and run the Weekly Statistics report for the last weeks."""
+    from .demo_data import generate
+    from .pipeline import prepare, run_report
+    from .progress import run_progress
+    from .spec import find_report
+
+    project = _project(ctx)
+    database = (project.root / "data" / "events.sqlite").resolve()
+    summary = generate(database)
+    click.echo(f"demo data: {summary.path} ({summary.rows:,} events, {summary.first_day} .. {summary.last_day})")
+    spec = find_report("weekly_statistics", project.notebooks_dir)
+    pdfs = []
+    for week in summary.weeks[-weeks:]:
+        prepared = prepare(spec, {"week": week, "database_url": f"sqlite:///{database}"})
+        with run_progress(f"week {week}") as progress:
+            run_dir, record = run_report(prepared, project, progress=progress)
+        pdfs.append(run_dir / "report.pdf")
+        click.echo(f"week of {week}: {run_dir / 'report.pdf'} ({record.pages} pages)")
+    click.echo(f"{len(pdfs)} PDFs under {project.runs_dir / spec.name}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,82 @@
+"""The toolkit's error tree. Every error the CLI reports is one of these.
+
+    NbpressError                    base; ``exit_code`` is what the CLI exits with
+    ├── UsageError                  bad input from the user (exit 2)
+    │   ├── SpecError               a report spec is invalid (file, key)
+    │   ├── ParameterError          a parameter value is refused (name, given, expected)
+    │   └── NotebookError           a notebook cannot be read or has no parameters cell
+    ├── RecordError                 a record is malformed or its name is used twice
+    ├── ExecutionError              the notebook failed while running (cell, ename, evalue)
+    │   ├── CellTimeoutError        a cell ran past its timeout
+    │   └── KernelDiedError         the kernel process died
+    ├── RenderError                 the template or the PDF could not be produced
+    └── RunDirError                 a run folder is missing or incomplete
+"""
+
+from __future__ import annotations
+
+
+class NbpressError(Exception):
+    """Base class: one clear line in ``str(err)``."""
+
+    exit_code = 1
+
+
+class UsageError(NbpressError):
+    exit_code = 2
+
+
+class SpecError(UsageError):
+    def __init__(self, file: object, key: str | None, message: str):
+        self.file, self.key, self.message = str(file), key, message
+        where = f"{self.file}: {key}" if key else self.file
+        super().__init__(f"{where}: {message}")
+
+
+class ParameterError(UsageError):
+    def __init__(self, name: str, given: object, expected: str, *, problem: str | None = None):
+        self.name, self.given, self.expected = name, given, expected
+        if problem:
+            text = f"parameter '{name}': {problem}"
+        else:
+            text = f"parameter '{name}': got {given!r}, expected {expected}"
+        super().__init__(text)
+
+
+class NotebookError(UsageError):
+    def __init__(self, path: object, message: str):
+        self.path, self.message = str(path), message
+        super().__init__(f"{self.path}: {message}")
+
+
+class RecordError(NbpressError):
+    pass
+
+
+class ExecutionError(NbpressError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        cell_index: int | None = None,
+        ename: str | None = None,
+        evalue: str | None = None,
+    ):
+        self.cell_index, self.ename, self.evalue = cell_index, ename, evalue
+        super().__init__(message)
+
+
+class CellTimeoutError(ExecutionError):
+    pass
+
+
+class KernelDiedError(ExecutionError):
+    pass
+
+
+class RenderError(NbpressError):
+    pass
+
+
+class RunDirError(UsageError):
+    pass

@@ -1,0 +1,221 @@
+"""The pipeline: validate -> execute -> read records -> render HTML -> write PDF.
+
+:func:`run_report` does a whole run; :func:`render_run` re-renders a finished run from its
+executed notebook without running anything again. Parameters are checked before any folder
+is made or any kernel starts; after that, every failure is written to ``run.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from . import records as rec
+from .errors import ExecutionError, NbpressError, RunDirError, SpecError
+from .params import load_notebook, read_schema, to_jsonable
+from .runs import RunError, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
+from .spec import ReportSpec
+
+__all__ = ["Project", "prepare", "run_report", "render_run", "Prepared"]
+
+# Progress callback: (stage, detail) e.g. ("execute", "cell 3/12")
+Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where a project's folders are: notebooks/, templates/ and runs/ under one root."""
+
+    root: Path
+
+    @property
+    def notebooks_dir(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A run that passed validation: the resolved parameters and the notebook's bytes."""
+
+    spec: ReportSpec
+    parameters: dict[str, Any]
+    notebook_sha256: str
+
+
+def prepare(spec: ReportSpec, given: dict[str, Any]) -> Prepared:
+    """Check the notebook, the spec and the parameter values; no kernel, no folder."""
+    raw = _read_bytes(spec.notebook)
+    nb = load_notebook(spec.notebook)
+    schema = read_schema(spec.notebook, nb)
+    for key in spec.header_parameters:
+        if key not in schema.names:
+            raise SpecError(spec.path or spec.name, "header_parameters", f"{key!r} is not a parameter of the notebook")
+    for name, value in spec.parameters.items():
+        try:
+            schema.check(name, value)
+        except NbpressError as exc:
+            raise SpecError(spec.path or spec.name, f"parameters.{name}", str(exc)) from None
+    parameters = schema.resolve(spec.parameters, given)
+    return Prepared(spec, parameters, hashlib.sha256(raw).hexdigest())
+
+
+def _read_bytes(path: Path) -> bytes:
+    from .errors import NotebookError
+
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise NotebookError(path, "no such notebook") from None
+
+
+class _Stopwatch:
+    def __init__(self, record: RunRecord, progress: Progress | None):
+        self.record, self.progress = record, progress
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.progress:
+            self.progress(name, "")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.record.timings[name] = round(time.perf_counter() - start, 3)
+
+
+def run_report(
+    prepared: Prepared,
+    project: Project,
+    *,
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[Path, RunRecord]:
+    """Execute and render one run; returns the run folder and its record.
+
+    Raises the stage's :class:`NbpressError` after writing it to ``run.json``.
+    """
+    from .execute import execute
+
+    spec = prepared.spec
+    run_id = new_run_id()
+    run_dir = create_run_dir(out_dir or project.runs_dir, spec.name, run_id)
+    record = RunRecord(
+        report=spec.name,
+        run_id=run_id,
+        parameters={k: to_jsonable(v) for k, v in prepared.parameters.items()},
+        spec=spec.model_dump(mode="json", exclude={"path"}),
+        notebook=str(spec.notebook),
+        notebook_sha256=prepared.notebook_sha256,
+        started=dt.datetime.now(dt.timezone.utc),
+        versions=versions(),
+    )
+    save_run(run_dir, record)
+    clock = _Stopwatch(record, progress)
+    stage = "execute"
+    try:
+        with clock.stage("execute"):
+            execute(
+                spec.notebook,
+                run_dir / "executed.ipynb",
+                prepared.parameters,
+                run_id=run_id,
+                cell_timeout=spec.timeouts.cell,
+                start_timeout=spec.timeouts.start,
+                on_cell=(lambda i, n, phase: progress("execute", f"cell {i + 1}/{n}")) if progress else None,
+            )
+        stage = "render"
+        _render(run_dir, record, spec, project, clock)
+    except NbpressError as exc:
+        _fail(run_dir, record, stage, exc)
+        raise
+    except BaseException as exc:  # KeyboardInterrupt and surprises still leave a trace
+        _fail(run_dir, record, stage, exc)
+        raise
+    record.status = "succeeded"
+    record.finished = dt.datetime.now(dt.timezone.utc)
+    save_run(run_dir, record)
+    return run_dir, record
+
+
+def render_run(run_dir: Path, project: Project, *, template: str | None = None, progress: Progress | None = None) -> RunRecord:
+    """Render a finished run again from its executed notebook (no execution)."""
+    record = load_run(run_dir)
+    if not (run_dir / "executed.ipynb").exists() or (record.error and record.error.stage == "execute"):
+        raise RunDirError(f"{run_dir}: the notebook did not finish executing; nothing to render")
+    spec_data = dict(record.spec)
+    if template:
+        spec_data["template"] = template
+    spec = ReportSpec.model_validate(spec_data)
+    record.error, record.refused_resources = None, []
+    clock = _Stopwatch(record, progress)
+    try:
+        _render(run_dir, record, spec, project, clock)
+    except NbpressError as exc:
+        _fail(run_dir, record, "render", exc)
+        raise
+    record.status = "succeeded"
+    record.spec = spec.model_dump(mode="json", exclude={"path"})
+    record.finished = dt.datetime.now(dt.timezone.utc)
+    save_run(run_dir, record)
+    return record
+
+
+def _render(run_dir: Path, record: RunRecord, spec: ReportSpec, project: Project, clock: _Stopwatch) -> None:
+    from .render import ReportContext, render_html, write_assets, write_pdf
+
+    with clock.stage("records"):
+        nb = nbformat.read(str(run_dir / "executed.ipynb"), as_version=4)
+        records = rec.read_records(nb)
+        figures = write_assets(records, run_dir / "assets")
+    with clock.stage("html"):
+        context = ReportContext(
+            spec=spec,
+            params=record.parameters,
+            run_id=record.run_id,
+            generated=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
+            notebook_sha256=record.notebook_sha256,
+        )
+        html = render_html(context, records, figures, project.templates_dir)
+        (run_dir / "report.html").write_text(html, encoding="utf-8")
+    with clock.stage("pdf"):
+        attachments = _csv_attachments(records, spec)
+        result = write_pdf(html, run_dir / "report.pdf", base_dir=run_dir, templates_dir=project.templates_dir, attachments=attachments)
+    record.pages, record.refused_resources = result.pages, result.refused
+
+
+def _csv_attachments(records: dict[str, rec.Record], spec: ReportSpec) -> list[tuple[str, bytes]]:
+    """Full tables, as CSV, for tables whose PDF body is cut at ``max_rows``."""
+    attachments = []
+    for name, options in spec.tables.items():
+        record = records.get(name)
+        if isinstance(record, rec.Table) and options.max_rows:
+            frame = record.frame
+            if len(frame) > options.max_rows:
+                attachments.append((f"{name}.csv", frame.to_csv().encode("utf-8")))
+    return attachments
+
+
+def _fail(run_dir: Path, record: RunRecord, stage: str, exc: BaseException) -> None:
+    fields = {}
+    if isinstance(exc, ExecutionError):
+        fields = {"cell_index": exc.cell_index, "ename": exc.ename, "evalue": exc.evalue}
+    record.status = "failed"
+    record.finished = dt.datetime.now(dt.timezone.utc)
+    record.error = RunError(stage=stage, type=type(exc).__name__, message=str(exc) or type(exc).__name__, **fields)
+    save_run(run_dir, record)

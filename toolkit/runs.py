@@ -1,0 +1,95 @@
+"""Run folders and their ``run.json``: the evidence each run leaves behind.
+
+    runs/<report>/<run-id>/
+        executed.ipynb   the notebook as it ran (kept also when it failed)
+        assets/          figures referenced by the HTML
+        report.html      the rendered HTML
+        report.pdf       the PDF (written to a temp name, then renamed)
+        run.json         parameters, status, timings per stage, versions, error
+
+``run.json`` is rewritten atomically at each stage, so a crash leaves the last known state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import RunDirError
+
+__all__ = ["RunRecord", "RunError", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
+
+Status = Literal["running", "succeeded", "failed"]
+RUN_FILE = "run.json"
+
+
+class RunError(BaseModel):
+    stage: str
+    type: str
+    message: str
+    cell_index: int | None = None
+    ename: str | None = None
+    evalue: str | None = None
+
+
+class RunRecord(BaseModel):
+    report: str
+    run_id: str
+    status: Status = "running"
+    parameters: dict[str, Any]
+    spec: dict[str, Any]
+    notebook: str
+    notebook_sha256: str
+    started: dt.datetime
+    finished: dt.datetime | None = None
+    timings: dict[str, float] = {}
+    versions: dict[str, str] = {}
+    pages: int | None = None
+    refused_resources: list[str] = []
+    error: RunError | None = None
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """Sortable and unique: UTC time to the second plus 32 random bits."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def create_run_dir(runs_dir: Path, report: str, run_id: str) -> Path:
+    run_dir = runs_dir / report / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)  # a run never reuses a folder
+    return run_dir
+
+
+def save_run(run_dir: Path, record: RunRecord) -> None:
+    tmp = run_dir / f".{RUN_FILE}.part"
+    tmp.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / RUN_FILE)
+
+
+def load_run(run_dir: Path) -> RunRecord:
+    path = run_dir / RUN_FILE
+    try:
+        return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir}: not a run folder (no {RUN_FILE})") from None
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise RunDirError(f"{path}: unreadable ({type(exc).__name__})") from None
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for dist in ("nbpress", "papermill", "nbclient", "ipykernel", "pandas", "matplotlib", "weasyprint", "jinja2"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
