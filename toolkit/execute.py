@@ -28,7 +28,7 @@ from papermill.translators import PythonTranslator, papermill_translators
 
 from .api import RUN_ENV
 from .errors import CellTimeoutError, ExecutionError, KernelDiedError, NotebookError
-from .params import read_schema
+from .params import find_parameters_cell, load_notebook, read_schema
 
 __all__ = ["execute", "CellEvent"]
 
@@ -143,10 +143,16 @@ def execute(
     The output is saved after every cell, so a failure leaves the partial notebook behind.
     """
     current = {"cell": None}
+    found = find_parameters_cell(load_notebook(notebook))
+    injected_at = found[0] + 1 if found else 0  # papermill inserts its cell after `parameters`
+
+    def source_index(index: int | None) -> int | None:
+        """Index in the analyst's notebook, not counting the injected-parameters cell."""
+        return index - 1 if index is not None and index > injected_at else index
 
     def track(index: int, total: int, phase: str) -> None:
         if phase == "start":
-            current["cell"] = index
+            current["cell"] = source_index(index)
         if on_cell is not None:
             on_cell(index, total, phase)
 
@@ -167,8 +173,8 @@ def execute(
             )
     except PapermillExecutionError as exc:
         raise ExecutionError(
-            f"cell {exc.cell_index} raised {exc.ename}: {exc.evalue}",
-            cell_index=exc.cell_index,
+            f"cell {source_index(exc.cell_index)} raised {exc.ename}: {exc.evalue}",
+            cell_index=source_index(exc.cell_index),
             ename=exc.ename,
             evalue=exc.evalue,
         ) from None

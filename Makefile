@@ -1,0 +1,53 @@
+# Notebook Press. `make demo` and `make test` work on a fresh Debian machine with Python 3.11:
+# they create .venv, install Python and Debian packages when missing, then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
+export PIP_NO_INPUT := 1
+export DEBIAN_FRONTEND := noninteractive
+
+# WeasyPrint's native libraries and the fonts charts use; the tests add PDF text extraction
+# (poppler-utils) and a PostgreSQL server the tests start themselves.
+DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+DEBIAN_TEST := poppler-utils postgresql
+
+.PHONY: demo test bench lab lint clean venv
+
+demo: $(VENV)/.runtime
+	$(BIN)/nbpress demo
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest -n 2 --durations=10 $(PYTEST_ARGS)
+
+bench: $(VENV)/.test
+	$(BIN)/python -m benchmarks.pipeline $(BENCH_ARGS)
+
+lab: $(VENV)/.runtime
+	$(PIP) install -e '.[lab]'
+	cd notebooks && ../$(BIN)/jupyter lab
+
+lint: $(VENV)/.test
+	$(BIN)/python -m compileall -q toolkit publish_server tests benchmarks
+
+venv: $(VENV)/.runtime
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip 2>&1 | grep -v 'is ignored' || true
+
+# Stamps: reinstall when pyproject.toml changes. pip output is filtered of this machine's
+# mirror warnings; a real failure still fails the step (pipefail).
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	@.ci/debian-packages $(DEBIAN_RUNTIME)
+	set -o pipefail; $(PIP) install -e . 2>&1 | { grep -v 'is ignored' || true; }
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.runtime
+	@.ci/debian-packages $(DEBIAN_RUNTIME) $(DEBIAN_TEST)
+	set -o pipefail; $(PIP) install -e '.[test]' 2>&1 | { grep -v 'is ignored' || true; }
+	touch $@
+
+clean:
+	rm -rf $(VENV) runs data .pytest_cache

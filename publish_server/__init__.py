@@ -1,0 +1,1 @@
+"""Notebook Press portal (Flask). Built in the portal issue; the toolkit never imports it."""
