@@ -1,0 +1,61 @@
+"""The real ``nbpress`` console script: one clear line on errors and meaningful exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import cli, make_notebook
+
+
+def test_help_lists_the_commands(tmp_path):
+    result = cli("--help", cwd=tmp_path, check=True)
+    for command in ("params", "run", "render", "inspect", "demo-data", "demo"):
+        assert command in result.stdout
+
+
+def test_params_prints_the_schema(small_report):
+    result = cli("params", "small", cwd=small_report.root, check=True)
+    assert "day" in result.stdout and "date" in result.stdout and "2026-11-16" in result.stdout
+    assert "the day" in result.stdout  # help from the trailing comment
+    assert "fast, slow" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "small", "-p", "n=three"], "nbpress: error: parameter 'n': got 'three', expected int"),
+        (["run", "small", "-p", "mode=medium"], "parameter 'mode': got 'medium', expected one of 'fast', 'slow'"),
+        (["run", "small", "-p", "colour=red"], "parameter 'colour': unknown parameter (known: day, n, mode)"),
+        (["run", "small", "-p", "day=yesterday"], "parameter 'day': got 'yesterday', expected date"),
+        (["run", "missing"], "no report named 'missing'"),
+        (["params", "broken.ipynb"], "not a valid notebook"),
+        (["run", "noparams"], "no cell tagged 'parameters'"),
+    ],
+)
+def test_bad_input_is_refused_before_any_kernel_starts(small_report, args, message):
+    (small_report.notebooks_dir / "broken.ipynb").write_text("{not json", encoding="utf-8")
+    make_notebook(small_report.notebooks_dir / "noparams.ipynb", None, "x = 1")
+    args = [a.replace("broken.ipynb", str(small_report.notebooks_dir / "broken.ipynb")) for a in args]
+    result = cli(*args, cwd=small_report.root)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not small_report.runs_dir.exists()  # refused before a run folder or kernel
+
+
+def test_param_file_and_failed_run_exit_status(small_report, tmp_path):
+    values = tmp_path / "values.yml"
+    values.write_text("n: 2\nday: 2026-01-05\n", encoding="utf-8")
+    ok = cli("run", "small", "-f", str(values), cwd=small_report.root, check=True)
+    pdf = ok.stdout.split()[0]
+    info = json.loads(cli("inspect", pdf, "--json", cwd=small_report.root, check=True).stdout)
+    assert info["title"] == "Small" and info["pages"] == 1
+    assert info["provenance"]["parameters"] == {"day": "2026-01-05", "n": 2, "mode": "fast"}
+    assert info["provenance"]["report"] == "small" and len(info["provenance"]["notebook_sha256"]) == 64
+
+    make_notebook(small_report.notebooks_dir / "boom.ipynb", "x: int = 1", "raise KeyError('missing column')")
+    failed = cli("run", "boom", cwd=small_report.root)
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == "nbpress: error: cell 1 raised KeyError: 'missing column'"
