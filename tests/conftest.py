@@ -109,3 +109,18 @@ def demo_run(demo_project: Project, demo_db: Path):
     prepared = prepare(spec, {"week": week, "database_url": f"sqlite:///{demo_db}"})
     run_dir, record = run_report(prepared, demo_project)
     return run_dir, record
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the session (see tests/postgres.py)."""
+    import os
+
+    from tests.postgres import find_bin_dir, postgres_server
+
+    if find_bin_dir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; `make test` installs it")
+        pytest.skip("PostgreSQL server binaries not installed (Debian package 'postgresql'); `make test` installs them")
+    with postgres_server() as url:
+        yield url
