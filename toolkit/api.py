@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import io
 import os
+import sys
 import warnings
 from numbers import Real
 from typing import Any
@@ -27,11 +28,11 @@ def _publish(record: rec.Record, bundle: dict[str, Any]) -> rec.Record:
             raise RecordError(f"record name {record.name!r} used twice")
         warnings.warn(f"record {record.name!r} replaced", stacklevel=3)
     _session[record.name] = record
-    try:
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and ipython.get_ipython() is not None:  # in a kernel (or IPython)
         from IPython.display import display
-    except ImportError:  # plain Python: keep the record for preview(), nothing to show
-        return record
-    display({**bundle, rec.MIME_TYPE: rec.encode(record)}, raw=True)
+
+        display({**bundle, rec.MIME_TYPE: rec.encode(record)}, raw=True)
     return record
 
 
@@ -97,6 +98,6 @@ def preview(report: str | None = None, *, project: str | os.PathLike | None = No
     """
     if os.environ.get(RUN_ENV):
         return None
-    from .preview import render_preview
+    from .inline_preview import render_preview
 
     return render_preview(dict(_session), report, project)
