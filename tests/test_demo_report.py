@@ -88,7 +88,7 @@ def test_same_notebook_runs_unchanged_on_postgresql(demo_run, demo_db, demo_proj
     with sqlite3.connect(demo_db) as conn:
         events = pd.read_sql_query("SELECT * FROM events", conn)
     engine = sa.create_engine(postgres_url)
-    events.to_sql("events", engine, index=False, chunksize=20_000, method="multi")
+    events.to_sql("events", engine, index=False, chunksize=5_000, method="multi")  # 8 x 5,000 < 65,535 binds
     engine.dispose()
 
     spec = find_report("weekly_statistics", demo_project.notebooks_dir)

@@ -63,7 +63,7 @@ def figure(name: str, fig: Any, caption: str | None = None) -> rec.Figure:
         raise RecordError(f"figure {name!r}: expected a matplotlib Figure, got {type(fig).__name__}")
     svg, png = io.BytesIO(), io.BytesIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
-        fig.savefig(svg, format="svg", bbox_inches="tight")
+        fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None})  # reproducible
     fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
     record = rec.Figure(name, svg.getvalue().decode("utf-8"), png.getvalue(), caption)
     return _publish(record, {"image/png": png.getvalue(), "text/plain": f"<figure {name}>"})

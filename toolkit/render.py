@@ -69,10 +69,16 @@ class TableView:
 
 def _format_frame(frame, max_rows: int | None) -> tuple[Markup, int]:
     shown = frame if max_rows is None else frame.head(max_rows)
+    if shown.index.name and not shown.columns.name and shown.columns.nlevels == 1:
+        # One header row with the index name in its corner, instead of pandas' second row.
+        shown = shown.rename_axis(index=None, columns=shown.index.name)
+    # Integer columns get thousands separators too (pandas only formats floats by default).
+    ints = {c: "{:,}".format for c, dtype in shown.dtypes.items() if dtype.kind in "iu"}
     text = shown.to_html(
         border=0,
         classes="data",
         na_rep="–",
+        formatters=ints,
         float_format=lambda x: f"{x:,.2f}",
         escape=True,
     )
