@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND := noninteractive
 # WeasyPrint's native libraries and the fonts charts use; the tests add PDF text extraction
 # (poppler-utils) and a PostgreSQL server the tests start themselves.
 DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
-DEBIAN_TEST := poppler-utils postgresql
+DEBIAN_TEST := poppler-utils postgresql chromium
 
 .PHONY: demo test bench lab lint clean venv
 

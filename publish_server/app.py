@@ -1,0 +1,119 @@
+"""The application factory. Nothing is built at import time; ``create_app`` binds everything."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .extensions import db, jwt, limiter, migrate
+from .settings import SETTINGS, load_settings
+
+__all__ = ["create_app"]
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def create_app(config: dict[str, Any] | None = None, *, instance_path: str | os.PathLike | None = None) -> Flask:
+    """Build the portal. ``config`` overrides settings (by name) and plain Flask keys (tests)."""
+    instance = Path(instance_path or os.environ.get("NBPRESS_INSTANCE") or Path.cwd() / "instance").resolve()
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # holds the database, files, dev secrets
+    config = dict(config or {})
+    declared = {s.name for s in SETTINGS}
+    settings = load_settings(instance, {k: v for k, v in config.items() if k in declared})
+    app.config["NBPRESS"] = settings
+    app.config.update(_flask_config(settings, instance))
+    app.config.update({k: v for k, v in config.items() if k not in declared})
+
+    if settings["TRUSTED_PROXIES"]:
+        n = settings["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    jwt.init_app(app)
+    limiter.init_app(app)
+
+    from . import auth, errors_http, pages, api, admin, tokens  # noqa: F401  (blueprints and hooks)
+
+    tokens.init_app(app)
+    errors_http.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    admin.init_app(app)
+    app.after_request(_security_headers)
+    return app
+
+
+def _flask_config(settings: dict[str, Any], instance: Path) -> dict[str, Any]:
+    database = settings["DATABASE_URL"] or f"sqlite:///{instance / 'portal.sqlite3'}"
+    return {
+        "SECRET_KEY": settings["SECRET_KEY"],
+        "SQLALCHEMY_DATABASE_URI": database,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "FILES_DIR": Path(settings["FILES_DIR"] or instance / "files"),
+        # Werkzeug refuses bodies over this before a view runs (413); +1 MiB for the metadata part.
+        "MAX_CONTENT_LENGTH": (settings["MAX_UPLOAD_MB"] + 1) * 1024 * 1024,
+        "SESSION_COOKIE_SECURE": settings["COOKIE_SECURE"],
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Strict",
+        "RATELIMIT_STORAGE_URI": settings["RATELIMIT_STORAGE_URL"],
+        # flask-jwt-extended: HS256 pinned, dedicated key, browser cookies with CSRF double submit.
+        "JWT_SECRET_KEY": settings["JWT_SECRET"],
+        "JWT_ALGORITHM": "HS256",
+        "JWT_DECODE_ALGORITHMS": ["HS256"],
+        "JWT_TOKEN_LOCATION": ["headers", "cookies"],
+        "JWT_ACCESS_TOKEN_EXPIRES": dt.timedelta(minutes=settings["ACCESS_TOKEN_MINUTES"]),
+        "JWT_REFRESH_TOKEN_EXPIRES": dt.timedelta(hours=settings["SESSION_HOURS"]),
+        "JWT_ENCODE_ISSUER": settings["JWT_ISSUER"],
+        "JWT_DECODE_ISSUER": settings["JWT_ISSUER"],
+        "JWT_ENCODE_AUDIENCE": settings["JWT_AUDIENCE"],
+        "JWT_DECODE_AUDIENCE": settings["JWT_AUDIENCE"],
+        "JWT_ENCODE_NBF": True,
+        "JWT_COOKIE_SECURE": settings["COOKIE_SECURE"],
+        "JWT_COOKIE_SAMESITE": "Strict",
+        "JWT_COOKIE_CSRF_PROTECT": True,
+        "JWT_CSRF_IN_COOKIES": True,
+        "JWT_SESSION_COOKIE": True,  # browser cookies end with the browser; the token's exp still rules
+        "JWT_REFRESH_COOKIE_PATH": "/auth/refresh",
+        "JWT_ERROR_MESSAGE_KEY": "error",
+    }
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """SQLite: write-ahead log (readers never block the writer), foreign keys, a busy wait."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _security_headers(response):
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", _CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if not request.path.startswith("/static/"):  # pages and files are per-user: never cached
+        headers["Cache-Control"] = "no-store"
+    return response

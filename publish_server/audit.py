@@ -1,0 +1,28 @@
+"""The audit log: one row per sign-in step, device event, publish and download.
+
+Callers pass what happened and its outcome; the request's user and IP are added here. Never
+pass passwords, codes or tokens in ``detail``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import has_request_context, request
+
+from .extensions import db
+from .models import AuditEvent
+
+__all__ = ["record"]
+
+_FORBIDDEN_KEYS = {"password", "code", "token", "secret", "authorization"}
+
+
+def record(event: str, outcome: str, *, user_id: int | None = None, **detail: Any) -> AuditEvent:
+    leaked = _FORBIDDEN_KEYS & {k.lower() for k in detail}
+    if leaked:
+        raise ValueError(f"audit detail must not carry secrets: {sorted(leaked)}")
+    ip = request.remote_addr if has_request_context() else None
+    entry = AuditEvent(event=event, outcome=outcome, user_id=user_id, ip=ip, detail=detail)
+    db.session.add(entry)
+    return entry

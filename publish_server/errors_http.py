@@ -1,0 +1,61 @@
+"""One error handler for the whole portal: JSON for the API, an HTML page for browsers.
+
+Messages are the public ones declared on each error class; nothing from the exception's
+internals (paths, SQL, stack) reaches the client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from .errors import HTTPError
+
+log = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _respond(status: int, code: str, message: str, headers=None):
+    if wants_json():
+        response = jsonify(error=code, message=message)
+    else:
+        response = render_template("error.html", status=status, message=message), status
+        from flask import make_response
+
+        response = make_response(response)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(HTTPError)
+    def _portal_error(exc: HTTPError):
+        return _respond(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _werkzeug_error(exc: HTTPException):
+        status = exc.code or 500
+        known = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+                 429: "too_many_requests"}
+        message = {404: "There is nothing here.", 429: "Too many attempts. Please wait and try again.",
+                   413: "The upload is too large."}.get(status, exc.description if status < 500 else "Something went wrong on our side.")
+        headers = {"Retry-After": exc.retry_after} if getattr(exc, "retry_after", None) else None
+        if status == 429 and headers is None:
+            headers = {"Retry-After": "60"}
+        return _respond(status, known.get(status, "error"), message, headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _respond(500, "internal_error", "Something went wrong on our side.")

@@ -1,0 +1,26 @@
+"""Flask extensions, created here unbound and bound to the app in ``create_app``."""
+
+from __future__ import annotations
+
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _client_ip() -> str:
+    # request.remote_addr is already corrected by ProxyFix for the configured proxies only.
+    from flask import request
+
+    return request.remote_addr or "unknown"
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+jwt = JWTManager()
+limiter = Limiter(key_func=_client_ip, default_limits=[], headers_enabled=True)

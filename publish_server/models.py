@@ -1,0 +1,166 @@
+"""The portal's tables (SQLAlchemy 2). Migrations in ``publish_server/migrations`` follow these.
+
+Identifiers that reach URLs or tokens are random (``public_id``), never the row number, so a
+guessed id finds nothing. Times are stored as naive UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+__all__ = [
+    "utcnow", "User", "Group", "Membership", "Report", "Publication", "Grant",
+    "PublisherToken", "RevokedToken", "AuditEvent",
+]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(16)  # 128 random bits
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)  # the JWT subject
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-cased
+    display_name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    role: Mapped[str] = mapped_column(String(16), default="recipient")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Tokens issued before this instant are refused (password change, reset, disable).
+    tokens_valid_after: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+
+    groups: Mapped[list[Group]] = relationship(secondary="memberships", back_populates="members")
+
+    __table_args__ = (CheckConstraint("role IN ('recipient', 'admin')", name="ck_users_role"),)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class Group(db.Model):
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    members: Mapped[list[User]] = relationship(secondary="memberships", back_populates="groups")
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Report(db.Model):
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    publications: Mapped[list[Publication]] = relationship(back_populates="report", order_by="Publication.version.desc()")
+
+
+class Publication(db.Model):
+    __tablename__ = "publications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
+    version: Mapped[int]
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    period_label: Mapped[str] = mapped_column(String(120), default="")
+    run_id: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    pages: Mapped[int | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    publisher_id: Mapped[int | None] = mapped_column(ForeignKey("publisher_tokens.id"))
+
+    report: Mapped[Report] = relationship(back_populates="publications")
+    publisher: Mapped[PublisherToken | None] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("report_id", "run_id", name="uq_publications_run"),  # re-publishing is idempotent
+        UniqueConstraint("report_id", "version", name="uq_publications_version"),
+        Index("ix_publications_report_created", "report_id", "created_at"),
+    )
+
+
+class Grant(db.Model):
+    """Who may read what: a report (all its publications) or one publication, to a user or a group.
+
+    A publication with grants of its own uses only those; otherwise it inherits its report's.
+    """
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    publication_id: Mapped[int | None] = mapped_column(ForeignKey("publications.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("(report_id IS NULL) <> (publication_id IS NULL)", name="ck_grants_target"),
+        CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="ck_grants_subject"),
+        UniqueConstraint("report_id", "publication_id", "user_id", "group_id", name="uq_grants"),
+    )
+
+
+class PublisherToken(db.Model):
+    """A token the toolkit publishes with. Only its SHA-256 is stored (it has 256 random bits)."""
+
+    __tablename__ = "publisher_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # shown in listings to tell tokens apart
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class RevokedToken(db.Model):
+    """The JWT deny-list: jti of revoked access/refresh tokens, kept until they expire anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(db.Model):
+    """Every sign-in step, publish and download: who, from where, what, outcome. Never secrets."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    event: Mapped[str] = mapped_column(String(48))
+    outcome: Mapped[str] = mapped_column(String(24))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

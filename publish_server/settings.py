@@ -1,0 +1,153 @@
+"""The portal's settings: one declared table, read from the instance file and the environment.
+
+Sources, later wins: defaults here -> ``<instance>/portal.toml`` -> environment variables
+``NBPRESS_<NAME>`` -> the ``config`` mapping given to ``create_app`` (tests). Secrets have no
+default; ``nbpress portal serve --dev`` generates them once into ``<instance>/dev-secrets.toml``.
+Every problem stops start-up with one line naming the setting (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["SETTINGS", "Setting", "load_settings", "write_dev_secrets"]
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    doc: str
+    secret: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SECRET_KEY", str, _REQUIRED, "Flask signing key: at least 32 random characters.", secret=True),
+    Setting("JWT_SECRET", str, _REQUIRED, "HS256 key for JWTs: at least 32 random characters, not SECRET_KEY.", secret=True),
+    Setting("PASSWORD_PEPPER", str, "", "Optional HMAC key mixed into password hashes; kept outside the database.", secret=True),
+    Setting("DATABASE_URL", str, "", "SQLAlchemy URL; default: SQLite (WAL) file portal.sqlite3 in the instance folder."),
+    Setting("FILES_DIR", str, "", "Where published PDFs are stored; default: files/ in the instance folder."),
+    Setting("MAX_UPLOAD_MB", int, 50, "Largest PDF accepted from a publisher, in MiB.", minimum=1, maximum=2048),
+    Setting("AUTO_CREATE_REPORTS", bool, True, "Create a report on its first publication instead of refusing it."),
+    Setting("ACCESS_TOKEN_MINUTES", int, 15, "Lifetime of an access token.", minimum=1, maximum=15),
+    Setting("SESSION_HOURS", int, 12, "Absolute lifetime of a sign-in session (refresh tokens).", minimum=1, maximum=24),
+    Setting("SESSION_IDLE_MINUTES", int, 30, "A session unused for this long ends.", minimum=5, maximum=720),
+    Setting("PASSWORD_MIN_LENGTH", int, 12, "Shortest password accepted.", minimum=8, maximum=64),
+    Setting("PASSWORD_MAX_LENGTH", int, 128, "Longest password accepted (checked before hashing).", minimum=64, maximum=1024),
+    Setting("COOKIE_SECURE", bool, True, "Mark cookies Secure (HTTPS only); off only for plain local development."),
+    Setting("TRUSTED_PROXIES", int, 0, "Number of proxies in front whose X-Forwarded-For is believed.", minimum=0, maximum=5),
+    Setting("RATELIMIT_STORAGE_URL", str, "memory://", "Flask-Limiter storage: memory:// (one process) or redis://..."),
+    Setting("ARGON2_MEMORY_KIB", int, 19456, "Argon2id memory cost in KiB (tests lower it; never below 19 MiB in production).", minimum=8, maximum=4_194_304),
+    Setting("ARGON2_TIME_COST", int, 2, "Argon2id iterations.", minimum=1, maximum=20),
+    Setting("JWT_ISSUER", str, "nbpress-portal", "The iss claim of issued tokens."),
+    Setting("JWT_AUDIENCE", str, "nbpress", "The aud claim of issued tokens."),
+)
+
+
+def _parse(setting: Setting, raw: Any, source: str) -> Any:
+    def fail(problem: str) -> ConfigError:
+        return ConfigError(f"setting {setting.name} (from {source}): {problem}")
+
+    value = raw
+    if setting.type is bool:
+        if isinstance(raw, str):
+            lowered = raw.strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise fail(f"expected true or false, got {raw!r}")
+            value = lowered in {"1", "true", "yes", "on"}
+        elif not isinstance(raw, bool):
+            raise fail("expected true or false")
+    elif setting.type is int:
+        try:
+            value = int(raw) if not isinstance(raw, bool) else None
+        except (TypeError, ValueError):
+            value = None
+        if value is None:
+            raise fail(f"expected an integer, got {raw!r}" if not setting.secret else "expected an integer")
+        if setting.minimum is not None and value < setting.minimum:
+            raise fail(f"must be at least {setting.minimum}")
+        if setting.maximum is not None and value > setting.maximum:
+            raise fail(f"must be at most {setting.maximum}")
+    elif not isinstance(raw, str):
+        raise fail("expected a string")
+    return value
+
+
+def load_settings(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resolve every declared setting; raise :class:`ConfigError` on the first problem."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    for name in ("portal.toml", "dev-secrets.toml"):
+        path = instance_path / name
+        if path.exists():
+            try:
+                layers.append((str(path), tomllib.loads(path.read_text(encoding="utf-8"))))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    env = {k.removeprefix("NBPRESS_"): v for k, v in os.environ.items() if k.startswith("NBPRESS_")}
+    layers.append(("environment", env))
+    layers.append(("create_app config", dict(overrides or {})))
+
+    known = {s.name for s in SETTINGS}
+    for source, layer in layers[:-2]:  # files must not carry typos; the environment may hold other tools' NBPRESS_*
+        unknown = sorted(set(layer) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown setting {unknown[0]} (see publish_server/settings.py)")
+
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        found = [(src, layer[setting.name]) for src, layer in layers if setting.name in layer]
+        if found:
+            source, raw = found[-1]
+            values[setting.name] = _parse(setting, raw, source)
+        elif setting.required:
+            raise ConfigError(
+                f"setting {setting.name} is required: set NBPRESS_{setting.name}, put it in "
+                f"{instance_path / 'portal.toml'}, or run `nbpress portal serve --dev` for development"
+            )
+        else:
+            values[setting.name] = setting.default
+    for name in ("SECRET_KEY", "JWT_SECRET"):
+        if len(values[name]) < 32:
+            raise ConfigError(f"setting {name} is too short: use at least 32 random characters")
+    if values["SECRET_KEY"] == values["JWT_SECRET"]:
+        raise ConfigError("settings SECRET_KEY and JWT_SECRET must differ")
+    return values
+
+
+def write_dev_secrets(instance_path: Path) -> Path:
+    """Generate development secrets once (0600); later calls keep the existing file."""
+    path = instance_path / "dev-secrets.toml"
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("# Generated by `nbpress portal serve --dev`. Development only.\n")
+            for name in ("SECRET_KEY", "JWT_SECRET", "PASSWORD_PEPPER"):
+                handle.write(f'{name} = "{secrets.token_urlsafe(48)}"\n')
+            handle.write("COOKIE_SECURE = false\n")
+    return path
+
+
+def settings_table_markdown() -> str:
+    """The settings as a Markdown table (docs/portal-settings.md is checked against it)."""
+    lines = ["| setting | default | what |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = "(required)" if s.required else ("(empty)" if s.default == "" else str(s.default).lower() if isinstance(s.default, bool) else str(s.default))
+        lines.append(f"| `NBPRESS_{s.name}` | {default} | {s.doc} |")
+    return "\n".join(lines) + "\n"
