@@ -41,11 +41,12 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | os.
     jwt.init_app(app)
     limiter.init_app(app)
 
-    from . import auth, errors_http, pages, api, admin, tokens  # noqa: F401  (blueprints and hooks)
+    from . import admin, api, auth, errors_http, pages, tokens  # blueprints and hooks
 
     tokens.init_app(app)
     errors_http.init_app(app)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(auth.api_bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     admin.init_app(app)
