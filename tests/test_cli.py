@@ -49,6 +49,7 @@ def test_param_file_and_failed_run_exit_status(small_report, tmp_path):
     values = tmp_path / "values.yml"
     values.write_text("n: 2\nday: 2026-01-05\n", encoding="utf-8")
     ok = cli("run", "small", "-f", str(values), cwd=small_report.root, check=True)
+    assert ok.stderr == ""  # not a terminal: no progress output in logs
     pdf = ok.stdout.split()[0]
     info = json.loads(cli("inspect", pdf, "--json", cwd=small_report.root, check=True).stdout)
     assert info["title"] == "Small" and info["pages"] == 1
@@ -59,3 +60,33 @@ def test_param_file_and_failed_run_exit_status(small_report, tmp_path):
     failed = cli("run", "boom", cwd=small_report.root)
     assert failed.returncode == 1
     assert failed.stderr.strip() == "nbpress: error: cell 1 raised KeyError: 'missing column'"
+
+
+def test_progress_shows_stage_and_cells_on_a_terminal(small_report):
+    import os
+    import pty
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("nbpress")
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stderr is the pseudo-terminal
+        os.chdir(small_report.root)
+        os.execve(str(exe), [str(exe), "run", "small"], env)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    output = b"".join(chunks).decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 0
+    import re
+
+    assert "execute" in output and re.search(r"cell \d/3", output)  # stage and cell progress
+    assert "report.pdf" in output
