@@ -7,8 +7,7 @@ A publication that is not visible does not exist for that user (404, never 403).
 
 from __future__ import annotations
 
-from sqlalchemy import Select, and_, exists, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Select, and_, or_, select
 
 from .errors import NotFound
 from .extensions import db
@@ -17,16 +16,16 @@ from .models import Grant, Membership, Publication, Report, User
 __all__ = ["visible_publications", "get_visible_publication", "visible_reports"]
 
 
-def _subject_matches(grant, user: User):
-    groups = select(Membership.group_id).where(Membership.user_id == user.id)
-    return or_(grant.user_id == user.id, grant.group_id.in_(groups))
+def _subject_matches(user: User):
+    groups = select(Membership.group_id).where(Membership.user_id == user.id).scalar_subquery()
+    return or_(Grant.user_id == user.id, Grant.group_id.in_(groups))
 
 
 def _visible(user: User):
-    own, inherited, any_own = aliased(Grant), aliased(Grant), aliased(Grant)
-    has_own = exists().where(any_own.publication_id == Publication.id)
-    granted_own = exists().where(and_(own.publication_id == Publication.id, _subject_matches(own, user)))
-    granted_report = exists().where(and_(inherited.report_id == Publication.report_id, _subject_matches(inherited, user)))
+    # Plain correlated EXISTS subqueries: cheap to build on every request (aliases are not).
+    has_own = select(Grant.id).where(Grant.publication_id == Publication.id).exists()
+    granted_own = select(Grant.id).where(Grant.publication_id == Publication.id, _subject_matches(user)).exists()
+    granted_report = select(Grant.id).where(Grant.report_id == Publication.report_id, _subject_matches(user)).exists()
     return or_(granted_own, and_(~has_own, granted_report))
 
 

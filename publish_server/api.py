@@ -1,7 +1,271 @@
-"""The JSON API under /api/v1: publishing, listing, downloading (blueprint ``api``)."""
+"""The JSON API under /api/v1: publishing, listing, downloading (blueprint ``api``).
+
+Publishers authenticate with a publisher token, recipients with an access token from
+``/api/v1/auth/login``; both travel in ``Authorization: Bearer ...``, never in cookies, so no
+request here can be forged cross-site. Every view declares its contract with
+:func:`~publish_server.openapi.operation`; ``/api/openapi.json`` is built from those
+declarations. What a recipient may see comes only through :mod:`access`: a publication that is
+not granted answers 404, exactly like one that does not exist.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import re
+from typing import Any, BinaryIO
+
+from flask import Blueprint, current_app, jsonify, request, send_file, url_for
+from flask_jwt_extended import get_current_user
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import or_
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from . import access, audit, publishing
+from .errors import BadRequest, HTTPError, NotFound, PayloadTooLarge
+from .extensions import db
+from .models import Publication, Report, User
+from .openapi import ErrorOut, build_document, operation
+from .pages import download_name, publication_path
+from .session import api_user_required
+
+__all__ = ["bp", "PublicationOut", "PublicationList", "publication_json", "find_publications"]
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+METADATA_MAX = 1024 * 1024  # a metadata part sent as a file is read up to this much
+
+
+# --- shapes ----------------------------------------------------------------------------------
+
+
+class PublicationOut(BaseModel):
+    id: str = Field(description="public id of the publication (random, not guessable)")
+    report: str = Field(description="report slug")
+    report_title: str
+    version: int = Field(ge=1)
+    run_id: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0, description="bytes")
+    pages: int | None
+    period_label: str
+    parameters: dict[str, Any]
+    created_at: str = Field(json_schema_extra={"format": "date-time"}, description="UTC, ISO 8601")
+    download_url: str = Field(json_schema_extra={"format": "uri-reference"}, description="path of the download, relative to the portal")
+
+
+class PublicationList(BaseModel):
+    publications: list[PublicationOut]
+    truncated: bool = Field(description="more publications match than `limit`")
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    report: str | None = Field(None, max_length=64, description="only this report (slug)")
+    q: str | None = Field(None, max_length=100, description="search in report title and period label")
+    limit: int = Field(100, ge=1, le=500)
+
+    @field_validator("report", "q")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        # PostgreSQL refuses NUL in text; no control character belongs in a search anyway.
+        if value is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+
+class OpenAPIDocument(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic schema with its ``$defs`` inlined (a multipart body cannot point into them)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def _publish_body() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["file", "metadata"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "the PDF"},
+            "metadata": _inline_refs(publishing.PublishMetadata.model_json_schema()),
+        },
+    }
+
+
+# --- services (no request in here) ----------------------------------------------------------
+
+
+def _iso(moment) -> str:
+    return moment.isoformat(timespec="seconds") + "Z"  # stored as naive UTC
+
+
+def publication_json(publication: Publication) -> dict[str, Any]:
+    return PublicationOut(
+        id=publication.public_id, report=publication.report.slug, report_title=publication.report.title,
+        version=publication.version, run_id=publication.run_id, sha256=publication.sha256,
+        size=publication.size, pages=publication.pages, period_label=publication.period_label,
+        parameters=publication.parameters or {}, created_at=_iso(publication.created_at),
+        download_url=url_for("api.download_publication", public_id=publication.public_id),
+    ).model_dump()
+
+
+def _like(text: str) -> str:
+    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def find_publications(user: User, *, report: str | None = None, q: str | None = None, limit: int = 100) -> tuple[list[Publication], bool]:
+    """What ``user`` may read, newest first, optionally one report's or matching ``q``."""
+    stmt = access.visible_publications(user).order_by(None)
+    if report:
+        stmt = stmt.where(Report.slug == report)
+    words = " ".join((q or "").split())
+    if words:
+        pattern = _like(words)
+        stmt = stmt.where(or_(
+            db.func.lower(Report.title).like(pattern, escape="\\"),
+            db.func.lower(Publication.period_label).like(pattern, escape="\\"),
+        ))
+    stmt = stmt.order_by(Publication.created_at.desc(), Publication.version.desc()).limit(limit + 1)
+    rows = list(db.session.scalars(stmt))
+    return rows[:limit], len(rows) > limit
+
+
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def _visible(user: User, public_id: str) -> Publication:
+    """``access.get_visible_publication`` for ids of the shape the portal issues; 404 for others.
+
+    Checked before the database sees it: PostgreSQL refuses text with a NUL byte (a 500 otherwise).
+    """
+    if not _PUBLIC_ID.fullmatch(public_id):
+        raise NotFound()
+    return access.get_visible_publication(user, public_id)
+
+
+# --- request reading -------------------------------------------------------------------------
+
+
+def _bearer() -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+def _read_upload() -> tuple[str | None, BinaryIO | None]:
+    """The metadata text and the file stream of the multipart body (called after the token check)."""
+    if request.mimetype != "multipart/form-data":
+        raise BadRequest("Send multipart/form-data with a 'file' part (the PDF) and a 'metadata' part (JSON).")
+    try:
+        form, files = request.form, request.files
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge() from None
+    metadata = form.get("metadata")
+    if metadata is None and "metadata" in files:  # curl -F metadata=@meta.json sends it as a file
+        raw = files["metadata"].stream.read(METADATA_MAX + 1)
+        if len(raw) > METADATA_MAX:
+            raise BadRequest("metadata: too large.")
+        metadata = raw.decode("utf-8", errors="replace")
+    upload = files.get("file")
+    return metadata, (upload.stream if upload is not None else None)
+
+
+def _query(model: type[ListQuery]) -> ListQuery:
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BadRequest(f"{'.'.join(str(p) for p in first['loc']) or 'query'}: {first['msg']}") from None
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+@operation("This API's OpenAPI document", responses={200: OpenAPIDocument}, tags=("meta",))
+def openapi_document():
+    return jsonify(build_document(current_app))
+
+
+@bp.post("/v1/publications")
+@operation(
+    "Publish a run's PDF (publisher token)",
+    multipart=_publish_body(),
+    responses={200: PublicationOut, 201: PublicationOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut,
+               413: ErrorOut, 415: ErrorOut, 422: ErrorOut},
+    security="publisher",
+    tags=("publishing",),
+)
+def create_publication():
+    """201 with the new publication; 200 with the earlier one when this run was published before."""
+    try:
+        result = publishing.publish(_bearer(), _read_upload, publishing.PublishPolicy.from_app(current_app))
+    except HTTPError:
+        db.session.commit()  # the refusal's audit row
+        raise
+    db.session.commit()
+    return jsonify(publication_json(result.publication)), 201 if result.created else 200
+
+
+@bp.get("/v1/publications")
+@operation("List the publications you may read, newest first", query=ListQuery,
+           responses={200: PublicationList, 400: ErrorOut}, security="bearer", tags=("publications",))
+@api_user_required
+def list_publications():
+    args = _query(ListQuery)
+    rows, truncated = find_publications(get_current_user(), report=args.report, q=args.q, limit=args.limit)
+    return jsonify(PublicationList(publications=[publication_json(p) for p in rows], truncated=truncated).model_dump())
+
+
+@bp.get("/v1/publications/<public_id>")
+@operation("One publication's metadata", responses={200: PublicationOut, 404: ErrorOut}, security="bearer", tags=("publications",))
+@api_user_required
+def get_publication(public_id: str):
+    return jsonify(publication_json(_visible(get_current_user(), public_id)))
+
+
+@bp.get("/v1/publications/<public_id>/download")
+@operation(
+    "Download the PDF (conditional requests, ETag = SHA-256, byte ranges)",
+    responses={200: "application/pdf", 206: "application/pdf", 304: None, 404: ErrorOut, 416: None},
+    security="bearer",
+    tags=("publications",),
+)
+@api_user_required
+def download_publication(public_id: str):
+    user = get_current_user()
+    try:
+        publication = _visible(user, public_id)
+        path = publication_path(publication)  # found by the stored SHA-256, never by client input
+    except NotFound:
+        requested = public_id if _PUBLIC_ID.fullmatch(public_id) else "(malformed)"
+        audit.record("download", "refused", user_id=user.id, via="api", reason="not_found", requested=requested)
+        db.session.commit()
+        raise
+    audit.record("download", "ok", user_id=user.id, via="api", publication=publication.public_id)
+    db.session.commit()  # the request boundary: the audit row is stored before the bytes go out
+    response = send_file(
+        path, mimetype="application/pdf", as_attachment=True, download_name=download_name(publication),
+        conditional=True, etag=publication.sha256, max_age=0, last_modified=publication.created_at,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,8 +1,281 @@
-"""Sign-in, sign-out, token refresh and the account page (blueprint ``auth``)."""
+"""Sign-in, sign-out, token refresh and the account page (blueprints ``auth`` and ``auth_api``).
+
+Thin views over :mod:`signin` (credentials) and :mod:`tokens` (sessions). Browsers get the
+tokens as HttpOnly, SameSite=Strict cookies; cookie-authenticated POSTs carry the access token's
+CSRF value (flask-jwt-extended double submit). The sign-in form, posted before any JWT exists,
+has its own double submit: a random ``login_csrf`` value in a SameSite=Strict, HttpOnly cookie
+scoped to ``/login`` and in a hidden field. How a page session is kept alive through
+``GET /auth/refresh`` is described in :mod:`session`. Scripts use the JSON endpoints under
+``/api/v1/auth`` with the ``Authorization`` header and never cookies.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import hmac
+import secrets
+
+from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
+from flask_jwt_extended import (
+    decode_token, get_current_user, get_jwt, set_access_cookies, set_refresh_cookies,
+    unset_jwt_cookies, verify_jwt_in_request,
+)
+from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
+from jwt.exceptions import PyJWTError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from . import audit, signin, tokens
+from .errors import BadRequest, Forbidden, HTTPError, Unauthorized
+from .extensions import db, limiter
+from .openapi import ErrorOut, operation, parse_body
+from .passwords import PasswordRejected
+from .session import csrf_field, csrf_token, login_required_page, remember_csrf, safe_next
 
 bp = Blueprint("auth", __name__)
 api_bp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth")
+
+LOGIN_FAILED = "Email or password is incorrect."
+LOGIN_RATE = "10 per minute"  # per client IP, counting failed attempts only
+LOGIN_CSRF_COOKIE = "login_csrf"
+
+
+def _failed_only(response) -> bool:
+    return response.status_code >= 400
+
+
+# Jinja globals (not a context processor) so macros imported without context see them too.
+bp.add_app_template_global(csrf_token, "csrf_token")
+bp.add_app_template_global(csrf_field, "csrf_field")
+
+
+def _start_browser_session(response, user):
+    """Set the cookies of a new (or renewed) session on ``response``."""
+    pair = tokens.issue_pair(user)
+    set_access_cookies(response, pair.access)
+    set_refresh_cookies(response, pair.refresh)
+    remember_csrf(pair.access)
+    return response
+
+
+# --- sign-in form -------------------------------------------------------------------------
+
+
+def _render_login(*, status: int = 200, error: str = "", email: str = "", next_url: str = ""):
+    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not (20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()):
+        token = secrets.token_urlsafe(32)
+    body = render_template("login.html", error=error, email=email, next=safe_next(next_url, default=""), login_csrf=token)
+    response = make_response(body, status)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, path=url_for("auth.login_form"), httponly=True, samesite="Strict",
+        secure=current_app.config["NBPRESS"]["COOKIE_SECURE"],
+    )
+    return response
+
+
+@bp.get("/login")
+def login_form():
+    return _render_login(next_url=request.args.get("next", ""))
+
+
+@bp.post("/login")
+@limiter.limit(LOGIN_RATE, deduct_when=_failed_only)
+def login_submit():
+    email = request.form.get("email", "")
+    next_url = request.form.get("next", "")
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    sent = request.form.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
+        return _render_login(status=403, error="This form has expired. Please try again.", email=email, next_url=next_url)
+    user = signin.authenticate(email, request.form.get("password", ""))
+    db.session.commit()  # the audit row (and a rehash) are kept whatever the outcome
+    if user is None:
+        return _render_login(status=401, error=LOGIN_FAILED, email=email.strip()[:254], next_url=next_url)
+    target = url_for("auth.account", reason="change") if user.must_change_password else safe_next(next_url)
+    response = _start_browser_session(redirect(target, code=303), user)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=url_for("auth.login_form"))
+    db.session.commit()
+    return response
+
+
+# --- sign-out and refresh (browser) -------------------------------------------------------
+
+
+@bp.post("/logout")
+def logout():
+    """Revoke this browser's access and refresh tokens; an expired access token still counts."""
+    encoded = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"])
+    if encoded:
+        sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-TOKEN")
+        if not sent:
+            raise Forbidden("This form has expired. Reload the page and try again.")
+        try:
+            payload = decode_token(encoded, csrf_value=sent, allow_expired=True)
+        except CSRFError:
+            raise Forbidden("This form has expired. Reload the page and try again.") from None
+        except (JWTExtendedException, PyJWTError):
+            payload = None  # not ours or damaged: nothing to revoke, the cookies go anyway
+        if payload is not None:
+            tokens.revoke_pair(payload)
+            user = tokens.user_for(payload)
+            audit.record("logout", "ok", user_id=user.id if user else None)
+            db.session.commit()
+    response = redirect(url_for("auth.login_form"), code=303)
+    unset_jwt_cookies(response)
+    return response
+
+
+def _rotate_from_cookie():
+    """Verify the refresh cookie (CSRF on POST) and rotate; raises on any problem."""
+    verify_jwt_in_request(refresh=True, locations=["cookies"])
+    user = get_current_user()
+    if user is None or not user.active:
+        raise Unauthorized()
+    return tokens.rotate(get_jwt(), user)
+
+
+def _set_pair(response, pair):
+    set_access_cookies(response, pair.access)
+    set_refresh_cookies(response, pair.refresh)
+    return response
+
+
+@bp.get("/auth/refresh")
+def refresh_page():
+    """The hop pages take when their access token expired (see :mod:`session`)."""
+    next_url = safe_next(request.args.get("next"))
+    try:
+        pair = _rotate_from_cookie()
+    except (JWTExtendedException, PyJWTError, HTTPError):
+        db.session.rollback()
+        response = redirect(url_for("auth.login_form", next=next_url), code=303)
+        unset_jwt_cookies(response)
+        return response
+    db.session.commit()
+    return _set_pair(redirect(next_url, code=303), pair)
+
+
+@bp.post("/auth/refresh")
+def refresh_cookie():
+    """Cookie refresh for scripts in the page (send the ``csrf_refresh_token`` value as X-CSRF-TOKEN)."""
+    try:
+        pair = _rotate_from_cookie()
+    except CSRFError:
+        raise Forbidden() from None
+    except (JWTExtendedException, PyJWTError):
+        raise Unauthorized() from None
+    db.session.commit()
+    return _set_pair(make_response("", 204), pair)
+
+
+# --- account page -------------------------------------------------------------------------
+
+
+@bp.get("/account")
+@login_required_page
+def account():
+    notices = {"password": "Your password has been changed. Other devices and sessions have been signed out.",
+               "change": "Please choose a new password before you continue."}
+    return render_template("account.html", user=get_current_user(), notice=notices.get(request.args.get("reason", "")),
+                           error="", policy=_policy())
+
+
+@bp.post("/account/password")
+@login_required_page
+def change_password():
+    user = get_current_user()
+    form = request.form
+    try:
+        signin.change_password(user, form.get("current_password", ""), form.get("new_password", ""), form.get("new_password_again", ""))
+    except PasswordRejected as exc:
+        db.session.commit()  # the audit row only; the password is untouched
+        body = render_template("account.html", user=user, notice=None, error=str(exc), policy=_policy())
+        return make_response(body, 400)
+    response = _start_browser_session(redirect(url_for("auth.account", reason="password"), code=303), user)
+    db.session.commit()
+    return response
+
+
+def _policy() -> dict:
+    settings = current_app.config["NBPRESS"]
+    return {"min": settings["PASSWORD_MIN_LENGTH"], "max": settings["PASSWORD_MAX_LENGTH"]}
+
+
+# --- JSON API -----------------------------------------------------------------------------
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ana@example.org", "password": "..."}]})
+    email: StrictStr = Field(min_length=1, max_length=254)
+    password: StrictStr = Field(min_length=1, max_length=4096)
+
+
+class TokensOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class LogoutIn(BaseModel):
+    refresh_token: StrictStr | None = Field(default=None, max_length=8192)
+
+
+def _tokens_json(pair) -> dict:
+    return TokensOut(access_token=pair.access, refresh_token=pair.refresh, expires_in=pair.expires_in).model_dump()
+
+
+@api_bp.post("/login")
+@operation("Sign in with email and password", body=LoginIn, tags=("auth",),
+           responses={200: TokensOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut})
+@limiter.limit(LOGIN_RATE, deduct_when=_failed_only)
+def api_login():
+    body = parse_body(LoginIn)
+    user = signin.authenticate(body.email, body.password)
+    db.session.commit()
+    if user is None:
+        raise Unauthorized(LOGIN_FAILED, code="invalid_credentials")
+    pair = tokens.issue_pair(user)
+    db.session.commit()
+    return jsonify(_tokens_json(pair))
+
+
+@api_bp.post("/refresh")
+@operation("Trade a refresh token for new tokens (the old refresh token stops working)", tags=("auth",),
+           security="bearer", responses={200: TokensOut, 401: ErrorOut})
+def api_refresh():
+    try:
+        verify_jwt_in_request(refresh=True, locations=["headers"])
+    except (JWTExtendedException, PyJWTError):
+        raise Unauthorized() from None
+    user = get_current_user()
+    if user is None or not user.active:
+        raise Unauthorized()
+    pair = tokens.rotate(get_jwt(), user)
+    db.session.commit()
+    return jsonify(_tokens_json(pair))
+
+
+@api_bp.post("/logout")
+@operation("Revoke this access token and its refresh token", body=LogoutIn, tags=("auth",),
+           security="bearer", responses={204: None, 400: ErrorOut, 401: ErrorOut})
+def api_logout():
+    try:
+        verify_jwt_in_request(locations=["headers"])
+    except (JWTExtendedException, PyJWTError):
+        raise Unauthorized() from None
+    user = get_current_user()
+    if user is None or not user.active:
+        raise Unauthorized()
+    body = parse_body(LogoutIn) if request.content_length else LogoutIn()
+    if body.refresh_token:
+        try:
+            refresh = decode_token(body.refresh_token, allow_expired=True)
+        except (JWTExtendedException, PyJWTError):
+            raise BadRequest("refresh_token: not a valid token") from None
+        if refresh.get("type") != "refresh" or refresh.get("sub") != user.public_id:
+            raise BadRequest("refresh_token: not a refresh token of this user")
+        tokens.revoke(refresh)
+    tokens.revoke_pair(get_jwt())
+    audit.record("logout", "ok", user_id=user.id, client="api")
+    db.session.commit()
+    return "", 204

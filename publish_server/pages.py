@@ -1,7 +1,217 @@
-"""Recipients' pages: report list, report history, downloads (blueprint ``pages``)."""
+"""Recipients' pages: report list, report history, downloads (blueprint ``pages``).
+
+Views are thin: they read the query string, call the small services below (which never touch
+``request``) and render. Everything a user sees comes through :mod:`access`, so a publication
+that is not granted is absent from lists and answers 404 when asked for by id (guessed or not).
+Files are found by the server-stored SHA-256 only; nothing a client sends becomes a path.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+import re
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Response, current_app, render_template, request, send_file
+from flask_jwt_extended import get_current_user
+from sqlalchemy import or_, select
+
+from . import access, audit
+from .errors import NotFound
+from .extensions import db
+from .models import Publication, Report, User
+from .session import login_required_page
+from .storage import FileStore
+
+__all__ = ["bp", "ReportGroup", "list_groups", "report_history", "download_name", "publication_path"]
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
+
+COLLAPSED = 5  # versions per report on the unfiltered list; the report page has them all
+ROW_CAP = 2000  # rows read for one list page: a bound on work, not a feature
+QUERY_MAX = 100
+
+
+# --- services (no request in here) ----------------------------------------------------------
+
+
+@dataclass
+class ReportGroup:
+    report: Report
+    publications: list[Publication] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.publications)
+
+
+def _like_escaped(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def list_groups(user: User, *, report_slug: str = "", query: str = "") -> tuple[list[ReportGroup], bool]:
+    """The publications ``user`` may read, grouped by report, newest first (groups too).
+
+    Returns the groups and whether the row cap cut the list short.
+    """
+    stmt = access.visible_publications(user).order_by(None)
+    if report_slug:
+        stmt = stmt.where(Report.slug == report_slug)
+    if query:
+        pattern = _like_escaped(query.lower())
+        stmt = stmt.where(or_(
+            db.func.lower(Report.title).like(pattern, escape="\\"),
+            db.func.lower(Report.slug).like(pattern, escape="\\"),
+            db.func.lower(Publication.period_label).like(pattern, escape="\\"),
+        ))
+    stmt = stmt.order_by(Publication.created_at.desc(), Publication.version.desc()).limit(ROW_CAP + 1)
+    rows = list(db.session.scalars(stmt))
+    truncated = len(rows) > ROW_CAP
+    groups: dict[int, ReportGroup] = {}
+    for publication in rows[:ROW_CAP]:  # newest first, so groups come out ordered by their newest
+        groups.setdefault(publication.report_id, ReportGroup(publication.report)).publications.append(publication)
+    return list(groups.values()), truncated
+
+
+def report_history(user: User, slug: str) -> ReportGroup:
+    """A report and every version ``user`` may read; 404 when there is none (no existence leak)."""
+    if not isinstance(slug, str) or not (1 <= len(slug) <= 64) or _CONTROL.search(slug):
+        raise NotFound()
+    stmt = (
+        access.visible_publications(user).order_by(None)
+        .where(Report.slug == slug)
+        .order_by(Publication.version.desc())
+    )
+    publications = list(db.session.scalars(stmt))
+    if not publications:
+        raise NotFound()
+    return ReportGroup(publications[0].report, publications)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")  # what models.new_public_id makes
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(text: str, limit: int) -> str:
+    """Query-string input fit for a SQL parameter: no control characters (PostgreSQL refuses NUL)."""
+    return " ".join(_CONTROL.sub(" ", text).split())[:limit]
+
+
+def _clean(part: str) -> str:
+    return _UNSAFE.sub("_", part).strip("._-")
+
+
+def download_name(publication: Publication) -> str:
+    """``weekly_statistics-v3-2026-W47.pdf``: only ``[A-Za-z0-9._-]``, never a leading dot."""
+    parts = [_clean(publication.report.slug)[:64] or "report", f"v{publication.version}"]
+    period = _clean(publication.period_label or "")[:60]
+    if period:
+        parts.append(period)
+    return "-".join(parts) + ".pdf"
+
+
+def publication_path(publication: Publication):
+    """The stored file, located by the hash recorded at publish time; 404 if it went missing."""
+    path = FileStore(current_app.config["FILES_DIR"]).open_path(publication.sha256)
+    if path is None:
+        # Operator problem (files folder lost or moved): say so in the log, not to the user.
+        log.error("file for publication %s (sha256 %s) is missing from the store", publication.public_id, publication.sha256)
+        raise NotFound()
+    return path
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "–"
+    value = float(size)
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"  # pragma: no cover - loop always returns
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+@bp.app_template_filter("filesize")
+def _filesize(size: int | None) -> str:
+    return human_size(size)
+
+
+@bp.app_template_filter("published")
+def _published(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+def _signed_in() -> User:
+    user = get_current_user()  # loaded by login_required_page; None would be a wiring bug
+    if user is None:
+        raise NotFound()
+    return user
+
+
+@bp.get("/")
+@login_required_page
+def index():
+    user = _signed_in()
+    report_slug = _printable(request.args.get("report", "", type=str), 64)
+    query = _printable(request.args.get("q", "", type=str), QUERY_MAX)
+    groups, truncated = list_groups(user, report_slug=report_slug, query=query)
+    reports = list(db.session.scalars(access.visible_reports(user)))
+    collapse = not (report_slug or query)
+    return render_template(
+        "index.html", user=user, groups=groups, reports=reports, report_slug=report_slug,
+        query=query, collapse=COLLAPSED if collapse else None, truncated=truncated,
+    )
+
+
+@bp.get("/reports/<slug>")
+@login_required_page
+def report(slug: str):
+    user = _signed_in()
+    group = report_history(user, slug)
+    return render_template("report.html", user=user, group=group)
+
+
+def _send(public_id: str, *, inline: bool) -> Response:
+    user = _signed_in()
+    mode = "inline" if inline else "attachment"
+    try:
+        if not _PUBLIC_ID.fullmatch(public_id):  # cheap refusal of traversal strings and junk
+            raise NotFound()
+        publication = access.get_visible_publication(user, public_id)
+        path = publication_path(publication)
+    except NotFound:
+        requested = public_id if _PUBLIC_ID.fullmatch(public_id) else "(malformed)"
+        audit.record("download", "refused", user_id=user.id, via="page", mode=mode, reason="not_found", requested=requested)
+        db.session.commit()
+        raise
+    audit.record("download", "ok", user_id=user.id, via="page", mode=mode, publication=publication.public_id)
+    db.session.commit()  # the request boundary: the audit row is stored before bytes go out
+    response = send_file(
+        path, mimetype="application/pdf", as_attachment=not inline, download_name=download_name(publication),
+        conditional=True, etag=publication.sha256, max_age=0, last_modified=publication.created_at,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    if inline:
+        # The browser's own viewer shows it; the document gets a unique origin (sandbox), no
+        # fetches of its own and no framing. Chromium and Firefox still render PDFs under this.
+        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    return response
+
+
+@bp.get("/p/<public_id>/download")
+@login_required_page
+def download(public_id: str):
+    return _send(public_id, inline=False)
+
+
+@bp.get("/p/<public_id>/view")
+@login_required_page
+def view(public_id: str):
+    return _send(public_id, inline=True)

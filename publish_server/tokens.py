@@ -3,6 +3,14 @@
 A token is refused when its jti is on the deny-list (logout), when it was issued before the
 user's ``tokens_valid_after`` (password change or reset, account disabled, all sessions
 revoked), or when its user is gone or inactive.
+
+Sessions: :func:`issue_pair` starts one (an access and a refresh token sharing a
+``session_start`` claim; the access token also names its refresh token's jti, so logout can
+revoke both even though the refresh cookie only travels to ``/auth/refresh``).
+:func:`rotate` trades a refresh token for a new pair and puts the old one on the deny-list; it
+refuses a session older than ``SESSION_HOURS`` (absolute) or whose refresh token is older than
+``SESSION_IDLE_MINUTES`` (idle: every refresh re-issues it, so only an active session survives).
+No token ever outlives its session: expiries are capped at ``session_start + SESSION_HOURS``.
 """
 
 from __future__ import annotations
@@ -10,23 +18,26 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from flask import Flask
-from flask_jwt_extended import decode_token, get_jwt
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token, get_jwt
 
 from .extensions import db, jwt
 from .models import RevokedToken, User, utcnow
 
-__all__ = ["init_app", "revoke", "revoke_all_for"]
+__all__ = ["init_app", "user_for", "revoke", "revoke_all_for", "TokenPair", "issue_pair", "rotate", "revoke_pair"]
 
 
-def _user_for(payload: dict) -> User | None:
+def user_for(payload: dict) -> User | None:
+    """The user a decoded token names (by its ``sub``), or None."""
     return db.session.scalars(db.select(User).where(User.public_id == payload.get("sub"))).first()
 
 
 def init_app(app: Flask) -> None:
     @jwt.user_lookup_loader
     def _lookup(_header, payload):
-        return _user_for(payload)
+        return user_for(payload)
 
     @jwt.user_lookup_error_loader
     def _lookup_failed(_header, _payload):
@@ -38,7 +49,7 @@ def init_app(app: Flask) -> None:
     def _revoked(_header, payload) -> bool:
         if db.session.get(RevokedToken, payload["jti"]) is not None:
             return True
-        user = _user_for(payload)
+        user = user_for(payload)
         if user is None or not user.active:
             return True
         # iat has whole seconds; the issued_us claim tells apart tokens from the same second.
@@ -76,3 +87,61 @@ def revoke_all_for(user: User) -> None:
 
 def current_payload() -> dict:
     return get_jwt()
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """A signed-in session's tokens; ``expires_in`` is the access token's lifetime in seconds."""
+
+    access: str
+    refresh: str
+    expires_in: int
+
+
+def _session_ended() -> Exception:
+    from .errors import Unauthorized
+
+    return Unauthorized("Your session has ended. Please sign in again.", code="session_expired")
+
+
+def issue_pair(user: User, *, session_start: int | None = None) -> TokenPair:
+    """New access + refresh tokens for ``user``; a new session unless ``session_start`` is given."""
+    settings = current_app.config["NBPRESS"]
+    now = time.time()
+    start = int(now) if session_start is None else int(session_start)
+    remaining = start + settings["SESSION_HOURS"] * 3600 - now
+    if remaining <= 1:
+        raise _session_ended()
+    refresh = create_refresh_token(
+        identity=user.public_id, expires_delta=dt.timedelta(seconds=remaining),
+        additional_claims={"session_start": start},
+    )
+    refresh_payload = decode_token(refresh)
+    access_seconds = int(min(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds(), remaining))
+    access = create_access_token(
+        identity=user.public_id, expires_delta=dt.timedelta(seconds=access_seconds),
+        additional_claims={"session_start": start, "rjti": refresh_payload["jti"], "rexp": refresh_payload["exp"]},
+    )
+    return TokenPair(access=access, refresh=refresh, expires_in=access_seconds)
+
+
+def rotate(refresh_payload: dict, user: User) -> TokenPair:
+    """Trade a verified refresh token for a new pair; the presented one stops counting."""
+    settings = current_app.config["NBPRESS"]
+    now = time.time()
+    start = refresh_payload.get("session_start")
+    if not isinstance(start, int) or now - start > settings["SESSION_HOURS"] * 3600:
+        raise _session_ended()
+    issued = refresh_payload.get("issued_us", refresh_payload["iat"] * 1_000_000) / 1_000_000
+    if now - issued > settings["SESSION_IDLE_MINUTES"] * 60:
+        raise _session_ended()  # it only grows older, so no need to deny-list it
+    revoke(refresh_payload)
+    return issue_pair(user, session_start=start)
+
+
+def revoke_pair(access_payload: dict) -> None:
+    """Logout: the access token and the refresh token issued with it."""
+    revoke(access_payload)
+    refresh_jti, refresh_exp = access_payload.get("rjti"), access_payload.get("rexp")
+    if isinstance(refresh_jti, str) and isinstance(refresh_exp, int):
+        revoke({"jti": refresh_jti, "exp": refresh_exp})

@@ -21,6 +21,7 @@ from . import __version__
 from .errors import NbpressError, UsageError
 
 PROJECT_HELP = "Project root holding notebooks/, templates/ and runs/ [default: current directory]."
+PORTAL_HELP = "NBPRESS_PORTAL_URL, else `portal` in the publish config file"
 
 
 def _fail(message: str, code: int) -> None:
@@ -100,9 +101,12 @@ def _load_param_file(path: Path) -> dict[str, Any]:
 @click.option("-p", "--param", "assignments", multiple=True, metavar="NAME=VALUE", help="Set a parameter (repeatable).")
 @click.option("-f", "--param-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="YAML file of parameter values.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Runs folder [default: PROJECT/runs].")
+@click.option("--publish", "publish_after", is_flag=True, help="Publish the PDF to the portal when the run succeeds.")
+@click.option("--portal", metavar="URL", help=f"Portal to publish to (implies --publish) [default: {PORTAL_HELP}].")
 @click.pass_context
 @handle_errors
-def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_file: Path | None, out_dir: Path | None) -> None:
+def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_file: Path | None, out_dir: Path | None,
+        publish_after: bool, portal: str | None) -> None:
     """Execute REPORT in a fresh kernel and write its PDF to a new run folder."""
     from .params import read_schema
     from .pipeline import prepare, run_report
@@ -114,9 +118,40 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     given = _load_param_file(param_file) if param_file else {}
     given.update(read_schema(spec.notebook).parse_assignments(list(assignments)))
     prepared = prepare(spec, given)
+    config = None
+    if publish_after or portal:
+        from .publish import load_publish_config
+
+        config = load_publish_config(portal)  # before the run: a missing token fails fast
     with run_progress(spec.name) as progress:
         run_dir, record = run_report(prepared, project, out_dir=out_dir, progress=progress)
     click.echo(f"{run_dir / 'report.pdf'}  ({record.pages} pages, {sum(record.timings.values()):.1f} s)")
+    if config is not None:  # a failed run raised above: it is never published
+        _publish(run_dir, config)
+
+
+def _publish(run_dir: Path, config) -> None:
+    from .publish import publish_run
+
+    published = publish_run(run_dir, config.portal, config.token)
+    verb = "published" if published.created else "already published"
+    click.echo(f"{verb} {published.report} v{published.version} (id {published.id}): {published.url}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--portal", metavar="URL", help=f"Portal base URL [default: {PORTAL_HELP}].")
+@handle_errors
+def publish(run_dir: Path, portal: str | None) -> None:
+    """Publish a succeeded run's PDF to the portal.
+
+    The publisher token comes from NBPRESS_PUBLISH_TOKEN or the config file
+    (NBPRESS_PUBLISH_CONFIG, default ~/.config/nbpress/publish.toml, keys portal and token),
+    never from the command line. Publishing the same run again is harmless.
+    """
+    from .publish import load_publish_config
+
+    _publish(run_dir, load_publish_config(portal))
 
 
 @main.command()
@@ -190,6 +225,26 @@ def demo(ctx: click.Context, weeks: int) -> None:
         pdfs.append(run_dir / "report.pdf")
         click.echo(f"week of {week}: {run_dir / 'report.pdf'} ({record.pages} pages)")
     click.echo(f"{len(pdfs)} PDFs under {project.runs_dir / spec.name}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def portal(args: tuple[str, ...]) -> None:
+    """Operate the portal: `nbpress portal COMMAND ...` = `flask --app publish_server COMMAND ...`.
+
+    `nbpress portal serve [--dev] [--host 127.0.0.1] [--port 5000]` upgrades the database and runs
+    the development server (--dev writes development secrets once). NBPRESS_INSTANCE selects the
+    instance folder. Try `nbpress portal --help` for the portal's commands.
+    """
+    # Another program: the toolkit never imports publish_server (and vice versa). The portal's
+    # own entry is `flask --app publish_server` plus one-line settings errors and `serve --dev`.
+    command = [sys.executable, "-m", "publish_server.admin", *args]
+    if os.name == "posix":  # become it: signals (Ctrl-C, SIGTERM from a supervisor) reach the server
+        sys.stdout.flush()
+        os.execv(sys.executable, command)
+    import subprocess
+
+    sys.exit(subprocess.call(command))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,9 @@
     │   ├── CellTimeoutError        a cell ran past its timeout
     │   └── KernelDiedError         the kernel process died
     ├── RenderError                 the template or the PDF could not be produced
-    └── RunDirError                 a run folder is missing or incomplete
+    ├── RunDirError                 a run folder is missing or incomplete
+    └── PublishError                the portal could not be reached or refused the upload
+                                    (``status``: the HTTP status, ``attempts``: requests made)
 """
 
 from __future__ import annotations
@@ -80,3 +82,11 @@ class RenderError(NbpressError):
 
 class RunDirError(UsageError):
     pass
+
+
+class PublishError(NbpressError):
+    """Publishing failed; the message never carries the publisher token."""
+
+    def __init__(self, message: str, *, status: int | None = None, attempts: int = 0):
+        self.status, self.attempts = status, attempts
+        super().__init__(message)

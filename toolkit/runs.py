@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import RunDirError
 
-__all__ = ["RunRecord", "RunError", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
+__all__ = ["RunRecord", "RunError", "PublicationRef", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
 
 Status = Literal["running", "succeeded", "failed"]
 RUN_FILE = "run.json"
@@ -38,6 +38,15 @@ class RunError(BaseModel):
     cell_index: int | None = None
     ename: str | None = None
     evalue: str | None = None
+
+
+class PublicationRef(BaseModel):
+    """Where a run was published (written by ``nbpress publish``)."""
+
+    id: str
+    version: int
+    portal: str
+    url: str
 
 
 class RunRecord(BaseModel):
@@ -55,6 +64,7 @@ class RunRecord(BaseModel):
     pages: int | None = None
     refused_resources: list[str] = []
     error: RunError | None = None
+    publication: PublicationRef | None = None
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:

@@ -7,6 +7,7 @@ A notebook without a spec is still a report, with defaults taken from its file n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 
 from .errors import SpecError, UsageError
 
-__all__ = ["ReportSpec", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
+__all__ = ["ReportSpec", "Audience", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
 
 
 class _Strict(BaseModel):
@@ -41,6 +42,37 @@ class TableOptions(_Strict):
     )
 
 
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+class Audience(_Strict):
+    """Who may read the published PDFs: portal group names and users' e-mail addresses.
+
+    The portal refuses names it does not know; without an audience a publication inherits
+    its report's grants on the portal.
+    """
+
+    groups: list[str] = Field([], max_length=100, description="portal group names")
+    users: list[str] = Field([], max_length=100, description="e-mail addresses of portal users")
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not 1 <= len(name.strip()) <= 80 or any(ord(ch) < 32 for ch in name):
+                raise ValueError(f"not a group name: {name!r} (1 to 80 printable characters)")
+        return list(dict.fromkeys(n.strip() for n in names))
+
+    @field_validator("users")
+    @classmethod
+    def _emails(cls, emails: list[str]) -> list[str]:
+        cleaned = [e.strip().lower() for e in emails]
+        for email in cleaned:
+            if len(email) > 254 or not _EMAIL.match(email):
+                raise ValueError(f"not an e-mail address: {email!r}")
+        return list(dict.fromkeys(cleaned))
+
+
 class ReportSpec(_Strict):
     name: str
     path: Path | None = None
@@ -55,6 +87,7 @@ class ReportSpec(_Strict):
     timeouts: Timeouts = Timeouts()
     page: PageSettings = PageSettings()
     tables: dict[str, TableOptions] = {}
+    audience: Audience | None = None
 
     @field_validator("template")
     @classmethod

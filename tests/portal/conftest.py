@@ -110,3 +110,30 @@ def make_user(app, passwords):
         return user
 
     return make
+
+
+def _login(client, email: str, password: str = TEST_PASSWORD, *, next: str = ""):
+    """Sign in through the real form (GET for the login CSRF cookie, then POST); cookies stay in ``client``."""
+    client.get("/login")
+    csrf = client.get_cookie("login_csrf", path="/login")
+    form = {"email": email, "password": password, "login_csrf": csrf.value if csrf else "", "next": next}
+    return client.post("/login", data=form)
+
+
+def _api_token(client, email: str, password: str = TEST_PASSWORD) -> str:
+    """An API access token for ``email`` from POST /api/v1/auth/login."""
+    response = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["access_token"]
+
+
+@pytest.fixture
+def login():
+    """``login(client, email, password=TEST_PASSWORD)`` -> the POST /login response; cookies stay in the client."""
+    return _login
+
+
+@pytest.fixture
+def api_token():
+    """``api_token(client, email, password=TEST_PASSWORD)`` -> an access token string for the Bearer header."""
+    return _api_token

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks that print ratios against the raw tools (`python -m benchmarks.<name>`)."""

@@ -1,0 +1,375 @@
+"""Authenticated PDF downloads through the portal (gunicorn) against nginx serving the same file.
+
+    python -m benchmarks.portal [--duration 10] [--connections 16] [--size-mb 1]
+
+What runs, all on loopback and in a temporary folder that is removed at the end:
+
+* the portal: ``gunicorn -w 2`` (gthread) over a SQLite instance seeded with one recipient, one
+  report granted to them and one ~1 MB PDF publication; the load generator presents the
+  recipient's real sign-in cookie (from ``POST /login``), so every request runs the whole
+  download path: JWT check, deny-list, grant query, audit row + commit, ``send_file``;
+* nginx (Debian's package) with two worker processes, serving the same bytes as a static file;
+* the same load generator for both, one after the other in the same run: ``wrk`` when installed
+  (``.ci/debian-packages wrk``), otherwise a small threaded keep-alive client.
+
+Before timing, one download from each server is checked against the published SHA-256; after
+timing, the portal's audit log must hold at least as many downloads as were counted, so a
+redirect to the sign-in page can never pass for a fast download. Every process started here is
+stopped here. Target: portal >= 0.5x nginx requests/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EMAIL = "bench@example.org"
+TARGET = 0.5
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    p95_ms: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+# --- fixtures: a PDF, a seeded instance ---------------------------------------------------------
+
+
+def make_pdf(size: int) -> bytes:
+    """A real PDF (one page) of about ``size`` bytes: the bulk is an incompressible attachment."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    writer.add_attachment("payload.bin", secrets.token_bytes(max(0, size - 1200)))
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def seed(instance: Path, pdf: bytes, password: str) -> str:
+    """A recipient, a report granted to them and one publication; returns its public id."""
+    sys.path.insert(0, str(ROOT))
+    from flask_migrate import upgrade
+
+    from publish_server import create_app
+    from publish_server.extensions import db
+    from publish_server.models import Grant, Publication, Report, User
+    from publish_server.passwords import Passwords
+    from publish_server.storage import FileStore
+
+    app = create_app(instance_path=instance)
+    with app.app_context():
+        upgrade()
+        stored = FileStore(app.config["FILES_DIR"]).put(io.BytesIO(pdf), limit=len(pdf))
+        user = User(email=EMAIL, display_name="Bench", password_hash=Passwords.from_settings(app.config["NBPRESS"]).hash(password))
+        report = Report(slug="weekly_statistics", title="Weekly Statistics")
+        publication = Publication(report=report, version=1, run_id="bench-1", period_label="2026-W47",
+                                  sha256=stored.sha256, size=stored.size, pages=1)
+        db.session.add_all([user, report, publication])
+        db.session.flush()
+        db.session.add(Grant(report_id=report.id, user_id=user.id))
+        db.session.commit()
+        public_id = publication.public_id
+        db.session.remove()
+        db.engine.dispose()
+    return public_id
+
+
+# --- processes -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"benchmark: {name} exited early with status {process.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"benchmark: {name} did not listen on port {port} within {timeout:.0f} s")
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    """Stop one process we started, and its workers (its own process group), by id."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+def start_portal(instance: Path, port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "NBPRESS_INSTANCE": str(instance)}
+    worker = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else ["--worker-class", "sync"]
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), *worker,
+               "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "publish_server:create_app()"]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+NGINX_CONF = """\
+worker_processes {workers};
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    types {{ application/pdf pdf; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {prefix}/www;
+        location / {{ add_header Cache-Control no-store; }}
+    }}
+}}
+"""
+
+
+def start_nginx(prefix: Path, port: int, workers: int, pdf_path: Path) -> subprocess.Popen:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise SystemExit("benchmark: nginx is not installed (run `.ci/debian-packages nginx`)")
+    (prefix / "www").mkdir(parents=True)
+    (prefix / "tmp").mkdir()
+    shutil.copyfile(pdf_path, prefix / "www" / "report.pdf")
+    prefix.parent.chmod(0o711)  # workers drop to an unprivileged user when run as root
+    for path in (prefix, prefix / "www"):
+        path.chmod(0o755)
+    (prefix / "www" / "report.pdf").chmod(0o644)
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workers=workers, prefix=prefix, port=port))
+    return subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+# --- signing in and checking --------------------------------------------------------------------------
+
+
+def sign_in(port: int, password: str) -> str:
+    """The recipient's access-token cookie, from the real sign-in form."""
+    import requests
+
+    session = requests.Session()
+    base = f"http://127.0.0.1:{port}"
+    session.get(f"{base}/login", timeout=10)
+    form = {"email": EMAIL, "password": password, "login_csrf": session.cookies.get("login_csrf", ""), "next": "/"}
+    response = session.post(f"{base}/login", data=form, allow_redirects=False, timeout=30)
+    token = session.cookies.get("access_token_cookie")
+    if response.status_code != 303 or not token:
+        raise SystemExit(f"benchmark: sign-in failed with status {response.status_code}")
+    return f"access_token_cookie={token}"
+
+
+def fetch(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def audited_downloads(instance: Path) -> int:
+    with sqlite3.connect(instance / "portal.sqlite3") as conn:
+        return conn.execute("SELECT count(*) FROM audit_events WHERE event = 'download'").fetchone()[0]
+
+
+# --- load generators -------------------------------------------------------------------------------------
+
+WRK_REPORT = """\
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT requests=%d duration_us=%d p95_us=%d errors=%d\\n",
+    summary.requests, summary.duration, latency:percentile(95), errors))
+end
+"""
+
+
+def run_wrk(name: str, port: int, path: str, headers: dict[str, str], duration: int, connections: int, workdir: Path) -> Result:
+    script = workdir / "report.lua"
+    script.write_text(WRK_REPORT)
+    command = ["wrk", "--threads", "2", "--connections", str(connections), "--duration", f"{duration}s",
+               "--timeout", "10s", "--script", str(script)]
+    for key, value in headers.items():
+        command += ["--header", f"{key}: {value}"]
+    output = subprocess.run(command + [f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, timeout=duration + 60).stdout
+    found = re.search(r"RESULT requests=(\d+) duration_us=(\d+) p95_us=(\d+) errors=(\d+)", output)
+    if not found:
+        raise SystemExit(f"benchmark: could not read wrk's output for {name}:\n{output}")
+    requests_, duration_us, p95_us, errors = map(int, found.groups())
+    return Result(name, requests_, duration_us / 1e6, p95_us / 1000, errors)
+
+
+def run_threads(name: str, port: int, path: str, headers: dict[str, str], duration: int, connections: int, _workdir: Path) -> Result:
+    """A keep-alive client per thread; counts only complete 200 responses of the expected size."""
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    errors = [0] * connections
+    stop_at = time.perf_counter() + duration
+
+    def worker(slot: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            try:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+                if response.status != 200 or not body.startswith(b"%PDF-"):
+                    errors[slot] += 1
+                    continue
+                latencies[slot].append(time.perf_counter() - started)
+            except (OSError, http.client.HTTPException):
+                errors[slot] += 1
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.close()
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    everything = sorted(x for per in latencies for x in per)
+    p95 = statistics.quantiles(everything, n=20)[-1] * 1000 if len(everything) >= 20 else float("nan")
+    return Result(name, len(everything), elapsed, p95, sum(errors))
+
+
+# --- main ---------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.portal", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per server [10]")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of untimed load first [2]")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections [16]")
+    parser.add_argument("--size-mb", type=float, default=1.0, help="PDF size in MB [1]")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers and nginx worker processes [2]")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker; 1 = sync workers [4]")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto", help="load generator [auto: wrk if installed]")
+    parser.add_argument("--json", type=Path, help="also write the figures here (e.g. benchmarks/results/portal.json)")
+    args = parser.parse_args(argv)
+
+    use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
+    if args.client == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("benchmark: wrk is not installed (run `.ci/debian-packages wrk`)")
+    load = run_wrk if use_wrk else run_threads
+    client_name = "wrk" if use_wrk else "threaded keep-alive client"
+
+    workdir = Path(tempfile.mkdtemp(prefix="nbpress-bench-"))
+    portal = nginx = None
+    try:
+        instance = workdir / "instance"
+        instance.mkdir(mode=0o700)
+        password = secrets.token_urlsafe(18)
+        (instance / "portal.toml").write_text(
+            f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\nJWT_SECRET = "{secrets.token_urlsafe(48)}"\nCOOKIE_SECURE = false\n'
+        )
+        pdf = make_pdf(int(args.size_mb * 1_000_000))
+        sha256 = hashlib.sha256(pdf).hexdigest()
+        public_id = seed(instance, pdf, password)
+        pdf_path = workdir / "report.pdf"
+        pdf_path.write_bytes(pdf)
+
+        portal_port, nginx_port = free_port(), free_port()
+        portal = start_portal(instance, portal_port, args.workers, args.threads, workdir / "gunicorn.log")
+        nginx = start_nginx(workdir / "nginx", nginx_port, args.workers, pdf_path)
+        wait_for_port(portal_port, portal, "gunicorn")
+        wait_for_port(nginx_port, nginx, "nginx")
+
+        cookie = sign_in(portal_port, password)
+        targets = {
+            "nginx": (nginx_port, "/report.pdf", {}),
+            "portal": (portal_port, f"/p/{public_id}/download", {"Cookie": cookie}),
+        }
+        for name, (port, path, headers) in targets.items():
+            status, body = fetch(port, path, headers)
+            if status != 200 or hashlib.sha256(body).hexdigest() != sha256:
+                raise SystemExit(f"benchmark: {name} did not serve the published PDF (status {status})")
+
+        print(f"portal benchmark: {len(pdf):,}-byte PDF, {args.duration} s per server, {args.connections} connections, "
+              f"{client_name}; gunicorn {args.workers} workers x {args.threads} threads (SQLite), nginx {args.workers} workers; "
+              f"{os.cpu_count()} CPUs shared with the load generator", flush=True)
+        results: dict[str, Result] = {}
+        for name, (port, path, headers) in targets.items():
+            if args.warmup:
+                load(name, port, path, headers, args.warmup, args.connections, workdir)
+            before = audited_downloads(instance) if name == "portal" else 0
+            results[name] = load(name, port, path, headers, args.duration, args.connections, workdir)
+            if name == "portal":
+                audited = audited_downloads(instance) - before
+                if audited < results[name].requests:
+                    raise SystemExit(f"benchmark: {results[name].requests} portal responses but only {audited} audited downloads")
+
+        print(f"{'server':<34}{'requests/s':>12}{'p95 ms':>10}{'MB/s':>10}{'errors':>8}")
+        for label, result in (("nginx (static file)", results["nginx"]), ("portal (gunicorn, signed-in download)", results["portal"])):
+            print(f"{label:<34}{result.rps:>12.1f}{result.p95_ms:>10.2f}{result.rps * len(pdf) / 1e6:>10.1f}{result.errors:>8}")
+        ratio = results["portal"].rps / results["nginx"].rps if results["nginx"].rps else 0.0
+        verdict = "meets" if ratio >= TARGET else "below"
+        print(f"ratio portal/nginx requests/s: {ratio:.2f}x ({verdict} the {TARGET}x target); "
+              f"p95 portal/nginx: {results['portal'].p95_ms / results['nginx'].p95_ms:.2f}x")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({
+                "pdf_bytes": len(pdf), "duration_s": args.duration, "connections": args.connections, "client": client_name,
+                "workers": args.workers, "threads": args.threads, "ratio": ratio,
+                **{name: {"rps": r.rps, "p95_ms": r.p95_ms, "requests": r.requests, "errors": r.errors} for name, r in results.items()},
+            }, indent=2))
+        return 0
+    finally:
+        stop(portal)
+        stop(nginx)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""Publishing: publisher tokens, upload checks, versions and audiences. No ``request`` in here.
+
+The API view hands over what it read from the request (the bearer token, the metadata text and
+the file stream); :func:`publish` does the rest and leaves the commit to the caller, so every
+publication, its grants and its audit row land in one transaction at the request boundary.
+
+Order of the checks, cheapest first and nothing stored before it is needed:
+
+1. the publisher token (401), 2. the metadata (400), 3. the report (404 when unknown and
+   ``AUTO_CREATE_REPORTS`` is off), the audience (400 naming unknown groups or users),
+4. an earlier publication of the same run: same SHA-256 -> that publication again (idempotent,
+   no new version), another SHA-256 -> 409,
+5. the bytes, streamed into the content-addressed store with the size cap (413), the PDF magic
+   bytes and ``%%EOF`` trailer (415) and the announced SHA-256 (422) checked on the way: a
+   failed check aborts the store's write, so nothing is left behind,
+6. the rows, with the version ``max + 1``. Two publishers may race: the unique constraints on
+   (report, run) and (report, version) make the loser's flush fail; it rolls back and tries
+   again, then finds the winner's row (same run) or takes the next version (another run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from flask import Flask
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from . import audit
+from .errors import BadRequest, Conflict, HTTPError, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from .extensions import db
+from .models import Grant, Group, Publication, PublisherToken, Report, User, utcnow
+from .storage import FileStore
+
+__all__ = [
+    "Audience", "PublishMetadata", "PublishPolicy", "PublishResult", "ChecksumMismatch",
+    "create_publisher_token", "authenticate_publisher", "parse_metadata", "publish",
+]
+
+TOKEN_PREFIX = "nbp_"
+PDF_MAGIC = b"%PDF-"
+TRAILER_WINDOW = 1024  # readers look for %%EOF within the last KiB (as Acrobat does)
+WRITE_ATTEMPTS = 5
+_SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(?P<tail>@)")
+
+
+class ChecksumMismatch(HTTPError):
+    status, code, message = 422, "checksum_mismatch", "The file's SHA-256 does not match the metadata."
+
+
+def _refusal(error: HTTPError, reason: str) -> HTTPError:
+    """Attach the audit reason (which may say more than the public message) to an error."""
+    error.audit_reason = reason
+    return error
+
+
+# --- metadata --------------------------------------------------------------------------------
+
+
+def _printable(value: str) -> str:
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+class Audience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    groups: list[str] = Field(default_factory=list, max_length=100)
+    users: list[str] = Field(default_factory=list, max_length=100, description="e-mail addresses")
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not 1 <= len(name.strip()) <= 80:
+                raise ValueError("a group name has 1 to 80 characters")
+            _printable(name)
+        return list(dict.fromkeys(n.strip() for n in names))
+
+    @field_validator("users")
+    @classmethod
+    def _emails(cls, emails: list[str]) -> list[str]:
+        cleaned = [e.strip().lower() for e in emails]
+        for email in cleaned:
+            if len(email) > 254 or not _EMAIL.match(email) or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in email):
+                raise ValueError(f"not an e-mail address: {email[:80]!r}")
+        return list(dict.fromkeys(cleaned))
+
+
+class PublishMetadata(BaseModel):
+    """The ``metadata`` part of an upload (JSON)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    report: str = Field(pattern=_SLUG, description="report slug, e.g. weekly_statistics")
+    title: str | None = Field(None, max_length=200, description="report title, used when the report is created")
+    description: str | None = Field(None, max_length=2000)
+    run_id: str = Field(pattern=_RUN_ID, description="the toolkit's run id; one publication per run")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of the file, hex")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    period_label: str = Field("", max_length=120, description="e.g. 2026-W47")
+    pages: int | None = Field(None, ge=0, le=1_000_000)
+    audience: Audience | None = Field(None, description="who may read it; default: the report's grants")
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("title", "description", "period_label")
+    @classmethod
+    def _clean_text(cls, value: str | None) -> str | None:
+        return None if value is None else _printable(value.strip())
+
+    @field_validator("parameters")
+    @classmethod
+    def _no_url_passwords(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # Recipients see the parameters; a database URL must not show them its password.
+        return {k: _URL_PASSWORD.sub(r"\g<head>***\g<tail>", v) if isinstance(v, str) else v for k, v in params.items()}
+
+
+def parse_metadata(text: str | None) -> PublishMetadata:
+    if not text:
+        raise BadRequest("Send the publication metadata as JSON in a multipart part named 'metadata'.")
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("metadata: not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("metadata: expected a JSON object.")
+    try:
+        return PublishMetadata.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(f"metadata.{where}: {first['msg']}" if where else f"metadata: {first['msg']}") from None
+
+
+# --- publisher tokens ------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_publisher_token(name: str) -> tuple[PublisherToken, str]:
+    """A new token (256 random bits); returns the row (added, not committed) and the plaintext.
+
+    Only the SHA-256 is stored: a token is random, so a slow hash would add nothing.
+    """
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = PublisherToken(name=name, token_hash=_token_hash(plaintext), prefix=plaintext[:12])
+    db.session.add(row)
+    db.session.flush()
+    return row, plaintext
+
+
+def authenticate_publisher(token: str | None) -> PublisherToken:
+    """The publisher token's row; 401 (same answer) for a missing, unknown or revoked token."""
+    refused = Unauthorized("A valid publisher token is required.")
+    if not token or len(token) > 256:
+        raise _refusal(refused, "no_token" if not token else "bad_token")
+    digest = _token_hash(token)
+    row = db.session.scalars(select(PublisherToken).where(PublisherToken.token_hash == digest)).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        raise _refusal(refused, "bad_token")
+    if row.revoked_at is not None:
+        raise _refusal(refused, "revoked_token")
+    return row
+
+
+# --- the upload ------------------------------------------------------------------------------
+
+
+class _CheckedUpload:
+    """A read-only stream that checks the PDF head, trailer and SHA-256 while it is read.
+
+    It raises at end of file when a check fails, inside :meth:`FileStore.put`, which then
+    deletes its temporary file: a refused upload never reaches its final name.
+    """
+
+    def __init__(self, stream: BinaryIO, expected_sha256: str):
+        self._stream, self._expected = stream, expected_sha256
+        self._digest = hashlib.sha256()
+        self._head, self._tail, self.size = b"", b"", 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        if chunk:
+            if len(self._head) < len(PDF_MAGIC):
+                self._head += chunk[: len(PDF_MAGIC) - len(self._head)]
+                if not PDF_MAGIC.startswith(self._head):
+                    raise _refusal(UnsupportedMediaType(), "not_pdf")
+            self._digest.update(chunk)
+            self.size += len(chunk)
+            self._tail = (self._tail + chunk)[-TRAILER_WINDOW:]
+            return chunk
+        if self.size == 0:
+            raise _refusal(BadRequest("The file is empty."), "empty_file")
+        if self._head != PDF_MAGIC:
+            raise _refusal(UnsupportedMediaType(), "not_pdf")
+        if b"%%EOF" not in self._tail:
+            raise _refusal(UnsupportedMediaType("The PDF is incomplete (no end-of-file marker)."), "truncated_pdf")
+        if not hmac.compare_digest(self._digest.hexdigest(), self._expected):
+            raise _refusal(ChecksumMismatch(), "checksum_mismatch")
+        return chunk
+
+
+def _store(stream: BinaryIO, meta: PublishMetadata, policy: PublishPolicy) -> int:
+    store = FileStore(policy.files_dir)
+    try:
+        stored = store.put(_CheckedUpload(stream, meta.sha256), limit=policy.max_bytes)
+    except OverflowError:
+        raise _refusal(PayloadTooLarge(f"The file is larger than {policy.max_bytes // (1024 * 1024)} MiB."), "too_large") from None
+    return stored.size
+
+
+# --- publishing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishPolicy:
+    files_dir: Path
+    max_bytes: int
+    auto_create_reports: bool
+
+    @classmethod
+    def from_app(cls, app: Flask) -> PublishPolicy:
+        settings = app.config["NBPRESS"]
+        return cls(app.config["FILES_DIR"], settings["MAX_UPLOAD_MB"] * 1024 * 1024, settings["AUTO_CREATE_REPORTS"])
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    publication: Publication
+    created: bool  # False: this run was published before and that publication is returned
+
+
+def _find_report(slug: str) -> Report | None:
+    return db.session.scalars(select(Report).where(Report.slug == slug)).first()
+
+
+def _find_run(report_id: int, run_id: str) -> Publication | None:
+    return db.session.scalars(select(Publication).where(Publication.report_id == report_id, Publication.run_id == run_id)).first()
+
+
+def _same_run(existing: Publication, meta: PublishMetadata) -> Publication:
+    if existing.sha256 != meta.sha256:
+        raise _refusal(Conflict(f"Run {meta.run_id} of {meta.report} was already published with different content."), "run_conflict")
+    return existing
+
+
+def _audience_ids(audience: Audience | None) -> tuple[list[int], list[int]]:
+    """Group and user ids named by the request; 400 naming every unknown one."""
+    if audience is None:
+        return [], []
+    groups = {g.name: g.id for g in db.session.scalars(select(Group).where(Group.name.in_(audience.groups)))} if audience.groups else {}
+    users = {u.email: u.id for u in db.session.scalars(select(User).where(User.email.in_(audience.users)))} if audience.users else {}
+    unknown = [f"group {name!r}" for name in audience.groups if name not in groups]
+    unknown += [f"user {email!r}" for email in audience.users if email not in users]
+    if unknown:
+        raise _refusal(BadRequest(f"Unknown audience: {', '.join(unknown[:10])}. Create them on the portal first."), "unknown_audience")
+    return [groups[n] for n in audience.groups], [users[e] for e in audience.users]
+
+
+def _write(meta: PublishMetadata, size: int, publisher: PublisherToken, group_ids: list[int], user_ids: list[int]) -> PublishResult:
+    """Create the report (if allowed), the publication and its grants; retried on a lost race."""
+    for _ in range(WRITE_ATTEMPTS):
+        try:
+            report = _find_report(meta.report)
+            if report is None:
+                report = Report(slug=meta.report, title=meta.title or meta.report.replace("_", " ").title(), description=meta.description or "")
+                db.session.add(report)
+                db.session.flush()
+            existing = _find_run(report.id, meta.run_id)
+            if existing is not None:
+                publisher.last_used_at = utcnow()
+                return PublishResult(_same_run(existing, meta), created=False)
+            latest = db.session.scalar(select(func.max(Publication.version)).where(Publication.report_id == report.id))
+            publication = Publication(
+                report_id=report.id, version=(latest or 0) + 1, parameters=meta.parameters,
+                period_label=meta.period_label, run_id=meta.run_id, sha256=meta.sha256, size=size,
+                pages=meta.pages, publisher_id=publisher.id,
+            )
+            db.session.add(publication)
+            db.session.flush()
+            db.session.add_all(
+                [Grant(publication_id=publication.id, group_id=gid) for gid in group_ids]
+                + [Grant(publication_id=publication.id, user_id=uid) for uid in user_ids]
+            )
+            publisher.last_used_at = utcnow()
+            db.session.flush()
+            return PublishResult(publication, created=True)
+        except IntegrityError:
+            # Another publisher stored the same report, run or version first: look again.
+            db.session.rollback()
+    raise _refusal(Conflict("The report was being published by others at the same moment; try again."), "write_contention")
+
+
+ReadUpload = Callable[[], tuple[str | None, BinaryIO | None]]
+
+
+def publish(token: str | None, read_upload: ReadUpload, policy: PublishPolicy) -> PublishResult:
+    """Check and store one upload; audit it either way. The caller commits (also on refusal).
+
+    ``read_upload()`` returns the metadata text and the file stream; it is called only once the
+    token is accepted, so an unknown caller never makes the portal read a large body.
+    """
+    detail: dict[str, Any] = {}
+    publisher: PublisherToken | None = None
+    try:
+        publisher = authenticate_publisher(token)
+        detail["publisher"] = publisher.name
+        metadata_text, upload = read_upload()
+        meta = parse_metadata(metadata_text)
+        detail.update(report=meta.report, run_id=meta.run_id, sha256=meta.sha256)
+        report = _find_report(meta.report)
+        if report is None and not policy.auto_create_reports:
+            message = (f"No report named {meta.report!r} on this portal, and reports are not created "
+                       "automatically; ask an operator to create it.")
+            raise _refusal(NotFound(message, code="unknown_report"), "unknown_report")
+        group_ids, user_ids = _audience_ids(meta.audience)
+        existing = _find_run(report.id, meta.run_id) if report is not None else None
+        if existing is not None:
+            _same_run(existing, meta)  # 409 before anything is stored when the content differs
+        if existing is not None and FileStore(policy.files_dir).open_path(existing.sha256):
+            publisher.last_used_at = utcnow()
+            result = PublishResult(existing, created=False)  # nothing to read: the bytes were checked the first time
+        else:  # a new run, or a re-publish that restores a file the store lost
+            if upload is None:
+                raise _refusal(BadRequest("Send the PDF in a multipart part named 'file'."), "no_file")
+            size = _store(upload, meta, policy)
+            result = _write(meta, size, publisher, group_ids, user_ids)
+    except HTTPError as exc:
+        db.session.rollback()
+        if publisher is not None:
+            publisher.last_used_at = utcnow()
+        audit.record("publish", "refused", reason=getattr(exc, "audit_reason", exc.code), status=exc.status, **detail)
+        raise
+    publication = result.publication
+    audit.record("publish", "ok", publication=publication.public_id, version=publication.version,
+                 created=result.created, **detail)
+    return result

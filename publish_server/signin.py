@@ -1,0 +1,76 @@
+"""Password sign-in and password change: services that never touch ``request``.
+
+:func:`authenticate` is the first (and, until device verification lands, only) sign-in step:
+it answers a ``User`` or ``None`` and nothing else, so a second step can slot in between it and
+the issuing of tokens in the views. Unknown user, wrong password and disabled account take the
+same path through one Argon2 verification (a dummy hash for unknown users) and give the same
+answer, so neither the message nor the timing tells them apart.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from . import audit, tokens
+from .extensions import db
+from .models import User
+from .passwords import PasswordRejected, Passwords
+
+__all__ = ["authenticate", "change_password", "normalise_email", "passwords"]
+
+
+def passwords() -> Passwords:
+    """This app's password hasher, built on first use (its dummy hash costs one Argon2 run)."""
+    hasher = current_app.extensions.get("nbpress.passwords")
+    if hasher is None:
+        hasher = current_app.extensions["nbpress.passwords"] = Passwords.from_settings(current_app.config["NBPRESS"])
+    return hasher
+
+
+def normalise_email(email: object) -> str:
+    return email.strip().lower() if isinstance(email, str) else ""
+
+
+def authenticate(email: object, password: object) -> User | None:
+    """The active user with this email and password, or None; audited either way."""
+    address = normalise_email(email)
+    user = None
+    if address and len(address) <= 254:
+        user = db.session.scalars(db.select(User).where(User.email == address)).first()
+    hasher = passwords()
+    matched = hasher.verify(user.password_hash if user is not None else None, password)
+    if not matched or user is None or not user.active:
+        audit.record("login.password", "failed", user_id=user.id if user is not None else None)
+        return None
+    if hasher.needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)  # parameters rose since this hash was made
+        audit.record("password.rehash", "ok", user_id=user.id)
+    audit.record("login.password", "ok", user_id=user.id)
+    return user
+
+
+def change_password(user: User, current: object, new: object, repeat: object) -> None:
+    """Set a new password; earlier tokens (every device and session) stop counting.
+
+    Raises :class:`PasswordRejected` (message safe to show) and changes nothing when the
+    current password is wrong, the two new ones differ, or the new one fails the policy. The
+    policy runs first, so an over-long password is refused before anything is hashed.
+    """
+    hasher = passwords()
+
+    def refuse(reason: str, message: str) -> PasswordRejected:
+        audit.record("password.change", "failed", user_id=user.id, reason=reason)
+        return PasswordRejected(message)
+
+    try:
+        text = hasher.check_policy(new, email=user.email)
+    except PasswordRejected as exc:
+        raise refuse("policy", str(exc)) from None
+    if new != repeat:
+        raise refuse("mismatch", "The two new passwords do not match.")
+    if not hasher.verify(user.password_hash, current):
+        raise refuse("wrong_current", "Your current password is not correct.")
+    user.password_hash = hasher.hash(text)
+    user.must_change_password = False
+    tokens.revoke_all_for(user)
+    audit.record("password.change", "ok", user_id=user.id)

@@ -1,0 +1,146 @@
+"""The recipient's whole visit in a real browser: headless Chromium against a real server on loopback.
+
+Sign in through the form, see the list (a screenshot is kept in tests/artifacts/), download a PDF
+whose bytes hash to the published SHA-256, sign out, and check that Back does not bring the list
+back. Runs once, on SQLite: the database does not change what the browser sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from werkzeug.serving import make_server
+
+from publish_server import create_app
+from publish_server.extensions import db
+from publish_server.models import AuditEvent, Grant, Publication, Report, User
+from publish_server.passwords import Passwords
+from publish_server.storage import FileStore
+
+from .conftest import TEST_PASSWORD, base_config, make_pdf
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+if not CHROMIUM.exists() and not os.environ.get("CI"):
+    pytest.skip(f"{CHROMIUM} is not installed (`make test` installs Debian's chromium); in CI this test must run",
+                allow_module_level=True)
+
+
+@pytest.fixture
+def portal(tmp_path):
+    """A seeded portal served by Werkzeug on 127.0.0.1 (random port) in a thread."""
+    app = create_app(base_config(), instance_path=tmp_path / "instance")
+    with app.app_context():
+        upgrade()
+        passwords = Passwords.from_settings(app.config["NBPRESS"])
+        user = User(email="reader@example.org", display_name="Reader", password_hash=passwords.hash(TEST_PASSWORD))
+        report = Report(slug="weekly_statistics", title="Weekly Statistics")
+        data = make_pdf(3, marker="browser test")
+        stored = FileStore(app.config["FILES_DIR"]).put(io.BytesIO(data), limit=1 << 24)
+        publication = Publication(report=report, version=3, run_id="run-3", period_label="2026-W47",
+                                  sha256=stored.sha256, size=stored.size, pages=3)
+        db.session.add_all([user, report, publication])
+        db.session.flush()
+        db.session.add(Grant(report_id=report.id, user_id=user.id))
+        db.session.commit()
+        seeded = {"sha256": publication.sha256, "public_id": publication.public_id}
+        db.session.remove()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="portal-under-test", daemon=True)
+    thread.start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}", seeded
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_sign_in_list_download_sign_out_and_back_does_not_show_the_list(portal, browser):
+    app, base, seeded = portal
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 800})
+    page = context.new_page()
+    csp_violations: list[str] = []
+    page.on("console", lambda message: csp_violations.append(message.text) if "Content Security Policy" in message.text else None)
+
+    # Not signed in: the list sends us to the sign-in form, which brings us back afterwards.
+    page.goto(f"{base}/")
+    assert page.url.startswith(f"{base}/login?next=")
+    page.get_by_label("Email").fill("reader@example.org")
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/")
+    assert page.get_by_role("heading", level=1).inner_text() == "Reports"
+    assert page.get_by_role("heading", name="Weekly Statistics").is_visible()
+    assert page.get_by_role("cell", name="2026-W47", exact=True).is_visible()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "portal-list.png"), full_page=True)
+
+    # Download: the bytes the browser saved are the bytes that were published.
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download Weekly Statistics 2026-W47 v3 (PDF)").click()
+    download = info.value
+    assert download.failure() is None
+    assert download.suggested_filename == "weekly_statistics-v3-2026-W47.pdf"
+    assert hashlib.sha256(Path(download.path()).read_bytes()).hexdigest() == seeded["sha256"]
+    with app.app_context():
+        events = db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == "download")).all()
+        assert [e.detail["publication"] for e in events] == [seeded["public_id"]]
+        db.session.remove()
+
+    # The inline view opens in the browser's PDF viewer (a navigation, not a download).
+    view_url = f"{base}/p/{seeded['public_id']}/view"
+    viewer = context.new_page()
+    response = viewer.goto(view_url)
+    assert response.status == 200 and viewer.url == view_url
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-disposition"].startswith("inline;")
+    viewer.close()
+
+    # On a phone: nothing wider than the screen.
+    page.set_viewport_size({"width": 375, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(ARTIFACTS / "portal-list-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1100, "height": 800})
+
+    # Sign out (a POST form), then Back must not show the list again.
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{base}/login")
+    assert page.get_by_role("heading", level=1).inner_text() == "Sign in"
+    page.go_back()
+    page.wait_for_load_state()
+    assert "2026-W47" not in page.content() and "Weekly Statistics" not in page.content()
+    assert page.get_by_role("heading", level=1).inner_text() == "Sign in"
+    page.reload()
+    assert page.get_by_role("heading", level=1).inner_text() == "Sign in"
+    assert "/login" in page.url
+    # And the download link itself is dead for this browser now.
+    response = page.request.get(f"{base}/p/{seeded['public_id']}/download", max_redirects=0)
+    assert response.status in (302, 303) and "/login" in response.headers["location"]
+
+    assert csp_violations == []  # no inline script or style anywhere on the way
+    context.close()
