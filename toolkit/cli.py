@@ -203,28 +203,31 @@ def demo_data(out: Path, seed: int, end: dt.datetime | None, weeks: int, rows: i
 
 @main.command()
 @click.option("--weeks", type=click.IntRange(1, 16), default=4, show_default=True, help="How many recent weeks to report.")
+@click.option("--serve/--no-serve", default=True, show_default=True, help="Publish to a local portal and serve it until Ctrl-C.")
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True, help="Portal port on 127.0.0.1 (0: any free port).")
 @click.pass_context
 @handle_errors
-def demo(ctx: click.Context, weeks: int) -> None:
-    """Build the demo data and run the Weekly Statistics report for the last weeks."""
-    from .demo_data import generate
-    from .pipeline import prepare, run_report
-    from .progress import run_progress
-    from .spec import find_report
+def demo(ctx: click.Context, weeks: int, serve: bool, port: int) -> None:
+    """Demo data -> Weekly Statistics PDFs for the last weeks -> a local portal serving them."""
+    from .demo import DemoPortal, build_demo_runs
 
     project = _project(ctx)
-    database = (project.root / "data" / "events.sqlite").resolve()
-    summary = generate(database)
-    click.echo(f"demo data: {summary.path} ({summary.rows:,} events, {summary.first_day} .. {summary.last_day})")
-    spec = find_report("weekly_statistics", project.notebooks_dir)
-    pdfs = []
-    for week in summary.weeks[-weeks:]:
-        prepared = prepare(spec, {"week": week, "database_url": f"sqlite:///{database}"})
-        with run_progress(f"week {week}") as progress:
-            run_dir, record = run_report(prepared, project, progress=progress)
-        pdfs.append(run_dir / "report.pdf")
-        click.echo(f"week of {week}: {run_dir / 'report.pdf'} ({record.pages} pages)")
-    click.echo(f"{len(pdfs)} PDFs under {project.runs_dir / spec.name}")
+    run_dirs = build_demo_runs(project, weeks, click.echo)
+    click.echo(f"{len(run_dirs)} PDFs under {project.runs_dir / 'weekly_statistics'}")
+    if not serve:
+        return
+    portal = DemoPortal(project, port=port)
+    portal.start()
+    try:
+        email, password = portal.demo_recipient()
+        portal.publish(run_dirs, portal.publisher_token(), click.echo)
+    except BaseException:
+        portal.stop()
+        raise
+    click.echo(f"\nPortal: {portal.url}/  (development server, mail goes to {portal.instance / 'outbox'})")
+    click.echo(f"Sign in as {email} with the password {password}  (shown once)")
+    click.echo("Ctrl-C stops the portal.")
+    portal.wait()
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False, "help_option_names": []})

@@ -1,0 +1,48 @@
+"""`nbpress demo`: PDFs for recent weeks, published to a local portal that it serves until stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_demo_publishes_to_a_local_portal_and_stops_cleanly(tmp_path):
+    for folder in ("notebooks", "templates"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    exe = Path(sys.executable).with_name("nbpress")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBPRESS_")}
+    process = subprocess.Popen([str(exe), "demo", "--weeks", "1", "--port", "0"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        output = "".join(lines)
+        url = re.search(r"Portal: (http://127\.0\.0\.1:\d+)/", output).group(1)
+        password = re.search(r"with the password (\S+)", output).group(1)
+        assert "published weekly_statistics v1" in output
+        assert urllib.request.urlopen(f"{url}/login", timeout=10).status == 200
+        listing = subprocess.run([sys.executable, "-m", "publish_server.admin", "publications", "list"], cwd=tmp_path,
+                                 env={**env, "NBPRESS_INSTANCE": str(tmp_path / "instance")}, capture_output=True, text=True, check=True)
+        assert "weekly_statistics" in listing.stdout
+        assert password not in (tmp_path / "instance" / "portal.log").read_text()  # shown once, never logged
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    import socket
+
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # the portal stopped with the demo
+    assert json.loads(next((tmp_path / "runs" / "weekly_statistics").glob("*/run.json")).read_text())["publication"]
