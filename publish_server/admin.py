@@ -37,7 +37,7 @@ _OTP_NOTE = "Shown once; the user must choose a new password at first sign-in."
 
 
 def init_app(app: Flask) -> None:
-    for command in (init_db, users, groups, grant, revoke_grant, tokens, publications, audit_group):
+    for command in (init_db, users, groups, grant, revoke_grant, tokens, publications, audit_group, devices_group):
         app.cli.add_command(command)
 
 
@@ -193,6 +193,9 @@ def users_reset_password(email: str) -> None:
     user.password_hash = passwords.hash(password)
     user.must_change_password = True
     jwt_tokens.revoke_all_for(user)
+    from .devices import revoke_all as revoke_devices
+
+    revoke_devices(user, utcnow(), by="operator")
     audit.record("password_reset", "ok", user_id=user.id, by="operator")
     db.session.commit()
     click.echo(f"reset the password of {user.email}; their sessions and tokens are revoked")
@@ -400,6 +403,45 @@ def audit_tail(count: int) -> None:
     rows = [[_when(e.at), e.event, e.outcome, email or "-", e.ip or "-", json.dumps(e.detail or {}, sort_keys=True)]
             for e, email in reversed(db.session.execute(stmt).all())]
     _table(["at (UTC)", "event", "outcome", "user", "ip", "detail"], rows)
+
+
+# --- devices -------------------------------------------------------------------------------------
+
+devices_group = AppGroup("devices", help="A user's trusted devices (sign-in without an emailed code).")
+
+
+@devices_group.command("list")
+@click.argument("email")
+def devices_list(email: str) -> None:
+    """List a user's devices: id, name, state, last seen, IPs and MAC status."""
+    from .devices import for_user
+
+    rows = [[d.public_id, d.name, "revoked" if d.revoked_at else "trusted", d.client, _when(d.last_seen_at),
+             ",".join(d.ips or []) or "-", ",".join(d.macs or []) or d.mac_status]
+            for d in for_user(_user(email))]
+    _table(["id", "name", "state", "client", "last seen (UTC)", "ips", "mac"], rows)
+
+
+@devices_group.command("revoke")
+@click.argument("email")
+@click.argument("device_id", required=False)
+@click.option("--all", "every", is_flag=True, help="Revoke every device of the user (and end all their sessions).")
+def devices_revoke(email: str, device_id: str | None, every: bool) -> None:
+    """Revoke one device (its sessions end at once) or, with --all, every device."""
+    from .devices import get_for_user, revoke, revoke_all
+
+    user = _user(email)
+    if every == bool(device_id):
+        _fail("give a device id or --all (not both)")
+    if every:
+        count = revoke_all(user, utcnow(), by="operator")
+        db.session.commit()
+        click.echo(f"revoked {count} device(s) of {user.email}; their sessions and tokens are revoked")
+        return
+    device = get_for_user(user, device_id) or _fail(f"no device {device_id!r} for {user.email}")
+    revoke(device, utcnow(), by="operator")
+    db.session.commit()
+    click.echo(f"revoked device {device.public_id} ({device.name}) of {user.email}")
 
 
 # --- the entry `nbpress portal` runs -----------------------------------------------------------

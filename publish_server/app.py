@@ -41,12 +41,15 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | os.
     jwt.init_app(app)
     limiter.init_app(app)
 
-    from . import admin, api, auth, errors_http, pages, tokens  # blueprints and hooks
+    from . import admin, api, auth, devices_pages, errors_http, pages, tokens, twostep  # blueprints and hooks
 
     tokens.init_app(app)
     errors_http.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(auth.api_bp)
+    app.register_blueprint(twostep.bp)
+    app.register_blueprint(twostep.api_bp)
+    app.register_blueprint(devices_pages.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     admin.init_app(app)

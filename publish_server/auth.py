@@ -23,8 +23,8 @@ from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from . import audit, signin, tokens
-from .errors import BadRequest, Forbidden, HTTPError, Unauthorized
+from . import audit, signin, throttle, tokens, twostep
+from .errors import BadRequest, Forbidden, HTTPError, TooManyRequests, Unauthorized
 from .extensions import db, limiter
 from .openapi import ErrorOut, operation, parse_body
 from .passwords import PasswordRejected
@@ -47,9 +47,9 @@ bp.add_app_template_global(csrf_token, "csrf_token")
 bp.add_app_template_global(csrf_field, "csrf_field")
 
 
-def _start_browser_session(response, user):
-    """Set the cookies of a new (or renewed) session on ``response``."""
-    pair = tokens.issue_pair(user)
+def start_browser_session(response, user, device=None):
+    """Set the cookies of a new (or renewed) session on ``response`` (tied to ``device`` if given)."""
+    pair = tokens.issue_pair(user, device_id=device.public_id if device is not None else None)
     set_access_cookies(response, pair.access)
     set_refresh_cookies(response, pair.refresh)
     remember_csrf(pair.access)
@@ -86,13 +86,18 @@ def login_submit():
     sent = request.form.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
         return _render_login(status=403, error="This form has expired. Please try again.", email=email, next_url=next_url)
+    try:
+        throttle.check(email, request.cookies.get(twostep.device_cookie_name()))
+    except TooManyRequests as exc:
+        db.session.commit()
+        return _render_login(status=429, error=exc.message, email=email.strip()[:254], next_url=next_url)
     user = signin.authenticate(email, request.form.get("password", ""))
     db.session.commit()  # the audit row (and a rehash) are kept whatever the outcome
     if user is None:
         return _render_login(status=401, error=LOGIN_FAILED, email=email.strip()[:254], next_url=next_url)
-    target = url_for("auth.account", reason="change") if user.must_change_password else safe_next(next_url)
-    response = _start_browser_session(redirect(target, code=303), user)
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path=url_for("auth.login_form"))
+    response = twostep.after_password_web(user, next_url, _render_login)
+    if response.status_code == 303:
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path=url_for("auth.login_form"))
     db.session.commit()
     return response
 
@@ -190,7 +195,7 @@ def change_password():
         db.session.commit()  # the audit row only; the password is untouched
         body = render_template("account.html", user=user, notice=None, error=str(exc), policy=_policy())
         return make_response(body, 400)
-    response = _start_browser_session(redirect(url_for("auth.account", reason="password"), code=303), user)
+    response = start_browser_session(redirect(url_for("auth.account", reason="password"), code=303), user)
     db.session.commit()
     return response
 
@@ -207,6 +212,8 @@ class LoginIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ana@example.org", "password": "..."}]})
     email: StrictStr = Field(min_length=1, max_length=254)
     password: StrictStr = Field(min_length=1, max_length=4096)
+    device_token: StrictStr | None = Field(default=None, max_length=100,
+                                           description="From an earlier verify: skips the emailed code on a trusted device")
 
 
 class TokensOut(BaseModel):
@@ -220,23 +227,33 @@ class LogoutIn(BaseModel):
     refresh_token: StrictStr | None = Field(default=None, max_length=8192)
 
 
-def _tokens_json(pair) -> dict:
+def tokens_json(pair) -> dict:
     return TokensOut(access_token=pair.access, refresh_token=pair.refresh, expires_in=pair.expires_in).model_dump()
 
 
+_tokens_json = tokens_json
+
+
 @api_bp.post("/login")
-@operation("Sign in with email and password", body=LoginIn, tags=("auth",),
-           responses={200: TokensOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut})
+@operation("Sign in with email and password: tokens on a trusted device, else 202 and an emailed code",
+           body=LoginIn, tags=("auth",),
+           responses={200: TokensOut, 202: twostep.ChallengeOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
 @limiter.limit(LOGIN_RATE, deduct_when=_failed_only)
 def api_login():
     body = parse_body(LoginIn)
+    try:
+        throttle.check(body.email, body.device_token)
+    finally:
+        db.session.commit()  # the throttle's audit row, if any
     user = signin.authenticate(body.email, body.password)
     db.session.commit()
     if user is None:
         raise Unauthorized(LOGIN_FAILED, code="invalid_credentials")
-    pair = tokens.issue_pair(user)
-    db.session.commit()
-    return jsonify(_tokens_json(pair))
+    try:
+        answer = twostep.after_password_api(user, body.device_token)  # tokens, or 202 and an emailed code
+    finally:
+        db.session.commit()  # a failed send leaves its audit row and nothing else
+    return answer
 
 
 @api_bp.post("/refresh")

@@ -17,7 +17,7 @@ from .extensions import db
 
 __all__ = [
     "utcnow", "User", "Group", "Membership", "Report", "Publication", "Grant",
-    "PublisherToken", "RevokedToken", "AuditEvent",
+    "PublisherToken", "RevokedToken", "AuditEvent", "Device", "LoginChallenge",
 ]
 
 
@@ -164,3 +164,58 @@ class AuditEvent(db.Model):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     ip: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Device(db.Model):
+    """A browser or API client that proved, with an emailed code, that it belongs to its user.
+
+    It is recognised by a random device secret (a cookie for browsers, a ``device_token`` for
+    API clients) of which only the SHA-256 is stored. ``ips`` and ``macs`` are the addresses it
+    was verified from; ``mac_status`` says whether the MAC could be read ("known") or why not.
+    """
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(80), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    client: Mapped[str] = mapped_column(String(8), default="web")  # "web" | "api"
+    first_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    trusted_until: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+    ips: Mapped[list[str]] = mapped_column(JSON, default=list)
+    macs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    mac_status: Mapped[str] = mapped_column(String(120), default="unknown: not checked")
+    last_ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginChallenge(db.Model):
+    """A sign-in waiting for its emailed code: password checked, nothing granted yet.
+
+    ``binding_hash`` ties it to the browser (a cookie) or API client (a client secret) that
+    started it; ``code_hmac`` is HMAC-SHA256 of the current code (a resend replaces it).
+    """
+
+    __tablename__ = "login_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    binding_hash: Mapped[str] = mapped_column(String(64))
+    code_hmac: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str] = mapped_column(String(8), default="web")
+    reason: Mapped[str] = mapped_column(String(40), default="new_device")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    mac: Mapped[str | None] = mapped_column(String(17))
+    mac_status: Mapped[str] = mapped_column(String(120), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    expires_at: Mapped[dt.datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    sends: Mapped[int] = mapped_column(default=1)
+    used_at: Mapped[dt.datetime | None]

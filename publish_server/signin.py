@@ -72,5 +72,8 @@ def change_password(user: User, current: object, new: object, repeat: object) ->
         raise refuse("wrong_current", "Your current password is not correct.")
     user.password_hash = hasher.hash(text)
     user.must_change_password = False
-    tokens.revoke_all_for(user)
+    from .devices import revoke_all
+    from .models import utcnow
+
+    revoke_all(user, utcnow(), by="password_change")  # every device needs a code again; every token ends
     audit.record("password.change", "ok", user_id=user.id)

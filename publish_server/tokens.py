@@ -52,6 +52,12 @@ def init_app(app: Flask) -> None:
         user = user_for(payload)
         if user is None or not user.active:
             return True
+        device = payload.get("did")
+        if device is not None:
+            from .devices import is_revoked
+
+            if not isinstance(device, str) or is_revoked(device):
+                return True  # the device this session was started on has been revoked
         # iat has whole seconds; the issued_us claim tells apart tokens from the same second.
         issued_us = payload.get("issued_us", payload["iat"] * 1_000_000)
         valid_after = user.tokens_valid_after.replace(tzinfo=dt.timezone.utc)
@@ -104,23 +110,28 @@ def _session_ended() -> Exception:
     return Unauthorized("Your session has ended. Please sign in again.", code="session_expired")
 
 
-def issue_pair(user: User, *, session_start: int | None = None) -> TokenPair:
-    """New access + refresh tokens for ``user``; a new session unless ``session_start`` is given."""
+def issue_pair(user: User, *, session_start: int | None = None, device_id: str | None = None) -> TokenPair:
+    """New access + refresh tokens for ``user``; a new session unless ``session_start`` is given.
+
+    ``device_id`` (the device's public id, claim ``did``) ties the session to the device it was
+    started on: revoking the device ends the session at once.
+    """
     settings = current_app.config["NBPRESS"]
     now = time.time()
     start = int(now) if session_start is None else int(session_start)
     remaining = start + settings["SESSION_HOURS"] * 3600 - now
     if remaining <= 1:
         raise _session_ended()
+    device_claim = {"did": device_id} if device_id else {}
     refresh = create_refresh_token(
         identity=user.public_id, expires_delta=dt.timedelta(seconds=remaining),
-        additional_claims={"session_start": start},
+        additional_claims={"session_start": start, **device_claim},
     )
     refresh_payload = decode_token(refresh)
     access_seconds = int(min(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds(), remaining))
     access = create_access_token(
         identity=user.public_id, expires_delta=dt.timedelta(seconds=access_seconds),
-        additional_claims={"session_start": start, "rjti": refresh_payload["jti"], "rexp": refresh_payload["exp"]},
+        additional_claims={"session_start": start, "rjti": refresh_payload["jti"], "rexp": refresh_payload["exp"], **device_claim},
     )
     return TokenPair(access=access, refresh=refresh, expires_in=access_seconds)
 
@@ -136,7 +147,8 @@ def rotate(refresh_payload: dict, user: User) -> TokenPair:
     if now - issued > settings["SESSION_IDLE_MINUTES"] * 60:
         raise _session_ended()  # it only grows older, so no need to deny-list it
     revoke(refresh_payload)
-    return issue_pair(user, session_start=start)
+    device = refresh_payload.get("did")
+    return issue_pair(user, session_start=start, device_id=device if isinstance(device, str) else None)
 
 
 def revoke_pair(access_payload: dict) -> None:

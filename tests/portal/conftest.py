@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import secrets
+import weakref
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,7 @@ def base_config(**overrides) -> dict:
         "ARGON2_MEMORY_KIB": 64,  # fast hashes in tests only; production default is 19 MiB
         "ARGON2_TIME_COST": 1,
         "TESTING": True,
+        "MAIL_URL": "memory:",  # the recording mailer; tests/portal/test_mail.py uses a real SMTP server
         **overrides,
     }
 
@@ -112,19 +115,70 @@ def make_user(app, passwords):
     return make
 
 
+# Devices verified during a test, per app: {("web" | "api", email): device cookie / device_token}.
+# A helper signing in as someone again presents their device, as their own browser would.
+_DEVICES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def last_code(app, email: str) -> str:
+    """The code in the latest message the recording mailer holds for ``email``."""
+    sent = [m for m in app.extensions["nbpress.mailer"].sent if email.strip().lower() in str(m["To"]).lower()]
+    assert sent, f"no mail to {email}"
+    found = re.search(r"^\s+(\d{6,10})\s*$", sent[-1].get_body(preferencelist=("plain",)).get_content(), re.MULTILINE)
+    assert found, "the last mail holds no code"
+    return found.group(1)
+
+
+def device_cookie_name(app) -> str:
+    return "__Host-nbpress_device" if app.config["NBPRESS"]["COOKIE_SECURE"] else "nbpress_device"
+
+
 def _login(client, email: str, password: str = TEST_PASSWORD, *, next: str = ""):
-    """Sign in through the real form (GET for the login CSRF cookie, then POST); cookies stay in ``client``."""
+    """Sign in through the real forms; cookies stay in ``client``.
+
+    GET /login for the login CSRF cookie, POST the password; when the portal asks for a code,
+    read it from the recording mailer and POST it to /login/verify. Returns the last response
+    (303 to ``next`` on success), as if the code step were part of signing in.
+    """
+    app = client.application
+    known = _DEVICES.setdefault(app, {})
+    key = ("web", email.strip().lower())
+    if key in known:
+        client.set_cookie(device_cookie_name(app), known[key])
     client.get("/login")
     csrf = client.get_cookie("login_csrf", path="/login")
     form = {"email": email, "password": password, "login_csrf": csrf.value if csrf else "", "next": next}
-    return client.post("/login", data=form)
+    response = client.post("/login", data=form)
+    if response.status_code != 303 or not response.headers["Location"].startswith("/login/verify"):
+        return response
+    challenge = client.get_cookie("login_challenge", path="/login").value.partition(".")[0]
+    answer = client.post("/login/verify", data={"challenge": challenge, "code": last_code(app, email), "next": next})
+    device = client.get_cookie(device_cookie_name(app))
+    if device is not None:
+        known[key] = device.value
+    return answer
+
+
+def api_sign_in(client, email: str, password: str = TEST_PASSWORD) -> dict:
+    """The token body of a complete API sign-in (login, and verify when a code is asked for)."""
+    app = client.application
+    known = _DEVICES.setdefault(app, {})
+    key = ("api", email.strip().lower())
+    body = {"email": email, "password": password, **({"device_token": known[key]} if key in known else {})}
+    response = client.post("/api/v1/auth/login", json=body)
+    if response.status_code == 202:
+        started = response.get_json()
+        response = client.post("/api/v1/auth/verify", json={
+            "challenge_id": started["challenge_id"], "client_secret": started["client_secret"], "code": last_code(app, email)})
+        if response.status_code == 200:
+            known[key] = response.get_json()["device_token"]
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
 
 
 def _api_token(client, email: str, password: str = TEST_PASSWORD) -> str:
-    """An API access token for ``email`` from POST /api/v1/auth/login."""
-    response = client.post("/api/v1/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["access_token"]
+    """An API access token for ``email`` from POST /api/v1/auth/login (+ verify when asked)."""
+    return api_sign_in(client, email, password)["access_token"]
 
 
 @pytest.fixture

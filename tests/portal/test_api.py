@@ -17,7 +17,7 @@ from openapi_spec_validator import validate
 from publish_server.extensions import db
 from publish_server.models import AuditEvent, Publication
 from publish_server.openapi import build_document
-from tests.portal.conftest import make_pdf
+from tests.portal.conftest import api_sign_in, make_pdf
 from tests.portal.test_publishing import metadata_for, new_publisher_token, post_publication, publish_ok
 
 API = "/api/v1/publications"
@@ -97,8 +97,7 @@ def test_a_publisher_token_is_not_a_recipient_token(client, world):
 
 
 def test_a_refresh_token_does_not_read_publications(client, world):
-    login = client.post("/api/v1/auth/login", json={"email": "alice@example.com", "password": "correct horse battery staple 42"})
-    refresh = login.get_json()["refresh_token"]
+    refresh = api_sign_in(client, "alice@example.com")["refresh_token"]
     assert client.get(API, headers=bearer(refresh)).status_code == 401
 
 

@@ -1,6 +1,7 @@
 """The recipient's whole visit in a real browser: headless Chromium against a real server on loopback.
 
-Sign in through the form, see the list (a screenshot is kept in tests/artifacts/), download a PDF
+Sign in through the form, type the code that arrived at a real SMTP server (aiosmtpd) on
+loopback, see the list (a screenshot is kept in tests/artifacts/), download a PDF
 whose bytes hash to the published SHA-256, sign out, and check that Back does not bring the list
 back. Runs once, on SQLite: the database does not change what the browser sees.
 """
@@ -24,6 +25,7 @@ from publish_server.passwords import Passwords
 from publish_server.storage import FileStore
 
 from .conftest import TEST_PASSWORD, base_config, make_pdf
+from .smtp_server import SmtpServer, code_in
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -38,9 +40,15 @@ if not CHROMIUM.exists() and not os.environ.get("CI"):
 
 
 @pytest.fixture
-def portal(tmp_path):
-    """A seeded portal served by Werkzeug on 127.0.0.1 (random port) in a thread."""
-    app = create_app(base_config(), instance_path=tmp_path / "instance")
+def smtp():
+    with SmtpServer("plain") as server:
+        yield server
+
+
+@pytest.fixture
+def portal(tmp_path, smtp):
+    """A seeded portal served by Werkzeug on 127.0.0.1 (random port) in a thread, mailing to ``smtp``."""
+    app = create_app(base_config(MAIL_URL=f"smtp://127.0.0.1:{smtp.port}"), instance_path=tmp_path / "instance")
     with app.app_context():
         upgrade()
         passwords = Passwords.from_settings(app.config["NBPRESS"])
@@ -80,7 +88,18 @@ def browser():
             chromium.close()
 
 
-def test_sign_in_list_download_sign_out_and_back_does_not_show_the_list(portal, browser):
+def enter_code(page, smtp, base, count: int) -> None:
+    """Wait for the ``count``-th mail to the reader and type its code into the verify form."""
+    page.wait_for_url(f"{base}/login/verify**")
+    for _ in range(100):
+        if len(smtp.inbox.to("reader@example.org")) >= count:
+            break
+        page.wait_for_timeout(50)
+    page.get_by_label("Code").fill(code_in(smtp.inbox.to("reader@example.org")[count - 1]))
+    page.get_by_role("button", name="Verify").click()
+
+
+def test_sign_in_list_download_sign_out_and_back_does_not_show_the_list(portal, browser, smtp):
     app, base, seeded = portal
     context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 800})
     page = context.new_page()
@@ -93,6 +112,7 @@ def test_sign_in_list_download_sign_out_and_back_does_not_show_the_list(portal, 
     page.get_by_label("Email").fill("reader@example.org")
     page.get_by_label("Password").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    enter_code(page, smtp, base, 1)
     page.wait_for_url(f"{base}/")
     assert page.get_by_role("heading", level=1).inner_text() == "Reports"
     assert page.get_by_role("heading", name="Weekly Statistics").is_visible()
@@ -141,6 +161,28 @@ def test_sign_in_list_download_sign_out_and_back_does_not_show_the_list(portal, 
     # And the download link itself is dead for this browser now.
     response = page.request.get(f"{base}/p/{seeded['public_id']}/download", max_redirects=0)
     assert response.status in (302, 303) and "/login" in response.headers["location"]
+
+    # Signing in again in the same browser: the device is trusted, no code is asked for.
+    page.get_by_label("Email").fill("reader@example.org")
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/")
+    assert len(smtp.inbox.to("reader@example.org")) == 2  # the code and the new sign-in notice
+
+    # A second browser profile is a new device: it is asked for a code.
+    other = browser.new_context().new_page()
+    other.goto(f"{base}/login")
+    other.get_by_label("Email").fill("reader@example.org")
+    other.get_by_label("Password").fill(TEST_PASSWORD)
+    other.get_by_role("button", name="Sign in").click()
+    other.wait_for_url(f"{base}/login/verify**")
+    assert other.get_by_role("heading", level=1).inner_text() == "Enter your code"
+    assert "Weekly Statistics" not in other.content()
+    response = other.request.get(f"{base}/p/{seeded['public_id']}/download", max_redirects=0)
+    assert response.status in (302, 303) and "/login" in response.headers["location"]  # the pending step grants nothing
+    enter_code(other, smtp, base, 3)
+    other.wait_for_url(f"{base}/")
+    other.context.close()
 
     assert csp_violations == []  # no inline script or style anywhere on the way
     context.close()
