@@ -13,17 +13,19 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from . import __version__
+from . import __version__, longtable
 from . import records as rec
 from .errors import RenderError
-from .spec import ReportSpec
+
+if TYPE_CHECKING:  # pydantic stays out of the long-table layout workers, which import this module
+    from .spec import ReportSpec
 
 __all__ = ["ReportContext", "render_html", "write_pdf", "PdfResult", "FencedFetcher"]
 
@@ -60,6 +62,7 @@ class TableView:
     rows: int
     shown: int
     csv_name: str | None  # attached CSV when the body is cut at max_rows
+    long: bool = False  # marked for the chunked layout (see toolkit.longtable)
     kind = "table"
 
     @property
@@ -85,13 +88,14 @@ def _format_frame(frame, max_rows: int | None) -> tuple[Markup, int]:
     return Markup(text), len(shown)
 
 
-def _table_view(record: rec.Table, spec: ReportSpec) -> TableView:
+def _table_view(record: rec.Table, spec: ReportSpec, long_rows: int | None) -> TableView:
     frame = record.frame
     options = spec.tables.get(record.name)
     max_rows = options.max_rows if options else None
     html, shown = _format_frame(frame, max_rows)
     csv_name = f"{record.name}.csv" if shown < len(frame) else None
-    return TableView(record.name, record.caption, html, len(frame), shown, csv_name)
+    long = long_rows is not None and shown > long_rows
+    return TableView(record.name, record.caption, html, len(frame), shown, csv_name, long)
 
 
 def write_assets(records: dict[str, rec.Record], assets_dir: Path) -> dict[str, str]:
@@ -134,12 +138,15 @@ def render_html(
     figure_paths: dict[str, str],
     templates_dir: Path,
     template: str | None = None,
+    long_table_rows: int | None = longtable.LONG_TABLE_ROWS,
 ) -> str:
+    """The report's HTML. Tables with more rows than ``long_table_rows`` (None: no limit) are
+    marked for :func:`write_pdf` to lay out in parallel chunks."""
     name = template or context.spec.template
     items = []
     for record in records.values():
         if isinstance(record, rec.Table):
-            items.append(_table_view(record, context.spec))
+            items.append(_table_view(record, context.spec, long_table_rows))
         elif isinstance(record, rec.Figure):
             items.append({"kind": "figure", "name": record.name, "caption": record.caption, "src": figure_paths[record.name]})
         else:
@@ -212,8 +219,24 @@ def write_pdf(
     base_dir: Path,
     templates_dir: Path,
     attachments: list[tuple[str, bytes]] = (),
+    workers: int | None = None,
 ) -> PdfResult:
-    """Lay out ``html`` and write the PDF atomically (temp file + rename)."""
+    """Lay out ``html`` and write the PDF atomically (temp file + rename).
+
+    HTML with long tables marked by :func:`render_html` goes to :mod:`toolkit.longtable`
+    (parallel chunks on ``workers`` processes, default one per core); anything else, or
+    marked HTML that cannot be cut safely, is laid out in one piece here.
+    """
+    if longtable.BEGIN in html:
+        done = longtable.write_pdf(
+            html, pdf_path, base_dir=base_dir, templates_dir=templates_dir, attachments=attachments, workers=workers
+        )
+        if done is not None:
+            pages, refused = done
+            for url in refused:
+                log.warning("refused resource %s", url)
+            return PdfResult(pages=pages, refused=refused)
+
     import weasyprint
 
     fetcher = FencedFetcher([templates_dir / "static", base_dir])
