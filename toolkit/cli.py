@@ -18,7 +18,7 @@ import click
 import yaml
 
 from . import __version__
-from .errors import NbpressError, UsageError
+from .errors import DataCheckError, NbpressError, UsageError
 
 PROJECT_HELP = "Project root holding notebooks/, templates/ and runs/ [default: current directory]."
 PORTAL_HELP = "NBPRESS_PORTAL_URL, else `portal` in the publish config file"
@@ -103,11 +103,22 @@ def _load_param_file(path: Path) -> dict[str, Any]:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Runs folder [default: PROJECT/runs].")
 @click.option("--publish", "publish_after", is_flag=True, help="Publish the PDF to the portal when the run succeeds.")
 @click.option("--portal", metavar="URL", help=f"Portal to publish to (implies --publish) [default: {PORTAL_HELP}].")
+@click.option("-g", "--grid", "grid_options", multiple=True, metavar="NAME=V1,V2",
+              help="Run every combination of these values (repeatable; NAME='last N' for recent weeks); adds to the spec's grid.")
+@click.option("--no-grid", is_flag=True, help="Ignore the spec's grid: one run with its defaults.")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Day that 'last N' grid values count back from [default: today].")
+@click.option("-w", "--workers", type=click.IntRange(1, 256), help="Batch worker processes on this machine [default: CPU count].")
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_file: Path | None, out_dir: Path | None,
-        publish_after: bool, portal: str | None) -> None:
-    """Execute REPORT in a fresh kernel and write its PDF to a new run folder."""
+        publish_after: bool, portal: str | None, grid_options: tuple[str, ...], no_grid: bool, as_of: dt.datetime | None,
+        workers: int | None) -> None:
+    """Execute REPORT in a fresh kernel and write its PDF to a new run folder.
+
+    With a grid (the spec's `grid`, or --grid) every combination runs, each in its own run
+    folder and fresh kernel; a failed member does not stop the others. Exit status 1 when any
+    member failed or was blocked.
+    """
     from .params import read_schema
     from .pipeline import prepare, run_report
     from .progress import run_progress
@@ -117,17 +128,57 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     spec = find_report(report, project.notebooks_dir)
     given = _load_param_file(param_file) if param_file else {}
     given.update(read_schema(spec.notebook).parse_assignments(list(assignments)))
-    prepared = prepare(spec, given)
     config = None
     if publish_after or portal:
         from .publish import load_publish_config
 
         config = load_publish_config(portal)  # before the run: a missing token fails fast
-    with run_progress(spec.name) as progress:
-        run_dir, record = run_report(prepared, project, out_dir=out_dir, progress=progress)
+    if grid_options or (spec.grid and not no_grid):
+        from .grid import parse_grid_option
+
+        members = _plan(spec, given, [parse_grid_option(g) for g in grid_options], not no_grid, as_of)
+        _run_batch(project, spec, members, out_dir, workers, config)
+        return
+    prepared = prepare(spec, given)
+    try:
+        with run_progress(spec.name) as progress:
+            run_dir, record = run_report(prepared, project, out_dir=out_dir, progress=progress)
+    except DataCheckError as exc:
+        from .notify import notify_owner
+        from .runs import load_run
+
+        notify_owner(exc.run_dir, load_run(exc.run_dir), spec.owner)
+        raise
     click.echo(f"{run_dir / 'report.pdf'}  ({record.pages} pages, {sum(record.timings.values()):.1f} s)")
     if config is not None:  # a failed run raised above: it is never published
         _publish(run_dir, config)
+
+
+def _plan(spec, given, grid_options, use_spec_grid: bool, as_of: dt.datetime | None):
+    from .batch import plan
+
+    return plan(spec, given, grid_options, use_spec_grid=use_spec_grid, as_of=as_of.date() if as_of else None)
+
+
+def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None, config) -> None:
+    import time
+
+    from . import batch
+    from .executors import make_executor
+    from .progress import interactive
+
+    jobs = [batch.Job(i, label, prepared, project.root, out_dir.resolve() if out_dir else None)
+            for i, (label, prepared) in enumerate(members)]
+    started = time.perf_counter()
+    with make_executor(workers=workers, preload=spec.preload) as executor:
+        with batch.Reporter(len(jobs), interactive=interactive()) as reporter:
+            outcomes = batch.run(jobs, executor, on_done=reporter)
+    wall = time.perf_counter() - started
+    batch.after_batch(outcomes, spec, config)
+    for line in batch.summary_lines(outcomes, wall):
+        click.echo(line)
+    if any(o.status != "succeeded" for o in outcomes):
+        sys.exit(1)
 
 
 def _publish(run_dir: Path, config) -> None:

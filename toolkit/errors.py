@@ -9,6 +9,11 @@
     ├── ExecutionError              the notebook failed while running (cell, ename, evalue)
     │   ├── CellTimeoutError        a cell ran past its timeout
     │   └── KernelDiedError         the kernel process died
+    ├── DataCheckError              the records failed the spec's data checks (run ``blocked``;
+    │                               ``failures``: the checks that failed)
+    ├── RunCancelledError           a run was stopped on purpose (scheduler shutdown)
+    ├── ExecutorError               a batch executor broke down (worker pool, fork server,
+    │                               Dask cluster unreachable); not the notebook's fault
     ├── RenderError                 the template or the PDF could not be produced
     ├── RunDirError                 a run folder is missing or incomplete
     └── PublishError                the portal could not be reached or refused the upload
@@ -73,6 +78,20 @@ class CellTimeoutError(ExecutionError):
 
 
 class KernelDiedError(ExecutionError):
+    pass
+
+
+class DataCheckError(NbpressError):
+    def __init__(self, failures: list[str]):
+        self.failures = list(failures)
+        super().__init__(f"blocked by {len(self.failures)} failed data check(s): " + "; ".join(self.failures))
+
+
+class RunCancelledError(NbpressError):
+    pass
+
+
+class ExecutorError(NbpressError):
     pass
 
 

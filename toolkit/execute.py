@@ -9,15 +9,21 @@ Two papermill extension points are used, both registered by name (no monkey-patc
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import os
+import shutil
+import tempfile
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import papermill
+from jupyter_client import AsyncKernelManager
 from traitlets.config import Config
 from nbclient.exceptions import CellTimeoutError as _NbclientTimeout
 from nbclient.exceptions import DeadKernelError
@@ -30,7 +36,9 @@ from .api import RUN_ENV
 from .errors import CellTimeoutError, ExecutionError, KernelDiedError, NotebookError
 from .params import find_parameters_cell, load_notebook, read_schema
 
-__all__ = ["execute", "CellEvent"]
+__all__ = ["execute", "CellEvent", "IpcKernelManager"]
+
+SAVE_EVERY = 1.0  # seconds between partial saves of the executed notebook while it runs
 
 # (index, total, phase) where phase is "start" or "done"
 CellEvent = Callable[[int, int, str], None]
@@ -105,9 +113,54 @@ class _Engine(NBClientEngine):
             nb_man.cell_start, nb_man.cell_complete = cell_start, cell_complete
         # IPC sockets in the private runtime dir instead of unencrypted loopback TCP ports.
         config = Config({"KernelManager": {"transport": "ipc"}})
-        return super().execute_managed_notebook(
-            nb_man, kernel_name, shutdown_kernel="immediate", config=config, **kwargs
-        )
+        # papermill writes the whole notebook at every cell start and end (~40 writes, ~0.7 s
+        # of CPU for the demo); once a second is enough for a live partial notebook, and the
+        # final save after the last cell (or the failure) always happens.
+        save = nb_man.save
+        last = [0.0]
+
+        def throttled_save(**kw):
+            now = time.monotonic()
+            if now - last[0] >= SAVE_EVERY:
+                last[0] = now
+                save(**kw)
+
+        nb_man.save = throttled_save
+        try:
+            return super().execute_managed_notebook(
+                nb_man, kernel_name, shutdown_kernel="immediate", config=config, **kwargs
+            )
+        finally:
+            nb_man.save = save  # papermill's own final save comes next
+
+
+_ipc_dir: str | None = None
+
+
+def _private_ipc_dir() -> str:
+    """A 0700 folder for this process's kernel sockets, short enough for a socket path
+    (about 107 bytes at most), removed when the process exits."""
+    global _ipc_dir
+    if _ipc_dir is None or not os.path.isdir(_ipc_dir):
+        base = tempfile.gettempdir()
+        _ipc_dir = tempfile.mkdtemp(prefix="nbpress-ipc-", dir=base if len(base) <= 40 else "/tmp")
+        atexit.register(shutil.rmtree, _ipc_dir, True)
+    return _ipc_dir
+
+
+class IpcKernelManager(AsyncKernelManager):
+    """IPC sockets named after this kernel, in a private folder.
+
+    jupyter_client's default IPC name is ``kernel-ipc-N`` relative to the working directory,
+    with N the first number whose file does not exist yet: two kernels starting at once in
+    the same notebook folder (a batch) pick the same sockets and read each other's messages,
+    and the socket files litter the notebook folder.
+    """
+
+    def _ip_default(self) -> str:
+        if self.transport != "ipc":
+            return super()._ip_default()
+        return os.path.join(_private_ipc_dir(), f"k{uuid.uuid4().hex[:16]}")
 
 
 papermill_translators.register("python", _Translator)
@@ -137,11 +190,15 @@ def execute(
     cell_timeout: int | None,
     start_timeout: int,
     on_cell: CellEvent | None = None,
+    launcher: type | None = None,
 ) -> None:
     """Run ``notebook`` with ``parameters``, writing the executed notebook to ``output``.
 
     The output is saved after every cell, so a failure leaves the partial notebook behind.
+    ``launcher``: a jupyter_client ``KernelManager`` subclass that starts the (always new)
+    kernel process another way, e.g. forked from the batch fork server.
     """
+    extra = {"kernel_manager_class": launcher or IpcKernelManager}
     current = {"cell": None}
     found = find_parameters_cell(load_notebook(notebook))
     injected_at = found[0] + 1 if found else 0  # papermill inserts its cell after `parameters`
@@ -170,6 +227,7 @@ def execute(
                 execution_timeout=cell_timeout,
                 start_timeout=start_timeout,
                 on_cell=track,
+                **extra,
             )
     except PapermillExecutionError as exc:
         raise ExecutionError(

@@ -19,7 +19,7 @@ from typing import Any
 import nbformat
 
 from . import records as rec
-from .errors import ExecutionError, NbpressError, RunDirError, SpecError
+from .errors import DataCheckError, ExecutionError, NbpressError, RunDirError, SpecError
 from .params import load_notebook, read_schema, to_jsonable
 from .runs import RunError, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
 from .spec import ReportSpec
@@ -71,6 +71,12 @@ def prepare(spec: ReportSpec, given: dict[str, Any]) -> Prepared:
             schema.check(name, value)
         except NbpressError as exc:
             raise SpecError(spec.path or spec.name, f"parameters.{name}", str(exc)) from None
+    for key in spec.grid:
+        if key not in schema.names:
+            raise SpecError(spec.path or spec.name, f"grid.{key}", "is not a parameter of the notebook")
+    for key in spec.audience.by if spec.audience else {}:
+        if key not in schema.names:
+            raise SpecError(spec.path or spec.name, f"audience.by.{key}", "is not a parameter of the notebook")
     parameters = schema.resolve(spec.parameters, given)
     return Prepared(spec, parameters, hashlib.sha256(raw).hexdigest())
 
@@ -105,10 +111,15 @@ def run_report(
     *,
     out_dir: Path | None = None,
     progress: Progress | None = None,
+    trigger: str = "manual",
+    attempt: int = 1,
+    launcher: Any = None,
 ) -> tuple[Path, RunRecord]:
-    """Execute and render one run; returns the run folder and its record.
+    """Execute, check and render one run; returns the run folder and its record.
 
-    Raises the stage's :class:`NbpressError` after writing it to ``run.json``.
+    Raises the stage's :class:`NbpressError` after writing it to ``run.json``; failed data
+    checks raise :class:`DataCheckError` with the run marked ``blocked`` (nothing rendered).
+    ``launcher`` starts the kernel (the batch fork server); None: a new kernel process.
     """
     from .execute import execute
 
@@ -124,6 +135,8 @@ def run_report(
         notebook_sha256=prepared.notebook_sha256,
         started=dt.datetime.now(dt.timezone.utc),
         versions=versions(),
+        trigger=trigger,
+        attempt=attempt,
     )
     save_run(run_dir, record)
     clock = _Stopwatch(record, progress)
@@ -138,11 +151,22 @@ def run_report(
                 cell_timeout=spec.timeouts.cell,
                 start_timeout=spec.timeouts.start,
                 on_cell=(lambda i, n, phase: progress("execute", f"cell {i + 1}/{n}")) if progress else None,
+                launcher=launcher,
             )
+        records = None
+        if spec.checks:
+            stage = "checks"
+            with clock.stage("checks"):  # reads the records once, for the checks and the render
+                records = rec.read_records(nbformat.read(str(run_dir / "executed.ipynb"), as_version=4))
+                _check(run_dir, record, spec, records)
         stage = "render"
-        _render(run_dir, record, spec, project, clock)
+        _render(run_dir, record, spec, project, clock, records)
+    except DataCheckError as exc:  # already written: status "blocked"
+        exc.run_dir = run_dir
+        raise
     except NbpressError as exc:
         _fail(run_dir, record, stage, exc)
+        exc.run_dir = run_dir  # callers (batches, the scheduler) report where the evidence is
         raise
     except BaseException as exc:  # KeyboardInterrupt and surprises still leave a trace
         _fail(run_dir, record, stage, exc)
@@ -176,12 +200,30 @@ def render_run(run_dir: Path, project: Project, *, template: str | None = None, 
     return record
 
 
-def _render(run_dir: Path, record: RunRecord, spec: ReportSpec, project: Project, clock: _Stopwatch) -> None:
+def _check(run_dir: Path, record: RunRecord, spec: ReportSpec, records: dict[str, rec.Record]) -> None:
+    """Run the spec's data checks; any failure blocks the run before anything is rendered."""
+    from .checks import run_checks
+
+    record.checks = run_checks(spec.checks, records)
+    failures = [f"{r.check} ({r.detail})" for r in record.checks if not r.passed]
+    if failures:
+        error = DataCheckError(failures)
+        record.status = "blocked"
+        record.finished = dt.datetime.now(dt.timezone.utc)
+        record.error = RunError(stage="checks", type=type(error).__name__, message=str(error))
+        save_run(run_dir, record)
+        raise error
+
+
+def _render(run_dir: Path, record: RunRecord, spec: ReportSpec, project: Project, clock: _Stopwatch,
+            records: dict[str, rec.Record] | None = None) -> None:
+    from . import longtable
     from .render import ReportContext, render_html, write_assets, write_pdf
 
     with clock.stage("records"):
-        nb = nbformat.read(str(run_dir / "executed.ipynb"), as_version=4)
-        records = rec.read_records(nb)
+        if records is None:
+            nb = nbformat.read(str(run_dir / "executed.ipynb"), as_version=4)
+            records = rec.read_records(nb)
         figures = write_assets(records, run_dir / "assets")
     with clock.stage("html"):
         context = ReportContext(
@@ -191,7 +233,8 @@ def _render(run_dir: Path, record: RunRecord, spec: ReportSpec, project: Project
             generated=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
             notebook_sha256=record.notebook_sha256,
         )
-        html = render_html(context, records, figures, project.templates_dir)
+        # Longer tables are laid out in parallel chunks by write_pdf; read at run time, so it can be set.
+        html = render_html(context, records, figures, project.templates_dir, long_table_rows=longtable.LONG_TABLE_ROWS)
         (run_dir / "report.html").write_text(html, encoding="utf-8")
     with clock.stage("pdf"):
         attachments = _csv_attachments(records, spec)

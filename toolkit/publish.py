@@ -172,9 +172,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _variant_audience(audience: Mapping[str, Any] | None, parameters: dict[str, Any]) -> Mapping[str, Any] | None:
+    """The spec's audience for this run's parameter values (``audience.by``: the north PDF
+    goes to the north team, not to every team named in the mapping)."""
+    if not audience or not audience.get("by"):
+        return audience
+    from .spec import Audience
+
+    return Audience.model_validate(audience).for_values(parameters)
+
+
 def _metadata(record: RunRecord, sha256: str, audience: Mapping[str, Any] | None) -> dict[str, Any]:
     spec = record.spec
-    chosen = audience if audience is not None else spec.get("audience")
+    chosen = audience if audience is not None else _variant_audience(spec.get("audience"), record.parameters)
     metadata: dict[str, Any] = {
         "report": record.report,
         "title": spec.get("title") or None,

@@ -5,7 +5,12 @@
         assets/          figures referenced by the HTML
         report.html      the rendered HTML
         report.pdf       the PDF (written to a temp name, then renamed)
-        run.json         parameters, status, timings per stage, versions, error
+        run.json         parameters, status, timings per stage, versions, error, checks
+        notification.eml what the owner was told (blocked or failed scheduled runs)
+
+Statuses: ``running`` -> ``succeeded`` | ``failed`` (a stage raised) | ``blocked`` (the
+notebook ran but a data check failed: nothing rendered or published) | ``cancelled`` (stopped
+on purpose, e.g. the scheduler was told to stop; the run folder says so).
 
 ``run.json`` is rewritten atomically at each stage, so a crash leaves the last known state.
 """
@@ -25,9 +30,10 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import RunDirError
 
-__all__ = ["RunRecord", "RunError", "PublicationRef", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
+__all__ = ["RunRecord", "RunError", "CheckResult", "PublicationRef", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
 
-Status = Literal["running", "succeeded", "failed"]
+Status = Literal["running", "succeeded", "failed", "blocked", "cancelled"]
+FINAL_STATUSES = ("succeeded", "failed", "blocked", "cancelled")
 RUN_FILE = "run.json"
 
 
@@ -38,6 +44,14 @@ class RunError(BaseModel):
     cell_index: int | None = None
     ename: str | None = None
     evalue: str | None = None
+
+
+class CheckResult(BaseModel):
+    """One data check's outcome (see :mod:`toolkit.checks`)."""
+
+    check: str
+    passed: bool
+    detail: str = ""
 
 
 class PublicationRef(BaseModel):
@@ -65,6 +79,9 @@ class RunRecord(BaseModel):
     refused_resources: list[str] = []
     error: RunError | None = None
     publication: PublicationRef | None = None
+    checks: list[CheckResult] = []
+    trigger: str = "manual"  # manual | batch | schedule
+    attempt: int = 1  # retries of a scheduled run get new folders with attempt 2, 3, ...
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:

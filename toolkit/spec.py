@@ -3,20 +3,42 @@
 A spec names the notebook, the template, the title and metadata, parameter defaults, page
 settings and timeouts. Errors name the file and the key (``weekly.yml: timeouts.cell: ...``).
 A notebook without a spec is still a report, with defaults taken from its file name.
+
+For unattended operation a spec may also carry::
+
+    grid:                       # run every combination (see toolkit.grid)
+      region: [north, south]
+      week: last 4              # the Mondays of the 4 weeks that ended before the as-of day
+    schedule:                   # for `nbpress schedule` (5-field crontab, IANA time zone)
+      cron: "0 6 * * MON"
+      timezone: Europe/Berlin
+      misfire_grace: 3600       # a fire time missed by up to this many seconds still runs
+    audience:
+      groups: [managers]        # receive every variant
+      by:                       # plus, per grid value, the groups of that variant only
+        region: {north: [north-team], south: [south-team]}
+    retries: {max: 2, backoff: 60}   # transient failures of scheduled runs only; or `retries: 2`
+    owner: analyst@example.com  # told when a run is blocked or a scheduled run fails
+    checks: [...]               # data checks on the records (see toolkit.checks)
+    preload: [pandas, matplotlib.pyplot, sqlalchemy]  # imported once by the batch fork server
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError,
+                      field_validator, model_serializer, model_validator)
 
+from .checks import DataCheck
 from .errors import SpecError, UsageError
+from .grid import parse_grid_value
 
-__all__ = ["ReportSpec", "Audience", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
+__all__ = ["ReportSpec", "Audience", "Schedule", "Retries", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
 
 
 class _Strict(BaseModel):
@@ -54,6 +76,9 @@ class Audience(_Strict):
 
     groups: list[str] = Field([], max_length=100, description="portal group names")
     users: list[str] = Field([], max_length=100, description="e-mail addresses of portal users")
+    by: dict[str, dict[str, list[str]]] = Field(
+        {}, description="parameter -> value -> extra groups that receive that variant"
+    )
 
     @field_validator("groups")
     @classmethod
@@ -63,6 +88,34 @@ class Audience(_Strict):
                 raise ValueError(f"not a group name: {name!r} (1 to 80 printable characters)")
         return list(dict.fromkeys(n.strip() for n in names))
 
+    @field_validator("by", mode="before")
+    @classmethod
+    def _mapping(cls, by: Any) -> Any:
+        if not isinstance(by, dict):
+            return by
+        checked = {}
+        for param, values in by.items():
+            if not isinstance(values, dict):
+                raise ValueError(f"{param}: expected a mapping of values to group lists")
+            # YAML reads `2026-11-16:` as a date: compare values as run.json shows them.
+            checked[str(param)] = {_value_key(v): cls._group_names(list(g or [])) for v, g in values.items()}
+        return checked
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_mapping(self, handler):
+        data = handler(self)
+        if not data.get("by"):
+            data.pop("by", None)  # run.json and the portal's metadata stay as they were without one
+        return data
+
+    def for_values(self, parameters: dict[str, Any]) -> dict[str, list[str]]:
+        """The audience of one variant: the common groups plus those mapped from its values."""
+        groups = list(self.groups)
+        for param, mapping in self.by.items():
+            if param in parameters:
+                groups.extend(mapping.get(_value_key(parameters[param]), []))
+        return {"groups": list(dict.fromkeys(groups)), "users": list(self.users)}
+
     @field_validator("users")
     @classmethod
     def _emails(cls, emails: list[str]) -> list[str]:
@@ -71,6 +124,59 @@ class Audience(_Strict):
             if len(email) > 254 or not _EMAIL.match(email):
                 raise ValueError(f"not an e-mail address: {email!r}")
         return list(dict.fromkeys(cleaned))
+
+
+def _value_key(value: Any) -> str:
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
+
+
+class Schedule(_Strict):
+    """When ``nbpress schedule`` runs the report: a 5-field crontab in an IANA time zone."""
+
+    cron: str = Field(description="minute hour day month weekday, e.g. '0 6 * * MON'")
+    timezone: str = Field("UTC", description="IANA time zone the cron fields are read in")
+    misfire_grace: PositiveInt = Field(
+        3600, description="seconds after a missed fire time (daemon down) during which it still runs once"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _cron(self) -> Schedule:
+        self.trigger()
+        return self
+
+    def trigger(self):
+        """The APScheduler trigger (imported here: only schedules pay for APScheduler)."""
+        import zoneinfo
+
+        from apscheduler.triggers.cron import CronTrigger
+
+        if len(self.cron.split()) != 5:
+            raise ValueError(f"cron: expected 5 fields (minute hour day month weekday), got {self.cron!r}")
+        try:
+            return CronTrigger.from_crontab(self.cron, timezone=zoneinfo.ZoneInfo(self.timezone))
+        except ValueError as exc:
+            raise ValueError(f"cron: {exc}") from None
+
+
+class Retries(_Strict):
+    """How often a scheduled run that failed for a transient reason is tried again."""
+
+    max: NonNegativeInt = Field(0, le=10, description="retries after the first attempt")
+    backoff: PositiveFloat = Field(30.0, description="seconds before the first retry; doubles each time")
+
+
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class ReportSpec(_Strict):
@@ -88,6 +194,42 @@ class ReportSpec(_Strict):
     page: PageSettings = PageSettings()
     tables: dict[str, TableOptions] = {}
     audience: Audience | None = None
+    grid: dict[str, Any] = {}
+    schedule: Schedule | None = None
+    retries: Retries = Retries()
+    owner: str | None = None
+    checks: list[DataCheck] = []
+    preload: list[str] = []
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _grid(cls, grid: Any) -> Any:
+        if not isinstance(grid, dict):
+            return grid
+        return {str(k): parse_grid_value(v) for k, v in grid.items()}
+
+    @field_validator("retries", mode="before")
+    @classmethod
+    def _retries_shorthand(cls, value: Any) -> Any:
+        return {"max": value} if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower()
+        if len(value) > 254 or not _EMAIL.match(value):
+            raise ValueError(f"not an e-mail address: {value!r}")
+        return value
+
+    @field_validator("preload")
+    @classmethod
+    def _modules(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _MODULE.match(name):
+                raise ValueError(f"not a module name: {name!r}")
+        return names
 
     @field_validator("template")
     @classmethod
