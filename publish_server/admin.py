@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from flask.cli import AppGroup, FlaskGroup, ScriptInfo, with_appcontext
 from sqlalchemy import select
 
 from . import audit
@@ -457,8 +457,22 @@ def _create_app_or_fail() -> Flask:
         raise click.ClickException(str(exc)) from None
 
 
+class _PortalGroup(FlaskGroup):
+    """FlaskGroup whose `--help` says in one line why the app's own commands are missing
+    (Flask prints the whole traceback of a failed app load there)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        names = set(click.Group.list_commands(self, ctx))
+        try:
+            names.update(ctx.ensure_object(ScriptInfo).load_app().cli.list_commands(ctx))
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()} (the commands below need it)\n", err=True)
+        return sorted(names)
+
+
 # `flask --app publish_server` plus a `serve` that is found before the app is built.
-main = FlaskGroup(name="portal", create_app=_create_app_or_fail, add_version_option=False, load_dotenv=False,
+main = _PortalGroup(name="portal", create_app=_create_app_or_fail, add_version_option=False, load_dotenv=False,
                   help="Notebook Press portal commands (the same as `flask --app publish_server ...`).")
 main.params = [p for p in main.params if p.name != "app"]  # the app is fixed: publish_server
 

@@ -301,6 +301,10 @@ def test_nbpress_portal_passes_commands_through_and_reports_settings_in_one_line
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [missing.stderr.strip()] and "SECRET_KEY is required" in missing.stderr
     assert "Traceback" not in missing.stderr
+    helped = subprocess.run([str(NBPRESS), "portal", "--help"], env=env, capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "serve" in helped.stdout
+    assert "Traceback" not in helped.stderr and helped.stderr.strip().count("\n") == 0
+    assert "SECRET_KEY is required" in helped.stderr
 
     env.update({"NBPRESS_SECRET_KEY": "s" * 40, "NBPRESS_JWT_SECRET": "j" * 40, "NBPRESS_ARGON2_MEMORY_KIB": "64", "NBPRESS_ARGON2_TIME_COST": "1"})
     for args in (["init-db"], ["groups", "add", "north"], ["users", "add", "pat@example.org", "--group", "north"]):
