@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import statistics
 import time
 
 import jwt as pyjwt
@@ -607,3 +608,37 @@ def test_audit_rows_carry_no_secrets(client, ana, login):
     for secret in (TEST_PASSWORD, NEW_PASSWORD, "wrong password here"):
         assert secret not in text
     assert {row.event for row in db.session.scalars(sa.select(AuditEvent))} >= {"login.password", "password.change"}
+
+
+def test_unknown_user_and_wrong_password_take_the_same_time(tmp_path, database_url):
+    """With production-cost Argon2 (19 MiB, t=2), an unknown email is not answered faster than
+    a wrong password: both run one hash (the dummy one for unknown users). Medians of
+    interleaved tries; skipping the dummy hash makes the unknown path ~10x faster."""
+    config = base_config(DATABASE_URL=database_url, ARGON2_MEMORY_KIB=19456, ARGON2_TIME_COST=2)
+    app = create_app(config, instance_path=tmp_path / "timing")
+    with app.app_context():
+        if not database_url:
+            upgrade()
+        hasher = Passwords.from_settings(app.config["NBPRESS"])
+        db.session.add(User(email=EMAIL, display_name="ana", password_hash=hasher.hash(TEST_PASSWORD)))
+        db.session.commit()
+        client = app.test_client()
+
+        def seconds(email: str, n: int) -> float:
+            # A new address per try: the per-IP limit is not what is measured here.
+            started = time.perf_counter()
+            response = client.post("/api/v1/auth/login", json={"email": email, "password": "wrong password here"},
+                                   environ_base={"REMOTE_ADDR": f"198.51.100.{n}"})
+            elapsed = time.perf_counter() - started
+            assert response.status_code == 401
+            return elapsed
+
+        seconds("nobody@example.org", 1), seconds(EMAIL, 1)  # warm-up: the dummy hash is made on first use
+        unknown, known = [], []
+        for n in range(2, 10):  # 9 failures in all: under the per-account brake's free 10
+            unknown.append(seconds("nobody@example.org", n))
+            known.append(seconds(EMAIL, n))
+        db.session.remove()
+        db.engine.dispose()
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.67 < ratio < 1.5, f"unknown/known median time ratio {ratio:.2f}"
