@@ -6,7 +6,8 @@ What runs, all on loopback and in a temporary folder that is removed at the end:
 
 * the portal: ``gunicorn -w 2`` (gthread) over a SQLite instance seeded with one recipient, one
   report granted to them and one ~1 MB PDF publication; the load generator presents the
-  recipient's real sign-in cookie (from ``POST /login``), so every request runs the whole
+  recipient's real sign-in cookie (``POST /login``, then the emailed code from the development
+  outbox at ``POST /login/verify``), so every request runs the whole
   download path: JWT check, deny-list, grant query, audit row + commit, ``send_file``;
 * nginx (Debian's package) with two worker processes, serving the same bytes as a static file;
 * the same load generator for both, one after the other in the same run: ``wrk`` when installed
@@ -192,8 +193,21 @@ def start_nginx(prefix: Path, port: int, workers: int, pdf_path: Path) -> subpro
 # --- signing in and checking --------------------------------------------------------------------------
 
 
-def sign_in(port: int, password: str) -> str:
-    """The recipient's access-token cookie, from the real sign-in form."""
+def outbox_code(instance: Path) -> str:
+    """The sign-in code in the newest message of the instance's development outbox (MAIL_URL file:outbox)."""
+    import email
+    import email.policy
+
+    newest = sorted((instance / "outbox").glob("*.eml"))[-1]
+    message = email.message_from_bytes(newest.read_bytes(), policy=email.policy.default)
+    found = re.search(r"^\s+(\d{6,10})\s*$", message.get_body(preferencelist=("plain",)).get_content(), re.MULTILINE)
+    if not found:
+        raise SystemExit("benchmark: the newest outbox message holds no sign-in code")
+    return found.group(1)
+
+
+def sign_in(port: int, password: str, instance: Path) -> str:
+    """The recipient's access-token cookie, from the real sign-in forms (password, then the emailed code)."""
     import requests
 
     session = requests.Session()
@@ -201,6 +215,10 @@ def sign_in(port: int, password: str) -> str:
     session.get(f"{base}/login", timeout=10)
     form = {"email": EMAIL, "password": password, "login_csrf": session.cookies.get("login_csrf", ""), "next": "/"}
     response = session.post(f"{base}/login", data=form, allow_redirects=False, timeout=30)
+    if response.status_code == 303 and response.headers.get("Location", "").startswith("/login/verify"):
+        challenge = session.cookies.get("login_challenge", "").partition(".")[0]
+        code = {"challenge": challenge, "code": outbox_code(instance), "next": "/"}
+        response = session.post(f"{base}/login/verify", data=code, allow_redirects=False, timeout=30)
     token = session.cookies.get("access_token_cookie")
     if response.status_code != 303 or not token:
         raise SystemExit(f"benchmark: sign-in failed with status {response.status_code}")
@@ -326,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_port(portal_port, portal, "gunicorn")
         wait_for_port(nginx_port, nginx, "nginx")
 
-        cookie = sign_in(portal_port, password)
+        cookie = sign_in(portal_port, password, instance)
         targets = {
             "nginx": (nginx_port, "/report.pdf", {}),
             "portal": (portal_port, f"/p/{public_id}/download", {"Cookie": cookie}),
