@@ -47,6 +47,25 @@ def sign_in(client, instance: Path, password: str) -> None:
         raise SystemExit(f"profile: sign-in failed with status {answer.status_code}")
 
 
+def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
+    """Own (not cumulative) time per top-level package: who spends the request's CPU."""
+    totals: dict[str, float] = {}
+    for (filename, _line, function), (_cc, _nc, own, _cum, _callers) in stats.stats.items():
+        if filename == "~":
+            package = f"C: {function.split(' of ')[-1].strip('<>')}" if " of " in function else "C: builtins"
+        elif filename.endswith(("werkzeug/test.py", "flask/testing.py")):
+            package = "test client (not under gunicorn)"
+        elif "site-packages/" in filename:
+            package = filename.split("site-packages/")[1].split("/")[0].removesuffix(".py")
+        elif "/publish_server/" in filename:
+            package = "publish_server"
+        else:
+            package = "stdlib/other"
+        totals[package] = totals.get(package, 0.0) + own
+    whole = sum(totals.values()) or 1.0
+    return sorted(((k, v / whole) for k, v in totals.items()), key=lambda kv: -kv[1])[:15]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.portal_profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="downloads to time [300]")
@@ -127,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
               f"CPU {cpu:.2f} ms per request (best batch of {BATCH}) -> at most ~{1000 / cpu:.0f} req/s per core"
               f"{' (profiled: slower)' if profiler else ''}")
         if profiler:
+            print("--- cProfile: own time by package ---")
+            for package, share in by_package(pstats.Stats(profiler)):
+                print(f"  {share:6.1%}  {package}")
             for key in ("tottime", "cumulative"):
                 out = io.StringIO()
                 pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(args.top)
