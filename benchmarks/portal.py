@@ -198,6 +198,7 @@ FILES_LOCATION = """\
             add_header Referrer-Policy $upstream_http_referrer_policy always;
             add_header X-Frame-Options $upstream_http_x_frame_options always;
             add_header Cross-Origin-Opener-Policy $upstream_http_cross_origin_opener_policy always;
+            add_header Strict-Transport-Security $upstream_http_strict_transport_security always;
         }}"""
 ACCEL_PREFIX = "/_nbpress_files"
 
