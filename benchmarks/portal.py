@@ -285,6 +285,20 @@ def check_download_headers(name: str, headers: http.client.HTTPMessage) -> None:
         raise SystemExit(f"benchmark: {name} download headers wrong: {', '.join(wrong)}")
 
 
+def group_cpu_seconds(process: subprocess.Popen) -> float:
+    """User + system CPU of every live process in ``process``'s group (gunicorn's workers, nginx's)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[2]) == process.pid:  # fields[2] is the process group
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def audited_downloads(instance: Path) -> int:
     with sqlite3.connect(instance / "portal.sqlite3") as conn:
         return conn.execute("SELECT count(*) FROM audit_events WHERE event = 'download'").fetchone()[0]
@@ -425,11 +439,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{client_name}; gunicorn {args.workers} workers x {args.threads} threads (SQLite), nginx {args.workers} workers; "
               f"{os.cpu_count()} CPUs shared with the load generator", flush=True)
         results: dict[str, Result] = {}
+        cpu: dict[str, list[float]] = {}  # server CPU ms per request: [gunicorn] / [gunicorn, nginx] / [nginx]
         for name, (port, path, headers) in targets.items():
             if args.warmup:
                 load(name, port, path, headers, args.warmup, args.connections, workdir)
             before = audited_downloads(instance) if name != "nginx" else 0
+            servers = {"nginx": [nginx], "portal": [portal], "accel": [accel_portal, nginx]}[name]
+            cpu_before = [group_cpu_seconds(server) for server in servers]
             results[name] = load(name, port, path, headers, args.duration, args.connections, workdir)
+            cpu[name] = [(group_cpu_seconds(server) - began) / max(results[name].requests, 1) * 1000
+                         for server, began in zip(servers, cpu_before)]
             if name != "nginx":
                 audited = audited_downloads(instance) - before
                 if audited < results[name].requests:
@@ -442,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
             ratios[name] = result.rps / base.rps if base.rps else 0.0
             print(f"{labels[name]:<42}{result.rps:>12.1f}{result.p95_ms:>10.2f}{result.rps * len(pdf) / 1e6:>10.1f}"
                   f"{result.errors:>8}{ratios[name]:>9.2f}x")
+        print(f"server CPU per request: nginx static {cpu['nginx'][0]:.2f} ms; portal direct: gunicorn {cpu['portal'][0]:.2f} ms; "
+              f"behind nginx: gunicorn {cpu['accel'][0]:.2f} ms + nginx {cpu['accel'][1]:.2f} ms")
         for name in ("portal", "accel"):
             verdict = "meets" if ratios[name] >= TARGET else "below"
             print(f"ratio {labels[name]} / nginx requests/s: {ratios[name]:.2f}x ({verdict} the {TARGET}x target); "
@@ -452,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps({
                 "pdf_bytes": len(pdf), "duration_s": args.duration, "connections": args.connections, "client": client_name,
                 "workers": args.workers, "threads": args.threads, "ratio": ratio, "ratio_accel": ratios["accel"],
-                **{name: {"rps": r.rps, "p95_ms": r.p95_ms, "requests": r.requests, "errors": r.errors} for name, r in results.items()},
+                **{name: {"rps": r.rps, "p95_ms": r.p95_ms, "requests": r.requests, "errors": r.errors, "server_cpu_ms_per_request": cpu[name]}
+                   for name, r in results.items()},
             }, indent=2))
         return 0
     finally:
