@@ -4,19 +4,24 @@
 
 What runs, all on loopback and in a temporary folder that is removed at the end:
 
-* the portal: ``gunicorn -w 2`` (gthread) over a SQLite instance seeded with one recipient, one
-  report granted to them and one ~1 MB PDF publication; the load generator presents the
-  recipient's real sign-in cookie (``POST /login``, then the emailed code from the development
-  outbox at ``POST /login/verify``), so every request runs the whole
-  download path: JWT check, deny-list, grant query, audit row + commit, ``send_file``;
-* nginx (Debian's package) with two worker processes, serving the same bytes as a static file;
-* the same load generator for both, one after the other in the same run: ``wrk`` when installed
-  (``.ci/debian-packages wrk``), otherwise a small threaded keep-alive client.
+* the portal: ``gunicorn -w 2`` (gthread, 4 threads: README's production advice) over a SQLite
+  instance seeded with one recipient, one report granted to them and one ~1 MB PDF publication;
+  the load generator presents the recipient's real sign-in cookie (``POST /login``, then the
+  emailed code from the development outbox at ``POST /login/verify``), so every request runs the
+  whole download path: JWT check, deny-list, grant query, audit row + commit, then the bytes;
+* nginx (Debian's package) with two worker processes, on two ports: one serving the same bytes
+  as a static file, one proxying to a second gunicorn started with
+  ``NBPRESS_ACCEL_REDIRECT_PREFIX`` so that the portal checks and audits and nginx sends the
+  file from an ``internal`` location (the block README shows for production);
+* the same load generator for the three, one after the other in the same run: ``wrk`` when
+  installed (``.ci/debian-packages wrk``), otherwise a small threaded keep-alive client.
 
-Before timing, one download from each server is checked against the published SHA-256; after
-timing, the portal's audit log must hold at least as many downloads as were counted, so a
-redirect to the sign-in page can never pass for a fast download. Every process started here is
-stopped here. Target: portal >= 0.5x nginx requests/s.
+Before timing, one download from each is checked against the published SHA-256 (and the portal's
+headers: attachment, no-store, nosniff, ETag, no X-Accel-Redirect leaking out), and the internal
+location must refuse a direct request; after timing, the audit log must hold at least as many
+downloads as were counted, so a redirect to the sign-in page can never pass for a fast download.
+Printed: requests/s, p95, ratio to nginx static, and the servers' CPU per request (from /proc).
+Every process started here is stopped here. Target: portal >= 0.5x nginx requests/s.
 """
 
 from __future__ import annotations
