@@ -209,3 +209,8 @@ def test_a_bad_accel_prefix_stops_start_up(tmp_path, value):
 def test_the_accel_prefix_loses_a_trailing_slash(tmp_path):
     app = create_app(base_config(ACCEL_REDIRECT_PREFIX="/_nbpress_files/"), instance_path=tmp_path / "instance")
     assert app.config["NBPRESS"]["ACCEL_REDIRECT_PREFIX"] == "/_nbpress_files"
+
+
+def test_only_server_databases_ping_pooled_connections(app, database_url):
+    """A SQLite file connection cannot go stale; PostgreSQL ones can (restarts, idle timeouts)."""
+    assert db.engine.pool._pre_ping is bool(database_url)
