@@ -54,7 +54,7 @@ def _denied(payload: dict) -> bool:
     g.pop("nbpress_token_user", None)
     subject, jti, device = payload.get("sub"), payload.get("jti"), payload.get("did")
     if not isinstance(subject, str) or (device is not None and not isinstance(device, str)):
-        return True  # the device this session was started on must be named by its public id
+        return True  # user and device are named by their public ids: strings, or not ours
     row = db.session.execute(_token_state_statement(), {"sub": subject, "jti": jti, "did": device}).first()
     if row is None:
         return True
