@@ -4,18 +4,24 @@
 
 What runs, all on loopback and in a temporary folder that is removed at the end:
 
-* the portal: ``gunicorn -w 2`` (gthread) over a SQLite instance seeded with one recipient, one
-  report granted to them and one ~1 MB PDF publication; the load generator presents the
-  recipient's real sign-in cookie (from ``POST /login``), so every request runs the whole
-  download path: JWT check, deny-list, grant query, audit row + commit, ``send_file``;
-* nginx (Debian's package) with two worker processes, serving the same bytes as a static file;
-* the same load generator for both, one after the other in the same run: ``wrk`` when installed
-  (``.ci/debian-packages wrk``), otherwise a small threaded keep-alive client.
+* the portal: ``gunicorn -w 2`` (gthread, 4 threads: README's production advice) over a SQLite
+  instance seeded with one recipient, one report granted to them and one ~1 MB PDF publication;
+  the load generator presents the recipient's real sign-in cookie (``POST /login``, then the
+  emailed code from the development outbox at ``POST /login/verify``), so every request runs the
+  whole download path: JWT check, deny-list, grant query, audit row + commit, then the bytes;
+* nginx (Debian's package) with two worker processes, on two ports: one serving the same bytes
+  as a static file, one proxying to a second gunicorn started with
+  ``NBPRESS_ACCEL_REDIRECT_PREFIX`` so that the portal checks and audits and nginx sends the
+  file from an ``internal`` location (the block README shows for production);
+* the same load generator for the three, one after the other in the same run: ``wrk`` when
+  installed (``.ci/debian-packages wrk``), otherwise a small threaded keep-alive client.
 
-Before timing, one download from each server is checked against the published SHA-256; after
-timing, the portal's audit log must hold at least as many downloads as were counted, so a
-redirect to the sign-in page can never pass for a fast download. Every process started here is
-stopped here. Target: portal >= 0.5x nginx requests/s.
+Before timing, one download from each is checked against the published SHA-256 (and the portal's
+headers: attachment, no-store, nosniff, ETag, no X-Accel-Redirect leaking out), and the internal
+location must refuse a direct request; after timing, the audit log must hold at least as many
+downloads as were counted, so a redirect to the sign-in page can never pass for a fast download.
+Printed: requests/s, p95, ratio to nginx static, and the servers' CPU per request (from /proc).
+Every process started here is stopped here. Target: portal >= 0.5x nginx requests/s.
 """
 
 from __future__ import annotations
@@ -138,8 +144,8 @@ def stop(process: subprocess.Popen | None) -> None:
         pass
 
 
-def start_portal(instance: Path, port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "NBPRESS_INSTANCE": str(instance)}
+def start_portal(instance: Path, port: int, workers: int, threads: int, log: Path, accel_prefix: str = "") -> subprocess.Popen:
+    env = {**os.environ, "NBPRESS_INSTANCE": str(instance), "NBPRESS_ACCEL_REDIRECT_PREFIX": accel_prefix}
     worker = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else ["--worker-class", "sync"]
     command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), *worker,
                "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "publish_server:create_app()"]
@@ -151,6 +157,7 @@ worker_processes {workers};
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
+{user}
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
@@ -168,11 +175,40 @@ http {{
         root {prefix}/www;
         location / {{ add_header Cache-Control no-store; }}
     }}
+    # The portal behind nginx, as README's production section sets it up: every request goes to
+    # gunicorn (all checks, the audit row); the bytes come from the internal location.
+    upstream portal {{ server 127.0.0.1:{portal_port}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{accel_port};
+        location / {{
+            proxy_pass http://portal;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+        }}
+{files_location}
+    }}
 }}
 """
 
+# The same block README shows for production (the alias is the portal's FILES_DIR).
+FILES_LOCATION = """\
+        location {accel_prefix}/ {{
+            internal;  # reachable only through the portal's X-Accel-Redirect
+            alias {files}/;
+            etag off;  # the portal's ETag (the SHA-256) is the one clients know
+            add_header ETag $upstream_http_etag;
+            add_header X-Content-Type-Options $upstream_http_x_content_type_options always;
+            add_header Content-Security-Policy $upstream_http_content_security_policy always;
+            add_header Referrer-Policy $upstream_http_referrer_policy always;
+            add_header X-Frame-Options $upstream_http_x_frame_options always;
+            add_header Cross-Origin-Opener-Policy $upstream_http_cross_origin_opener_policy always;
+            add_header Strict-Transport-Security $upstream_http_strict_transport_security always;
+        }}"""
+ACCEL_PREFIX = "/_nbpress_files"
 
-def start_nginx(prefix: Path, port: int, workers: int, pdf_path: Path) -> subprocess.Popen:
+
+def start_nginx(prefix: Path, port: int, workers: int, pdf_path: Path, accel_port: int, portal_port: int, files: Path) -> subprocess.Popen:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise SystemExit("benchmark: nginx is not installed (run `.ci/debian-packages nginx`)")
@@ -183,8 +219,16 @@ def start_nginx(prefix: Path, port: int, workers: int, pdf_path: Path) -> subpro
     for path in (prefix, prefix / "www"):
         path.chmod(0o755)
     (prefix / "www" / "report.pdf").chmod(0o644)
+    # The portal's store is private to its user (0700 instance, 0640 files); in production nginx
+    # reads it through a shared group. Here the workers simply run as this benchmark's user.
+    import pwd
+
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(workers=workers, prefix=prefix, port=port))
+    conf.write_text(NGINX_CONF.format(
+        workers=workers, prefix=prefix, port=port, user=user, accel_port=accel_port, portal_port=portal_port,
+        files_location=FILES_LOCATION.format(accel_prefix=ACCEL_PREFIX, files=files),
+    ))
     return subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -192,8 +236,21 @@ def start_nginx(prefix: Path, port: int, workers: int, pdf_path: Path) -> subpro
 # --- signing in and checking --------------------------------------------------------------------------
 
 
-def sign_in(port: int, password: str) -> str:
-    """The recipient's access-token cookie, from the real sign-in form."""
+def outbox_code(instance: Path) -> str:
+    """The sign-in code in the newest message of the instance's development outbox (MAIL_URL file:outbox)."""
+    import email
+    import email.policy
+
+    newest = sorted((instance / "outbox").glob("*.eml"))[-1]
+    message = email.message_from_bytes(newest.read_bytes(), policy=email.policy.default)
+    found = re.search(r"^\s+(\d{6,10})\s*$", message.get_body(preferencelist=("plain",)).get_content(), re.MULTILINE)
+    if not found:
+        raise SystemExit("benchmark: the newest outbox message holds no sign-in code")
+    return found.group(1)
+
+
+def sign_in(port: int, password: str, instance: Path) -> str:
+    """The recipient's access-token cookie, from the real sign-in forms (password, then the emailed code)."""
     import requests
 
     session = requests.Session()
@@ -201,20 +258,50 @@ def sign_in(port: int, password: str) -> str:
     session.get(f"{base}/login", timeout=10)
     form = {"email": EMAIL, "password": password, "login_csrf": session.cookies.get("login_csrf", ""), "next": "/"}
     response = session.post(f"{base}/login", data=form, allow_redirects=False, timeout=30)
+    if response.status_code == 303 and response.headers.get("Location", "").startswith("/login/verify"):
+        challenge = session.cookies.get("login_challenge", "").partition(".")[0]
+        code = {"challenge": challenge, "code": outbox_code(instance), "next": "/"}
+        response = session.post(f"{base}/login/verify", data=code, allow_redirects=False, timeout=30)
     token = session.cookies.get("access_token_cookie")
     if response.status_code != 303 or not token:
         raise SystemExit(f"benchmark: sign-in failed with status {response.status_code}")
     return f"access_token_cookie={token}"
 
 
-def fetch(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+def fetch(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes, http.client.HTTPMessage]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()
-        return response.status, response.read()
+        return response.status, response.read(), response.headers
     finally:
         connection.close()
+
+
+def check_download_headers(name: str, headers: http.client.HTTPMessage) -> None:
+    """What a browser must get with the PDF, whoever sent the bytes; the internal path stays inside."""
+    expected = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Type": "application/pdf"}
+    wrong = [k for k, v in expected.items() if headers.get(k) != v]
+    if not headers.get("Content-Disposition", "").startswith("attachment; filename=") or not headers.get("ETag"):
+        wrong.append("Content-Disposition/ETag")
+    if headers.get("X-Accel-Redirect"):
+        wrong.append("X-Accel-Redirect reached the client")
+    if wrong:
+        raise SystemExit(f"benchmark: {name} download headers wrong: {', '.join(wrong)}")
+
+
+def group_cpu_seconds(process: subprocess.Popen) -> float:
+    """User + system CPU of every live process in ``process``'s group (gunicorn's workers, nginx's)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[2]) == process.pid:  # fields[2] is the process group
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def audited_downloads(instance: Path) -> int:
@@ -306,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     client_name = "wrk" if use_wrk else "threaded keep-alive client"
 
     workdir = Path(tempfile.mkdtemp(prefix="nbpress-bench-"))
-    portal = nginx = None
+    portal = accel_portal = nginx = None
     try:
         instance = workdir / "instance"
         instance.mkdir(mode=0o700)
@@ -320,53 +407,84 @@ def main(argv: list[str] | None = None) -> int:
         pdf_path = workdir / "report.pdf"
         pdf_path.write_bytes(pdf)
 
-        portal_port, nginx_port = free_port(), free_port()
+        portal_port, accel_portal_port, nginx_port, accel_port = free_port(), free_port(), free_port(), free_port()
         portal = start_portal(instance, portal_port, args.workers, args.threads, workdir / "gunicorn.log")
-        nginx = start_nginx(workdir / "nginx", nginx_port, args.workers, pdf_path)
+        # A second portal on the same instance, told to hand bytes to nginx; idle while the others run.
+        accel_portal = start_portal(instance, accel_portal_port, args.workers, args.threads, workdir / "gunicorn-accel.log",
+                                    accel_prefix=ACCEL_PREFIX)
+        nginx = start_nginx(workdir / "nginx", nginx_port, args.workers, pdf_path, accel_port, accel_portal_port, instance / "files")
         wait_for_port(portal_port, portal, "gunicorn")
+        wait_for_port(accel_portal_port, accel_portal, "gunicorn (X-Accel-Redirect)")
         wait_for_port(nginx_port, nginx, "nginx")
 
-        cookie = sign_in(portal_port, password)
+        cookie = sign_in(portal_port, password, instance)
+        download = f"/p/{public_id}/download"
         targets = {
             "nginx": (nginx_port, "/report.pdf", {}),
-            "portal": (portal_port, f"/p/{public_id}/download", {"Cookie": cookie}),
+            "portal": (portal_port, download, {"Cookie": cookie}),
+            "accel": (accel_port, download, {"Cookie": cookie}),
+        }
+        labels = {
+            "nginx": "nginx (static file)",
+            "portal": "portal (gunicorn direct)",
+            "accel": "portal behind nginx (X-Accel-Redirect)",
         }
         for name, (port, path, headers) in targets.items():
-            status, body = fetch(port, path, headers)
+            status, body, answer = fetch(port, path, headers)
             if status != 200 or hashlib.sha256(body).hexdigest() != sha256:
                 raise SystemExit(f"benchmark: {name} did not serve the published PDF (status {status})")
+            if name != "nginx":
+                check_download_headers(name, answer)
+        # The internal location must not answer a client directly, whatever the path.
+        stored = f"{ACCEL_PREFIX}/{sha256[:2]}/{sha256}.pdf"
+        if fetch(accel_port, stored, {"Cookie": cookie})[0] != 404:
+            raise SystemExit("benchmark: nginx serves the file store to clients directly (the location must be `internal`)")
 
         print(f"portal benchmark: {len(pdf):,}-byte PDF, {args.duration} s per server, {args.connections} connections, "
               f"{client_name}; gunicorn {args.workers} workers x {args.threads} threads (SQLite), nginx {args.workers} workers; "
               f"{os.cpu_count()} CPUs shared with the load generator", flush=True)
         results: dict[str, Result] = {}
+        cpu: dict[str, list[float]] = {}  # server CPU ms per request: [gunicorn] / [gunicorn, nginx] / [nginx]
         for name, (port, path, headers) in targets.items():
             if args.warmup:
                 load(name, port, path, headers, args.warmup, args.connections, workdir)
-            before = audited_downloads(instance) if name == "portal" else 0
+            before = audited_downloads(instance) if name != "nginx" else 0
+            servers = {"nginx": [nginx], "portal": [portal], "accel": [accel_portal, nginx]}[name]
+            cpu_before = [group_cpu_seconds(server) for server in servers]
             results[name] = load(name, port, path, headers, args.duration, args.connections, workdir)
-            if name == "portal":
+            cpu[name] = [(group_cpu_seconds(server) - began) / max(results[name].requests, 1) * 1000
+                         for server, began in zip(servers, cpu_before)]
+            if name != "nginx":
                 audited = audited_downloads(instance) - before
                 if audited < results[name].requests:
-                    raise SystemExit(f"benchmark: {results[name].requests} portal responses but only {audited} audited downloads")
+                    raise SystemExit(f"benchmark: {results[name].requests} {name} responses but only {audited} audited downloads")
 
-        print(f"{'server':<34}{'requests/s':>12}{'p95 ms':>10}{'MB/s':>10}{'errors':>8}")
-        for label, result in (("nginx (static file)", results["nginx"]), ("portal (gunicorn, signed-in download)", results["portal"])):
-            print(f"{label:<34}{result.rps:>12.1f}{result.p95_ms:>10.2f}{result.rps * len(pdf) / 1e6:>10.1f}{result.errors:>8}")
-        ratio = results["portal"].rps / results["nginx"].rps if results["nginx"].rps else 0.0
-        verdict = "meets" if ratio >= TARGET else "below"
-        print(f"ratio portal/nginx requests/s: {ratio:.2f}x ({verdict} the {TARGET}x target); "
-              f"p95 portal/nginx: {results['portal'].p95_ms / results['nginx'].p95_ms:.2f}x")
+        print(f"{'server':<42}{'requests/s':>12}{'p95 ms':>10}{'MB/s':>10}{'errors':>8}{'vs nginx':>10}")
+        base = results["nginx"]
+        ratios = {}
+        for name, result in results.items():
+            ratios[name] = result.rps / base.rps if base.rps else 0.0
+            print(f"{labels[name]:<42}{result.rps:>12.1f}{result.p95_ms:>10.2f}{result.rps * len(pdf) / 1e6:>10.1f}"
+                  f"{result.errors:>8}{ratios[name]:>9.2f}x")
+        print(f"server CPU per request: nginx static {cpu['nginx'][0]:.2f} ms; portal direct: gunicorn {cpu['portal'][0]:.2f} ms; "
+              f"behind nginx: gunicorn {cpu['accel'][0]:.2f} ms + nginx {cpu['accel'][1]:.2f} ms")
+        for name in ("portal", "accel"):
+            verdict = "meets" if ratios[name] >= TARGET else "below"
+            print(f"ratio {labels[name]} / nginx requests/s: {ratios[name]:.2f}x ({verdict} the {TARGET}x target); "
+                  f"p95: {results[name].p95_ms / base.p95_ms:.2f}x")
+        ratio = ratios["portal"]
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({
                 "pdf_bytes": len(pdf), "duration_s": args.duration, "connections": args.connections, "client": client_name,
-                "workers": args.workers, "threads": args.threads, "ratio": ratio,
-                **{name: {"rps": r.rps, "p95_ms": r.p95_ms, "requests": r.requests, "errors": r.errors} for name, r in results.items()},
+                "workers": args.workers, "threads": args.threads, "ratio": ratio, "ratio_accel": ratios["accel"],
+                **{name: {"rps": r.rps, "p95_ms": r.p95_ms, "requests": r.requests, "errors": r.errors, "server_cpu_ms_per_request": cpu[name]}
+                   for name, r in results.items()},
             }, indent=2))
         return 0
     finally:
         stop(portal)
+        stop(accel_portal)
         stop(nginx)
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -7,32 +7,37 @@ A publication that is not visible does not exist for that user (404, never 403).
 
 from __future__ import annotations
 
-from sqlalchemy import Select, and_, or_, select
+import datetime as dt
+import functools
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, bindparam, or_, select
 
 from .errors import NotFound
 from .extensions import db
 from .models import Grant, Membership, Publication, Report, User
 
-__all__ = ["visible_publications", "get_visible_publication", "visible_reports"]
+__all__ = ["visible_publications", "get_visible_publication", "visible_reports", "Downloadable", "get_downloadable"]
 
 
-def _subject_matches(user: User):
-    groups = select(Membership.group_id).where(Membership.user_id == user.id).scalar_subquery()
-    return or_(Grant.user_id == user.id, Grant.group_id.in_(groups))
+def _subject_matches(user_id):
+    groups = select(Membership.group_id).where(Membership.user_id == user_id).scalar_subquery()
+    return or_(Grant.user_id == user_id, Grant.group_id.in_(groups))
 
 
-def _visible(user: User):
+def _visible(user_id):
+    """The grant rule as a WHERE clause; ``user_id`` is a user's id or a bound parameter."""
     # Plain correlated EXISTS subqueries: cheap to build on every request (aliases are not).
     has_own = select(Grant.id).where(Grant.publication_id == Publication.id).exists()
-    granted_own = select(Grant.id).where(Grant.publication_id == Publication.id, _subject_matches(user)).exists()
-    granted_report = select(Grant.id).where(Grant.report_id == Publication.report_id, _subject_matches(user)).exists()
+    granted_own = select(Grant.id).where(Grant.publication_id == Publication.id, _subject_matches(user_id)).exists()
+    granted_report = select(Grant.id).where(Grant.report_id == Publication.report_id, _subject_matches(user_id)).exists()
     return or_(granted_own, and_(~has_own, granted_report))
 
 
 def visible_publications(user: User) -> Select:
     query = select(Publication).join(Publication.report)
     if not user.is_admin:
-        query = query.where(_visible(user))
+        query = query.where(_visible(user.id))
     return query.order_by(Report.slug, Publication.version.desc())
 
 
@@ -50,3 +55,40 @@ def get_visible_publication(user: User, public_id: str) -> Publication:
     if publication is None:
         raise NotFound()
     return publication
+
+
+@dataclass(frozen=True, slots=True)
+class Downloadable:
+    """What a download needs of a publication the user may read: plain values, no ORM object."""
+
+    public_id: str
+    sha256: str
+    report_slug: str
+    version: int
+    period_label: str
+    created_at: dt.datetime
+
+
+@functools.cache
+def _download_statement(admin: bool):
+    # Built once per process: constructing a statement and computing its cache key cost more
+    # CPU than running it, and downloads are the hottest path. Same rule as visible_publications.
+    query = (
+        select(Publication.public_id, Publication.sha256, Report.slug, Publication.version,
+               Publication.period_label, Publication.created_at)
+        .join(Publication.report)
+        .where(Publication.public_id == bindparam("public_id"))
+    )
+    return query if admin else query.where(_visible(bindparam("user_id")))
+
+
+def get_downloadable(user: User, public_id: str) -> Downloadable:
+    """The publication ``public_id`` if ``user`` may read it, in one query; 404 otherwise."""
+    if not isinstance(public_id, str) or not (1 <= len(public_id) <= 32):
+        raise NotFound()
+    params = {"public_id": public_id} if user.is_admin else {"public_id": public_id, "user_id": user.id}
+    # Core execution on the session's connection: same transaction, no ORM result machinery.
+    row = db.session.connection().execute(_download_statement(user.is_admin), params).first()
+    if row is None:
+        raise NotFound()
+    return Downloadable(*row)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, BinaryIO
 
-from flask import Blueprint, current_app, jsonify, request, send_file, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_jwt_extended import get_current_user
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import or_
@@ -24,7 +24,7 @@ from .errors import BadRequest, HTTPError, NotFound, PayloadTooLarge
 from .extensions import db
 from .models import Publication, Report, User
 from .openapi import ErrorOut, build_document, operation
-from .pages import download_name, publication_path
+from .pages import file_response, publication_path
 from .session import api_user_required
 
 __all__ = ["bp", "PublicationOut", "PublicationList", "publication_json", "find_publications"]
@@ -253,19 +253,15 @@ def get_publication(public_id: str):
 def download_publication(public_id: str):
     user = get_current_user()
     try:
-        publication = _visible(user, public_id)
+        if not _PUBLIC_ID.fullmatch(public_id):
+            raise NotFound()
+        publication = access.get_downloadable(user, public_id)  # grant check, one query
         path = publication_path(publication)  # found by the stored SHA-256, never by client input
     except NotFound:
         requested = public_id if _PUBLIC_ID.fullmatch(public_id) else "(malformed)"
-        audit.record("download", "refused", user_id=user.id, via="api", reason="not_found", requested=requested)
+        audit.insert("download", "refused", user_id=user.id, via="api", reason="not_found", requested=requested)
         db.session.commit()
         raise
-    audit.record("download", "ok", user_id=user.id, via="api", publication=publication.public_id)
+    audit.insert("download", "ok", user_id=user.id, via="api", publication=publication.public_id)
     db.session.commit()  # the request boundary: the audit row is stored before the bytes go out
-    response = send_file(
-        path, mimetype="application/pdf", as_attachment=True, download_name=download_name(publication),
-        conditional=True, etag=publication.sha256, max_age=0, last_modified=publication.created_at,
-    )
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return file_response(publication, path)

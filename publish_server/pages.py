@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from flask import Blueprint, Response, current_app, render_template, request, send_file
 from flask_jwt_extended import get_current_user
 from sqlalchemy import or_, select
+from werkzeug.http import is_resource_modified
 
 from . import access, audit
 from .errors import NotFound
@@ -23,7 +24,7 @@ from .models import Publication, Report, User
 from .session import login_required_page
 from .storage import FileStore
 
-__all__ = ["bp", "ReportGroup", "list_groups", "report_history", "download_name", "publication_path"]
+__all__ = ["bp", "ReportGroup", "list_groups", "report_history", "download_name", "publication_path", "file_response"]
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +105,17 @@ def _clean(part: str) -> str:
     return _UNSAFE.sub("_", part).strip("._-")
 
 
-def download_name(publication: Publication) -> str:
+def download_name(publication: Publication | access.Downloadable) -> str:
     """``weekly_statistics-v3-2026-W47.pdf``: only ``[A-Za-z0-9._-]``, never a leading dot."""
-    parts = [_clean(publication.report.slug)[:64] or "report", f"v{publication.version}"]
+    slug = publication.report_slug if isinstance(publication, access.Downloadable) else publication.report.slug
+    parts = [_clean(slug)[:64] or "report", f"v{publication.version}"]
     period = _clean(publication.period_label or "")[:60]
     if period:
         parts.append(period)
     return "-".join(parts) + ".pdf"
 
 
-def publication_path(publication: Publication):
+def publication_path(publication: Publication | access.Downloadable):
     """The stored file, located by the hash recorded at publish time; 404 if it went missing."""
     path = FileStore(current_app.config["FILES_DIR"]).open_path(publication.sha256)
     if path is None:
@@ -121,6 +123,42 @@ def publication_path(publication: Publication):
         log.error("file for publication %s (sha256 %s) is missing from the store", publication.public_id, publication.sha256)
         raise NotFound()
     return path
+
+
+_INLINE_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def file_response(publication: access.Downloadable, path, *, inline: bool = False) -> Response:
+    """The PDF answer, once access is checked and the download audited.
+
+    By default Werkzeug sends the file (conditional requests, ranges; gunicorn hands the open
+    file to ``sendfile``). With ``ACCEL_REDIRECT_PREFIX`` set, the answer carries the same headers
+    and no body, and ``X-Accel-Redirect`` names the stored file for the front server to send: a
+    path made only of the prefix and the server-recorded SHA-256, never of anything the client sent.
+    """
+    name = download_name(publication)
+    prefix = current_app.config["NBPRESS"]["ACCEL_REDIRECT_PREFIX"]
+    if not prefix:
+        response = send_file(
+            path, mimetype="application/pdf", as_attachment=not inline, download_name=name,
+            conditional=True, etag=publication.sha256, max_age=0, last_modified=publication.created_at,
+        )
+    elif not is_resource_modified(request.environ, etag=publication.sha256, last_modified=publication.created_at):
+        response = Response(status=304)  # answered here: nothing for the front server to send
+    else:
+        response = Response(mimetype="application/pdf")
+        response.headers["X-Accel-Redirect"] = f"{prefix}/{FileStore.relative_path(publication.sha256)}"
+        response.headers["Content-Disposition"] = f"{'inline' if inline else 'attachment'}; filename={name}"  # name is [A-Za-z0-9._-]
+    if prefix:
+        response.set_etag(publication.sha256)
+        response.last_modified = publication.created_at
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    if inline:
+        # The browser's own viewer shows it; the document gets a unique origin (sandbox), no
+        # fetches of its own and no framing. Chromium and Firefox still render PDFs under this.
+        response.headers["Content-Security-Policy"] = _INLINE_CSP
+    return response
 
 
 def human_size(size: int | None) -> str:
@@ -183,26 +221,16 @@ def _send(public_id: str, *, inline: bool) -> Response:
     try:
         if not _PUBLIC_ID.fullmatch(public_id):  # cheap refusal of traversal strings and junk
             raise NotFound()
-        publication = access.get_visible_publication(user, public_id)
+        publication = access.get_downloadable(user, public_id)  # grant check, one query
         path = publication_path(publication)
     except NotFound:
         requested = public_id if _PUBLIC_ID.fullmatch(public_id) else "(malformed)"
-        audit.record("download", "refused", user_id=user.id, via="page", mode=mode, reason="not_found", requested=requested)
+        audit.insert("download", "refused", user_id=user.id, via="page", mode=mode, reason="not_found", requested=requested)
         db.session.commit()
         raise
-    audit.record("download", "ok", user_id=user.id, via="page", mode=mode, publication=publication.public_id)
+    audit.insert("download", "ok", user_id=user.id, via="page", mode=mode, publication=publication.public_id)
     db.session.commit()  # the request boundary: the audit row is stored before bytes go out
-    response = send_file(
-        path, mimetype="application/pdf", as_attachment=not inline, download_name=download_name(publication),
-        conditional=True, etag=publication.sha256, max_age=0, last_modified=publication.created_at,
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    if inline:
-        # The browser's own viewer shows it; the document gets a unique origin (sandbox), no
-        # fetches of its own and no framing. Chromium and Firefox still render PDFs under this.
-        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    return response
+    return file_response(publication, path, inline=inline)
 
 
 @bp.get("/p/<public_id>/download")

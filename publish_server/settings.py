@@ -9,6 +9,7 @@ Every problem stops start-up with one line naming the setting (:class:`ConfigErr
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from .errors import ConfigError
 __all__ = ["SETTINGS", "Setting", "load_settings", "write_dev_secrets"]
 
 _REQUIRED = object()
+# A URL path prefix the front server maps to FILES_DIR: plain segments, none of them "." or "..".
+_ACCEL_PREFIX = re.compile(r"(/(?!\.{1,2}(?:/|$))[A-Za-z0-9._~-]+)+")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PASSWORD_PEPPER", str, "", "Optional HMAC key mixed into password hashes; kept outside the database.", secret=True),
     Setting("DATABASE_URL", str, "", "SQLAlchemy URL; default: SQLite (WAL) file portal.sqlite3 in the instance folder."),
     Setting("FILES_DIR", str, "", "Where published PDFs are stored; default: files/ in the instance folder."),
+    Setting("ACCEL_REDIRECT_PREFIX", str, "", "Let the front server send file bytes: after every check and the audit row, a download answers with `X-Accel-Redirect: <prefix>/<ab>/<sha256>.pdf` (the stored, content-addressed path) for an nginx `internal` location over FILES_DIR (README, production). A path such as /_nbpress_files; empty: the portal sends files itself."),
     Setting("MAX_UPLOAD_MB", int, 50, "Largest PDF accepted from a publisher, in MiB.", minimum=1, maximum=2048),
     Setting("AUTO_CREATE_REPORTS", bool, True, "Create a report on its first publication instead of refusing it."),
     Setting("ACCESS_TOKEN_MINUTES", int, 15, "Lifetime of an access token.", minimum=1, maximum=15),
@@ -149,6 +153,10 @@ def load_settings(instance_path: Path, overrides: dict[str, Any] | None = None) 
         raise ConfigError("settings SECRET_KEY and JWT_SECRET must differ")
     if values["CODE_HMAC_KEY"] and len(values["CODE_HMAC_KEY"]) < 32:
         raise ConfigError("setting CODE_HMAC_KEY is too short: use at least 32 random characters (or leave it empty)")
+    prefix = values["ACCEL_REDIRECT_PREFIX"].rstrip("/")
+    if values["ACCEL_REDIRECT_PREFIX"] and not _ACCEL_PREFIX.fullmatch(prefix):
+        raise ConfigError("setting ACCEL_REDIRECT_PREFIX: expected a path such as /_nbpress_files (letters, digits, . _ - ~ and /; no ..)")
+    values["ACCEL_REDIRECT_PREFIX"] = prefix
     if values["DEVICE_IP_POLICY"] not in {"exact", "prefix", "off"}:
         raise ConfigError("setting DEVICE_IP_POLICY: expected exact, prefix or off")
     from .mail import parse_mail_url  # raises ConfigError naming MAIL_URL

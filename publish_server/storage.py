@@ -29,10 +29,15 @@ class FileStore:
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def path_for(self, sha256: str) -> Path:
+    @staticmethod
+    def relative_path(sha256: str) -> str:
+        """``ab/abcdef....pdf``: where a file lives under the store's root (also the front server's URL tail)."""
         if not _SHA256.fullmatch(sha256):
             raise ValueError("not a SHA-256 hex digest")
-        return self.root / sha256[:2] / f"{sha256}.pdf"
+        return f"{sha256[:2]}/{sha256}.pdf"
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / self.relative_path(sha256)
 
     def put(self, stream: BinaryIO, *, limit: int) -> StoredFile:
         """Store ``stream`` (at most ``limit`` bytes); returns its hash, size and final path.

@@ -16,15 +16,17 @@ No token ever outlives its session: expiries are capped at ``session_start + SES
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 
 from dataclasses import dataclass
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token, get_jwt
+from sqlalchemy import bindparam, select
 
 from .extensions import db, jwt
-from .models import RevokedToken, User, utcnow
+from .models import Device, RevokedToken, User, utcnow
 
 __all__ = ["init_app", "user_for", "revoke", "revoke_all_for", "TokenPair", "issue_pair", "rotate", "revoke_pair"]
 
@@ -34,9 +36,46 @@ def user_for(payload: dict) -> User | None:
     return db.session.scalars(db.select(User).where(User.public_id == payload.get("sub"))).first()
 
 
+@functools.cache
+def _token_state_statement():
+    # Every signed-in request asks these three things; one round trip answers them all.
+    # Built once per process: building and cache-keying a statement costs more CPU than running it.
+    revoked = select(RevokedToken.jti).where(RevokedToken.jti == bindparam("jti")).exists()
+    device_ok = select(Device.id).where(Device.public_id == bindparam("did"), Device.revoked_at.is_(None)).exists()
+    return select(User, revoked.label("revoked"), device_ok.label("device_ok")).where(User.public_id == bindparam("sub"))
+
+
+def _denied(payload: dict) -> bool:
+    """Is this token revoked: jti deny-listed, user gone or inactive, device revoked, or issued too early?
+
+    The user it loads is kept for this request's ``user_lookup_loader``, which flask-jwt-extended
+    calls right after this check, so one query serves both.
+    """
+    g.pop("nbpress_token_user", None)
+    subject, jti, device = payload.get("sub"), payload.get("jti"), payload.get("did")
+    if not isinstance(subject, str) or (device is not None and not isinstance(device, str)):
+        return True  # user and device are named by their public ids: strings, or not ours
+    row = db.session.execute(_token_state_statement(), {"sub": subject, "jti": jti, "did": device}).first()
+    if row is None:
+        return True
+    user, revoked, device_ok = row
+    if revoked or not user.active or (device is not None and not device_ok):
+        return True  # deny-listed (logout), disabled, or its device has been revoked (or is gone)
+    # iat has whole seconds; the issued_us claim tells apart tokens from the same second.
+    issued_us = payload.get("issued_us", payload["iat"] * 1_000_000)
+    valid_after = user.tokens_valid_after.replace(tzinfo=dt.timezone.utc)
+    if issued_us < int(valid_after.timestamp() * 1_000_000):
+        return True
+    g.nbpress_token_user = (jti, user)
+    return False
+
+
 def init_app(app: Flask) -> None:
     @jwt.user_lookup_loader
     def _lookup(_header, payload):
+        checked = g.pop("nbpress_token_user", None)
+        if checked is not None and checked[0] == payload.get("jti"):
+            return checked[1]  # loaded by the deny-list check of this same token a moment ago
         return user_for(payload)
 
     @jwt.user_lookup_error_loader
@@ -47,21 +86,7 @@ def init_app(app: Flask) -> None:
 
     @jwt.token_in_blocklist_loader
     def _revoked(_header, payload) -> bool:
-        if db.session.get(RevokedToken, payload["jti"]) is not None:
-            return True
-        user = user_for(payload)
-        if user is None or not user.active:
-            return True
-        device = payload.get("did")
-        if device is not None:
-            from .devices import is_revoked
-
-            if not isinstance(device, str) or is_revoked(device):
-                return True  # the device this session was started on has been revoked
-        # iat has whole seconds; the issued_us claim tells apart tokens from the same second.
-        issued_us = payload.get("issued_us", payload["iat"] * 1_000_000)
-        valid_after = user.tokens_valid_after.replace(tzinfo=dt.timezone.utc)
-        return issued_us < int(valid_after.timestamp() * 1_000_000)
+        return _denied(payload)
 
     @jwt.additional_claims_loader
     def _issued_precisely(_identity) -> dict:

@@ -1,0 +1,166 @@
+"""Where one signed-in download spends its time, in-process (no server, no network).
+
+    python -m benchmarks.portal_profile [--requests 300] [--profile] [--top 25] [--database-url URL]
+
+Seeds a temporary instance like ``benchmarks.portal`` (one recipient, one report granted to
+them, one ~1 MB PDF), signs in through the real forms (password, then the emailed code read
+from the development outbox) with Flask's test client, then:
+
+* lists the SQL statements one download sends (a SQLAlchemy ``before_cursor_execute``
+  listener; pool pre-pings are not cursor executions and are counted apart);
+* times ``--requests`` downloads (the body is not read: the file goes out by sendfile under
+  gunicorn, so its bytes are not Python's work): wall-clock mean and median, and the CPU time
+  per request of the quietest batch of 50 (the least disturbed by other processes);
+* with ``--profile``, prints cProfile's top functions by own time and by cumulative time.
+
+Cheap on a shared machine: one process, one core, a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.portal import EMAIL, make_pdf, outbox_code, seed
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 50
+
+
+def sign_in(client, instance: Path, password: str) -> None:
+    client.get("/login")
+    csrf = client.get_cookie("login_csrf", path="/login")
+    answer = client.post("/login", data={"email": EMAIL, "password": password, "login_csrf": csrf.value, "next": "/"})
+    if answer.status_code == 303 and answer.headers["Location"].startswith("/login/verify"):
+        challenge = client.get_cookie("login_challenge", path="/login").value.partition(".")[0]
+        answer = client.post("/login/verify", data={"challenge": challenge, "code": outbox_code(instance), "next": "/"})
+    if answer.status_code != 303 or client.get_cookie("access_token_cookie") is None:
+        raise SystemExit(f"profile: sign-in failed with status {answer.status_code}")
+
+
+def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
+    """Own (not cumulative) time per top-level package: who spends the request's CPU."""
+    totals: dict[str, float] = {}
+    for (filename, _line, function), (_cc, _nc, own, _cum, _callers) in stats.stats.items():
+        if filename == "~":
+            package = f"C: {function.split(' of ')[-1].strip('<>')}" if " of " in function else "C: builtins"
+        elif filename.endswith(("werkzeug/test.py", "flask/testing.py")):
+            package = "test client (not under gunicorn)"
+        elif "site-packages/" in filename:
+            package = filename.split("site-packages/")[1].split("/")[0].removesuffix(".py")
+        elif "/publish_server/" in filename:
+            package = "publish_server"
+        else:
+            package = "stdlib/other"
+        totals[package] = totals.get(package, 0.0) + own
+    whole = sum(totals.values()) or 1.0
+    return sorted(((k, v / whole) for k, v in totals.items()), key=lambda kv: -kv[1])[:15]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.portal_profile", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="downloads to time [300]")
+    parser.add_argument("--profile", action="store_true", help="also print cProfile's top functions")
+    parser.add_argument("--top", type=int, default=25, help="functions listed per cProfile table [25]")
+    parser.add_argument("--database-url", default="", help="SQLAlchemy URL of an empty database [SQLite in the temporary instance]")
+    parser.add_argument("--size-mb", type=float, default=1.0)
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT))
+    from sqlalchemy import event
+
+    from publish_server import create_app
+    from publish_server.extensions import db
+
+    workdir = Path(tempfile.mkdtemp(prefix="nbpress-profile-"))
+    try:
+        instance = workdir / "instance"
+        instance.mkdir(mode=0o700)
+        password = secrets.token_urlsafe(18)
+        database = f'DATABASE_URL = "{args.database_url}"\n' if args.database_url else ""
+        (instance / "portal.toml").write_text(
+            f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\nJWT_SECRET = "{secrets.token_urlsafe(48)}"\n'
+            f"COOKIE_SECURE = false\n{database}"
+        )
+        public_id = seed(instance, make_pdf(int(args.size_mb * 1_000_000)), password)
+        app = create_app(instance_path=instance)
+        client = app.test_client()
+        sign_in(client, instance, password)
+        path = f"/p/{public_id}/download"
+
+        statements: list[str] = []
+        pings = [0]
+        with app.app_context():
+            engine = db.engine
+
+        def on_execute(_conn, _cursor, statement, _params, _context, _many):
+            statements.append(" ".join(statement.split()))
+
+        def on_checkout(*_args):
+            pings[0] += 1
+
+        for _ in range(3):  # warm caches (compiled statements, Jinja, connections)
+            response = client.get(path)
+            assert response.status_code == 200, response.status_code
+            response.close()
+        event.listen(engine, "before_cursor_execute", on_execute)
+        event.listen(engine.pool, "checkout", on_checkout)
+        response = client.get(path)
+        response.close()
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine.pool, "checkout", on_checkout)
+        pre_ping = " (each with a pre-ping round trip)" if engine.pool._pre_ping else ""
+        print(f"one download ({engine.dialect.name}): {len(statements)} SQL statements, {pings[0]} pool checkout(s){pre_ping}")
+        for number, statement in enumerate(statements, 1):
+            print(f"  {number:>2}. {statement[:160]}{' ...' if len(statement) > 160 else ''}")
+
+        timings, batches = [], []
+        profiler = cProfile.Profile() if args.profile else None
+        for start in range(0, args.requests, BATCH):
+            cpu_began = time.process_time()
+            for _ in range(min(BATCH, args.requests - start)):
+                started = time.perf_counter()
+                if profiler:
+                    profiler.enable()
+                response = client.get(path)
+                response.close()
+                if profiler:
+                    profiler.disable()
+                timings.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise SystemExit(f"profile: download answered {response.status_code}")
+            batches.append((time.process_time() - cpu_began) / min(BATCH, args.requests - start))
+        # CPU time of the quietest batch: other processes on a shared machine inflate the rest.
+        cpu = min(batches) * 1000
+        mean, median = statistics.fmean(timings) * 1000, statistics.median(timings) * 1000
+        print(f"{args.requests} downloads in-process: wall mean {mean:.2f} ms, median {median:.2f} ms; "
+              f"CPU {cpu:.2f} ms per request (best batch of {BATCH}) -> at most ~{1000 / cpu:.0f} req/s per core"
+              f"{' (profiled: slower)' if profiler else ''}")
+        if profiler:
+            print("--- cProfile: own time by package ---")
+            for package, share in by_package(pstats.Stats(profiler)):
+                print(f"  {share:6.1%}  {package}")
+            for key in ("tottime", "cumulative"):
+                out = io.StringIO()
+                pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(args.top)
+                text = out.getvalue()
+                print(f"--- cProfile by {key} ---")
+                print(text[text.find("   ncalls"):].rstrip())
+        with app.app_context():
+            db.engine.dispose()
+        return 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
