@@ -37,6 +37,11 @@ class ForkServer:
         self.socket_path = ""
 
     def start(self) -> ForkServer:
+        """Start the template process and wait until it serves."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> ForkServer:
+        """Start the template process without waiting for its imports (see :meth:`wait_ready`)."""
         self._dir = tempfile.TemporaryDirectory(prefix="nbpress-fork-")  # 0700: only we can connect
         self.socket_path = os.path.join(self._dir.name, "server.sock")
         # debugpy (preloaded with ipykernel's debugger) warns on stderr that breakpoints may be
@@ -46,6 +51,9 @@ class ForkServer:
             [sys.executable, "-m", "toolkit.executors.forkserver", self.socket_path, *self.preload],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, start_new_session=True,
         )
+        return self
+
+    def wait_ready(self) -> ForkServer:
         ready, _, _ = select.select([self.process.stdout], [], [], self.start_timeout)
         line = self.process.stdout.readline().decode(errors="replace").strip() if ready else ""
         if not line.startswith("ready"):

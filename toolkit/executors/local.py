@@ -46,6 +46,10 @@ def _init_worker(socket_path: str | None) -> None:
     from .. import execute, render  # noqa: F401
 
 
+def _started() -> None:
+    """A no-op task: submitting W of them spawns the W workers before any member is queued."""
+
+
 def _run_job(job: Job) -> Outcome:
     return execute_job(job, launcher=_launcher)
 
@@ -67,12 +71,24 @@ class LocalExecutor:
     def run(self, jobs: list[Job]) -> Iterator[Outcome]:
         if not jobs:
             return
-        if self.server is None and fork_available():
-            self.server = ForkServer(self.preload).start()
+        starting = self.server is None and fork_available()
+        if starting:
+            self.server = ForkServer(self.preload).launch()
         socket_path = self.server.socket_path if self.server else None
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)), mp_context=context,
+        workers = min(self.workers, len(jobs))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                  initializer=_init_worker, initargs=(socket_path,)) as pool:
+            # Workers are spawned (and pay their imports) while the fork server pays its own:
+            # on a machine with W cores both start-ups overlap instead of following each other.
+            for _ in range(workers):
+                pool.submit(_started)
+            if starting:
+                try:
+                    self.server.wait_ready()  # no member runs before kernels can be forked
+                except ExecutorError:
+                    self.server = None
+                    raise
             futures = {pool.submit(_run_job, job): (job, time.perf_counter()) for job in jobs}
             pending = set(futures)
             while pending:
