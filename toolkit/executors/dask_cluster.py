@@ -106,8 +106,18 @@ def _launcher(preload: list[str]):
     key = tuple(m for m in preload if m not in DEFAULT_PRELOAD)
     server = _servers.get(key)
     if server is None or server.process is None or server.process.poll() is not None:
-        server = _servers[key] = ForkServer(list(key)).start()
+        server = ForkServer(list(key)).launch()
+        _import_pipeline()  # this worker's own imports overlap the fork server's
+        _servers[key] = server = server.wait_ready()
     return fork_kernel_manager(server.socket_path)
+
+
+def _import_pipeline() -> None:
+    """What every member needs in the worker itself (papermill, records, WeasyPrint), once."""
+    import pyarrow.parquet  # noqa: F401 - records are Parquet
+    import weasyprint  # noqa: F401
+
+    from .. import execute, render  # noqa: F401
 
 
 def stop_fork_servers() -> int:
