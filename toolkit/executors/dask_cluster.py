@@ -114,6 +114,7 @@ def _launcher(preload: list[str]):
 
 def _import_pipeline() -> None:
     """What every member needs in the worker itself (papermill, records, WeasyPrint), once."""
+    import pandas  # noqa: F401 - records are read back as DataFrames when rendering
     import pyarrow.parquet  # noqa: F401 - records are Parquet
     import weasyprint  # noqa: F401
 

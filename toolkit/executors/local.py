@@ -40,6 +40,7 @@ def _init_worker(socket_path: str | None) -> None:
     """Pay the worker's imports once, before its first member."""
     global _launcher
     _launcher = fork_kernel_manager(socket_path) if socket_path else None
+    import pandas  # noqa: F401 - records are read back as DataFrames when rendering
     import pyarrow.parquet  # noqa: F401 - records are Parquet
     import weasyprint  # noqa: F401
 
