@@ -37,6 +37,7 @@ from .bundle import ProjectBundle, pack_project, pack_run, unpack_project, unpac
 
 __all__ = ["ClusterTarget", "DaskExecutor", "parse_cluster", "run_member"]
 
+KEEP_PROJECTS = 8  # unpacked project bundles a worker keeps for the next batches
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported, not waited for
 _TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})/?$")
 _LOCAL = re.compile(r"^local:(?P<n>\d{1,3})$")
@@ -88,10 +89,14 @@ def _scratch() -> Path:
 
 
 def _project_root(bundle: ProjectBundle) -> Path:
-    root = _projects.get(bundle.sha256)
+    """The bundle unpacked in this worker (called under the member lock, so no member of this
+    worker is using any project while old ones are removed)."""
+    root = _projects.pop(bundle.sha256, None)
     if root is None or not root.is_dir():
         root = unpack_project(bundle, Path(tempfile.mkdtemp(prefix="nbpress-project-", dir=_scratch())))
-        _projects[bundle.sha256] = root
+    _projects[bundle.sha256] = root  # most recently used last
+    while len(_projects) > KEEP_PROJECTS:  # long-lived workers serve many batches
+        shutil.rmtree(_projects.pop(next(iter(_projects))), ignore_errors=True)
     return root
 
 
@@ -122,13 +127,16 @@ def _import_pipeline() -> None:
 
 
 def stop_fork_servers() -> int:
-    """Stop this worker's fork servers (run on every worker when a batch ends)."""
-    with _worker_lock:
-        stopped = len(_servers)
-        for server in _servers.values():
-            server.stop()
-        _servers.clear()
-        return stopped
+    """Stop this worker's fork servers (run on every worker when a batch ends).
+
+    Not under the member lock: this runs on the worker's event loop, which must not wait for a
+    member still running after an interrupted batch (that member's kernel dies with its server).
+    """
+    servers = list(_servers.values())
+    _servers.clear()
+    for server in servers:
+        server.stop()
+    return len(servers)
 
 
 def run_member(job: Job, bundle: ProjectBundle) -> tuple[Outcome, bytes | None]:
