@@ -123,7 +123,10 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
 
     With --cluster the members run on Dask workers (same environment, no shared filesystem:
     the notebook's folder and templates/ travel to them, run folders come back here);
-    publishing and owner notices happen here. See docs/scale-out.md.
+    publishing and owner notices happen here.
+
+    \b
+    Workers on other machines: see docs/scale-out.md.
     """
     from .params import read_schema
     from .pipeline import prepare, run_report
