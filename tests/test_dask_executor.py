@@ -54,6 +54,16 @@ def _run_json(run_dir) -> dict:
     return json.loads((run_dir / "run.json").read_text())
 
 
+def _metric(run_dir, name: str):
+    nb = json.loads((run_dir / "executed.ipynb").read_text())
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            record = output.get("data", {}).get("application/vnd.nbpress.record+json")
+            if record and record["name"] == name:
+                return record["value"]
+    raise AssertionError(f"no metric {name!r} in {run_dir}")
+
+
 def test_cluster_values_are_checked():
     assert parse_cluster("local:2") == ClusterTarget(workers=2)
     assert parse_cluster("tcp://10.0.0.5:8786") == ClusterTarget(address="tcp://10.0.0.5:8786")
@@ -82,6 +92,8 @@ def test_a_grid_on_local_2_through_the_cli(grid_project):
         assert record["notebook"] == str(grid_project.notebooks_dir / "grid.ipynb")  # not the worker's copy
         text = pdf_text(run_dir / "report.pdf")
         assert "Grid Report" in text and f"Member number {n}" in text
+    kernel_pids = {_metric(by_n[n], "pid") for n in (1, 3)}
+    assert len(kernel_pids) == 2 and os.getpid() not in kernel_pids  # a fresh kernel process per run
     failed = by_n[2]
     assert {p.name for p in failed.iterdir()} == {"executed.ipynb", "run.json"}  # the evidence came back too
     record = _run_json(failed)
