@@ -149,3 +149,13 @@ def test_an_unreachable_scheduler_is_reported_fast(grid_project):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"nbpress: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 5 s")
     assert not grid_project.runs_dir.exists()
+
+
+def test_a_scheduler_without_workers_is_refused_not_waited_on_forever():
+    from distributed import LocalCluster
+
+    from toolkit.errors import ClusterUnreachableError
+
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=None) as scheduler_only:
+        with pytest.raises(ClusterUnreachableError, match="has no workers .waited 1 s.; start some with `dask worker"):
+            DaskExecutor(scheduler_only.scheduler_address, worker_wait=1).__enter__()

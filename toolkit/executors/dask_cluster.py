@@ -39,6 +39,7 @@ __all__ = ["ClusterTarget", "DaskExecutor", "parse_cluster", "run_member"]
 
 KEEP_PROJECTS = 8  # unpacked project bundles a worker keeps for the next batches
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported, not waited for
+WORKER_WAIT = 30.0  # seconds for a reachable scheduler to have at least one worker
 _TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})/?$")
 _LOCAL = re.compile(r"^local:(?P<n>\d{1,3})$")
 
@@ -194,9 +195,10 @@ def _lost(exc: BaseException) -> ExecutorError:
 
 
 class DaskExecutor:
-    def __init__(self, cluster: str | ClusterTarget, *, connect_timeout: float = CONNECT_TIMEOUT):
+    def __init__(self, cluster: str | ClusterTarget, *, connect_timeout: float = CONNECT_TIMEOUT,
+                 worker_wait: float = WORKER_WAIT):
         self.target = cluster if isinstance(cluster, ClusterTarget) else parse_cluster(cluster)
-        self.connect_timeout = connect_timeout
+        self.connect_timeout, self.worker_wait = connect_timeout, worker_wait
         self.client = self.cluster = None
 
     def __enter__(self) -> DaskExecutor:
@@ -218,6 +220,14 @@ class DaskExecutor:
             raise ClusterUnreachableError(
                 f"cannot reach the Dask scheduler at {self.target.address} within {self.connect_timeout:g} s"
                 f" ({type(exc).__name__}); is `dask scheduler` running there?") from None
+        try:  # a scheduler without workers would queue the members forever
+            self.client.wait_for_workers(1, timeout=self.worker_wait)
+        except TimeoutError:
+            self.client.close()
+            self.client = None
+            raise ClusterUnreachableError(
+                f"the Dask scheduler at {self.target.address} has no workers (waited {self.worker_wait:g} s);"
+                f" start some with `dask worker {self.target.address} --nthreads 1`") from None
         return self
 
     def __exit__(self, *exc) -> None:
