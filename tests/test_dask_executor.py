@@ -11,8 +11,10 @@ import os
 import socket
 import time
 
+import dask
 import pytest
 import yaml
+from distributed import LocalCluster
 
 from tests.conftest import cli, make_notebook, pdf_text
 from toolkit import batch
@@ -101,14 +103,19 @@ def test_a_grid_on_local_2_through_the_cli(grid_project):
     assert record["error"]["evalue"] == "no data for member 2"
 
 
-def test_no_shared_filesystem_and_a_dying_worker_fails_only_its_member(project, tmp_path):
+def test_over_tcp_no_shared_filesystem_and_a_dying_worker_fails_only_its_member(project, tmp_path):
     make_notebook(project.notebooks_dir / "kill.ipynb", "n: int = 1", KILL_WORKER)
     spec = find_report("kill", project.notebooks_dir)
     out = tmp_path / "submitted-runs"
     jobs = [batch.Job(i, label, prepared, project.root, out)
             for i, (label, prepared) in enumerate(batch.plan(spec, {}, [("n", ["1", "2"])]))]
+    # An "existing" cluster reached over tcp:// (its scheduler does not retry a task whose
+    # worker died, as `--cluster local:N` configures its own).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     started = time.monotonic()
-    with DaskExecutor("local:2") as executor:
+    with cluster, DaskExecutor(cluster.scheduler_address) as executor:
+        assert executor.target.address.startswith("tcp://127.0.0.1:")
         outcomes = batch.run(jobs, executor)
     assert time.monotonic() - started < 50  # reported, not a hang
 
@@ -152,8 +159,6 @@ def test_an_unreachable_scheduler_is_reported_fast(grid_project):
 
 
 def test_a_scheduler_without_workers_is_refused_not_waited_on_forever():
-    from distributed import LocalCluster
-
     from toolkit.errors import ClusterUnreachableError
 
     with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=None) as scheduler_only:

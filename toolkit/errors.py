@@ -14,7 +14,8 @@
     ├── RunCancelledError           a run was stopped on purpose (scheduler shutdown)
     ├── ExecutorError               a batch executor broke down (worker pool, fork server,
     │   │                           a Dask worker lost); not the notebook's fault
-    │   └── ClusterUnreachableError no Dask scheduler answers at the given address (exit 2)
+    │   └── ClusterUnreachableError no Dask scheduler answers at the given address, or it has
+    │                               no workers (exit 2)
     ├── RenderError                 the template or the PDF could not be produced
     ├── RunDirError                 a run folder is missing or incomplete
     └── PublishError                the portal could not be reached or refused the upload
