@@ -20,7 +20,7 @@ def make_executor(*, workers: int | None = None, preload: list[str] | None = Non
     if cluster:
         from .dask_cluster import DaskExecutor
 
-        return DaskExecutor(cluster)
+        return DaskExecutor(cluster, preload=preload or [])
     from .local import LocalExecutor
 
     return LocalExecutor(workers=workers, preload=preload or [])

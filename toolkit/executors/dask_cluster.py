@@ -8,7 +8,8 @@ it finishes.
 No shared filesystem: the submitting side packs the notebook's folder and ``templates/`` once
 per batch (:mod:`.bundle`) and scatters it; a worker unpacks it into its own scratch folder,
 executes *and renders* the member there (a fresh kernel per run, forked from a fork server
-that lives in that worker process, as on the local executor), then sends the whole run
+that lives in that worker process; on ``local:N`` one fork server on this machine serves all
+workers, as on the local executor), then sends the whole run
 folder back as a tarball. The submitting side unpacks it under its runs folder, so
 publishing and owner notices (:func:`toolkit.batch.after_batch`) work as for local batches.
 
@@ -118,6 +119,12 @@ def _launcher(preload: list[str]):
     return fork_kernel_manager(server.socket_path)
 
 
+def _shared_launcher(socket_path: str):
+    from .kernels import fork_kernel_manager
+
+    return fork_kernel_manager(socket_path)
+
+
 def _import_pipeline() -> None:
     """What every member needs in the worker itself (papermill, records, WeasyPrint), once."""
     import pandas  # noqa: F401 - records are read back as DataFrames when rendering
@@ -140,9 +147,13 @@ def stop_fork_servers() -> int:
     return len(servers)
 
 
-def run_member(job: Job, bundle: ProjectBundle) -> tuple[Outcome, bytes | None]:
+def run_member(job: Job, bundle: ProjectBundle, fork_socket: str | None = None) -> tuple[Outcome, bytes | None]:
     """Execute and render one member in this worker's scratch folder; return the outcome and
-    the run folder as a tarball (None when no folder was made)."""
+    the run folder as a tarball (None when no folder was made).
+
+    ``fork_socket``: a kernel fork server on this machine shared by all workers (``local:N``);
+    None: this worker's own.
+    """
     with _worker_lock:
         root = _project_root(bundle)
         spec = job.prepared.spec
@@ -151,7 +162,8 @@ def run_member(job: Job, bundle: ProjectBundle) -> tuple[Outcome, bytes | None]:
         local_job = dataclasses.replace(job, prepared=dataclasses.replace(job.prepared, spec=local_spec),
                                         root=root, out_dir=out_dir)
         try:
-            outcome = execute_job(local_job, launcher=_launcher(spec.preload))
+            launcher = _shared_launcher(fork_socket) if fork_socket else _launcher(spec.preload)
+            outcome = execute_job(local_job, launcher=launcher)
             data = pack_run(outcome.run_dir) if outcome.run_dir else None
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)  # the submitting side keeps the only copy
@@ -195,11 +207,12 @@ def _lost(exc: BaseException) -> ExecutorError:
 
 
 class DaskExecutor:
-    def __init__(self, cluster: str | ClusterTarget, *, connect_timeout: float = CONNECT_TIMEOUT,
-                 worker_wait: float = WORKER_WAIT):
+    def __init__(self, cluster: str | ClusterTarget, *, preload: list[str] | tuple[str, ...] = (),
+                 connect_timeout: float = CONNECT_TIMEOUT, worker_wait: float = WORKER_WAIT):
         self.target = cluster if isinstance(cluster, ClusterTarget) else parse_cluster(cluster)
+        self.preload = list(preload)
         self.connect_timeout, self.worker_wait = connect_timeout, worker_wait
-        self.client = self.cluster = None
+        self.client = self.cluster = self.server = None
 
     def __enter__(self) -> DaskExecutor:
         import logging
@@ -208,11 +221,18 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         if self.target.workers:
-            # A worker that dies mid-run fails that member instead of killing worker after worker.
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-                self.cluster = LocalCluster(n_workers=self.target.workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, silence_logs=logging.ERROR)
-            self.client = Client(self.cluster)
+            try:
+                self._start_local_fork_server()
+                # A worker that dies mid-run fails that member instead of killing worker after worker.
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                    self.cluster = LocalCluster(n_workers=self.target.workers, threads_per_worker=1, processes=True,
+                                                dashboard_address=None, silence_logs=logging.ERROR)
+                self.client = Client(self.cluster)
+                if self.server is not None:
+                    self.server.wait_ready()
+            except BaseException:
+                self.__exit__()  # `with` does not call it when __enter__ fails: nothing may be left running
+                raise
             return self
         try:
             self.client = Client(self.target.address, timeout=self.connect_timeout)
@@ -239,7 +259,19 @@ class DaskExecutor:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
-        self.client = self.cluster = None
+        if self.server is not None:
+            self.server.stop()
+        self.client = self.cluster = self.server = None
+
+    def _start_local_fork_server(self) -> None:
+        """local:N workers share this machine: one kernel template serves them all (its imports
+        overlap the cluster's start-up) instead of one per worker."""
+        from .forkserver import DEFAULT_PRELOAD
+        from .kernels import ForkServer
+        from .local import fork_available
+
+        if fork_available():
+            self.server = ForkServer([m for m in self.preload if m not in DEFAULT_PRELOAD]).launch()
 
     def run(self, jobs: list[Job]) -> Iterator[Outcome]:
         from distributed import as_completed
@@ -255,7 +287,8 @@ class DaskExecutor:
             where = (job.prepared.spec.notebook.parent, job.root / "templates")
             if where not in bundles:  # shipped once per batch; workers fetch it as they need it
                 bundles[where] = self.client.scatter(pack_project(*where), hash=False)
-            future = self.client.submit(run_member, job, bundles[where], key=f"nbpress-{batch}-{job.index}",
+            fork_socket = self.server.socket_path if self.server else None
+            future = self.client.submit(run_member, job, bundles[where], fork_socket, key=f"nbpress-{batch}-{job.index}",
                                         pure=False, retries=0)
             futures[future] = (job, time.perf_counter())
         try:
