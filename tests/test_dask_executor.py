@@ -82,6 +82,7 @@ def test_a_grid_on_local_2_through_the_cli(grid_project):
     assert rows == {"n=1": "succeeded", "n=2": "failed", "n=3": "succeeded"}
     assert "cell 1 raised ValueError: no data for member 2" in result.stdout
     assert result.stdout.splitlines()[-1].startswith("2 of 3 succeeded in ")
+    assert "Warning" not in result.stderr, result.stderr  # the cluster's own chatter stays out of the log
 
     folders = sorted((grid_project.runs_dir / "grid").iterdir())
     assert len(folders) == 3 and not [f for f in folders if f.name.startswith(".")]  # no staging left over
@@ -112,7 +113,7 @@ def test_over_tcp_no_shared_filesystem_and_a_dying_worker_fails_only_its_member(
     # An "existing" cluster reached over tcp:// (its scheduler does not retry a task whose
     # worker died, as `--cluster local:N` configures its own).
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     started = time.monotonic()
     with cluster, DaskExecutor(cluster.scheduler_address) as executor:
         assert executor.target.address.startswith("tcp://127.0.0.1:")
@@ -161,6 +162,6 @@ def test_an_unreachable_scheduler_is_reported_fast(grid_project):
 def test_a_scheduler_without_workers_is_refused_not_waited_on_forever():
     from toolkit.errors import ClusterUnreachableError
 
-    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=None) as scheduler_only:
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=":0") as scheduler_only:
         with pytest.raises(ClusterUnreachableError, match="has no workers .waited 1 s.; start some with `dask worker"):
             DaskExecutor(scheduler_only.scheduler_address, worker_wait=1).__enter__()

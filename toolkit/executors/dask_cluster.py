@@ -225,8 +225,9 @@ class DaskExecutor:
                 self._start_local_fork_server()
                 # A worker that dies mid-run fails that member instead of killing worker after worker.
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                    # dashboard/HTTP on any free port: no "port 8787 in use" warning beside another cluster
                     self.cluster = LocalCluster(n_workers=self.target.workers, threads_per_worker=1, processes=True,
-                                                dashboard_address=None, silence_logs=logging.ERROR)
+                                                dashboard_address=":0", silence_logs=logging.ERROR)
                 self.client = Client(self.cluster)
                 if self.server is not None:
                     self.server.wait_ready()
