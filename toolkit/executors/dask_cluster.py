@@ -8,10 +8,10 @@ it finishes.
 No shared filesystem: the submitting side packs the notebook's folder and ``templates/`` once
 per batch (:mod:`.bundle`) and scatters it; a worker unpacks it into its own scratch folder,
 executes *and renders* the member there (a fresh kernel per run, forked from a fork server
-that lives in that worker process; on ``local:N`` one fork server on this machine serves all
-workers, as on the local executor), then sends the whole run
-folder back as a tarball. The submitting side unpacks it under its runs folder, so
-publishing and owner notices (:func:`toolkit.batch.after_batch`) work as for local batches.
+living in that worker process; on ``local:N`` one fork server on this machine serves all
+workers), then sends the whole run folder back as a tarball. The submitting side unpacks it
+under its runs folder, so publishing and owner notices (:func:`toolkit.batch.after_batch`)
+work as for local batches.
 
 A member that fails on a worker comes back like any failed run (partial notebook and
 ``run.json`` included). A worker that dies mid-run surfaces as a failed member; on a
