@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND := noninteractive
 DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 DEBIAN_TEST := poppler-utils postgresql chromium
 
-.PHONY: demo test bench lab lint clean venv
+.PHONY: demo test bench bench-batch lab lint clean venv
 
 demo: $(VENV)/.runtime
 	$(BIN)/nbpress demo
@@ -23,6 +23,10 @@ test: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks.pipeline $(BENCH_ARGS)
+
+# A 16-member batch of the demo report: raw papermill+weasyprint loop vs --grid vs --cluster local:2.
+bench-batch: $(VENV)/.test
+	$(BIN)/python -m benchmarks.batch $(BENCH_ARGS)
 
 lab: $(VENV)/.runtime
 	$(PIP) install -e '.[lab]'

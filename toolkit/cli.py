@@ -108,22 +108,37 @@ def _load_param_file(path: Path) -> dict[str, Any]:
 @click.option("--no-grid", is_flag=True, help="Ignore the spec's grid: one run with its defaults.")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Day that 'last N' grid values count back from [default: today].")
 @click.option("-w", "--workers", type=click.IntRange(1, 256), help="Batch worker processes on this machine [default: CPU count].")
+@click.option("--cluster", metavar="tcp://HOST:PORT|local:N",
+              help="Run the batch on a Dask cluster: a running scheduler's address, or local:N for N worker processes here.")
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_file: Path | None, out_dir: Path | None,
         publish_after: bool, portal: str | None, grid_options: tuple[str, ...], no_grid: bool, as_of: dt.datetime | None,
-        workers: int | None) -> None:
+        workers: int | None, cluster: str | None) -> None:
     """Execute REPORT in a fresh kernel and write its PDF to a new run folder.
 
     With a grid (the spec's `grid`, or --grid) every combination runs, each in its own run
     folder and fresh kernel; a failed member does not stop the others. Exit status 1 when any
     member failed or was blocked.
+
+    With --cluster the members run on Dask workers (same environment, no shared filesystem:
+    the notebook's folder and templates/ travel to them, run folders come back here);
+    publishing and owner notices happen here.
+
+    \b
+    Workers on other machines: see docs/scale-out.md.
     """
     from .params import read_schema
     from .pipeline import prepare, run_report
     from .progress import run_progress
     from .spec import find_report
 
+    if cluster:
+        from .executors.dask_cluster import parse_cluster
+
+        parse_cluster(cluster)  # a bad value is refused before anything else happens
+        if workers:
+            raise UsageError("--workers is for this machine; with --cluster use local:N or size the cluster")
     project = _project(ctx)
     spec = find_report(report, project.notebooks_dir)
     given = _load_param_file(param_file) if param_file else {}
@@ -133,11 +148,11 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
         from .publish import load_publish_config
 
         config = load_publish_config(portal)  # before the run: a missing token fails fast
-    if grid_options or (spec.grid and not no_grid):
+    if grid_options or (spec.grid and not no_grid) or cluster:
         from .grid import parse_grid_option
 
         members = _plan(spec, given, [parse_grid_option(g) for g in grid_options], not no_grid, as_of)
-        _run_batch(project, spec, members, out_dir, workers, config)
+        _run_batch(project, spec, members, out_dir, workers, config, cluster)
         return
     prepared = prepare(spec, given)
     try:
@@ -160,7 +175,7 @@ def _plan(spec, given, grid_options, use_spec_grid: bool, as_of: dt.datetime | N
     return plan(spec, given, grid_options, use_spec_grid=use_spec_grid, as_of=as_of.date() if as_of else None)
 
 
-def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None, config) -> None:
+def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None, config, cluster: str | None = None) -> None:
     import time
 
     from . import batch
@@ -170,7 +185,7 @@ def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None
     jobs = [batch.Job(i, label, prepared, project.root, out_dir.resolve() if out_dir else None)
             for i, (label, prepared) in enumerate(members)]
     started = time.perf_counter()
-    with make_executor(workers=workers, preload=spec.preload) as executor:
+    with make_executor(workers=workers, preload=spec.preload, cluster=cluster) as executor:
         with batch.Reporter(len(jobs), interactive=interactive()) as reporter:
             outcomes = batch.run(jobs, executor, on_done=reporter)
     wall = time.perf_counter() - started

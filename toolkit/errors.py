@@ -13,7 +13,9 @@
     │                               ``failures``: the checks that failed)
     ├── RunCancelledError           a run was stopped on purpose (scheduler shutdown)
     ├── ExecutorError               a batch executor broke down (worker pool, fork server,
-    │                               Dask cluster unreachable); not the notebook's fault
+    │   │                           a Dask worker lost); not the notebook's fault
+    │   └── ClusterUnreachableError no Dask scheduler answers at the given address, or it has
+    │                               no workers (exit 2)
     ├── RenderError                 the template or the PDF could not be produced
     ├── RunDirError                 a run folder is missing or incomplete
     └── PublishError                the portal could not be reached or refused the upload
@@ -93,6 +95,10 @@ class RunCancelledError(NbpressError):
 
 class ExecutorError(NbpressError):
     pass
+
+
+class ClusterUnreachableError(ExecutorError):
+    exit_code = 2  # a wrong --cluster address is bad input: refused before any member runs
 
 
 class RenderError(NbpressError):

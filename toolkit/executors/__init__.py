@@ -1,8 +1,10 @@
 """Where batch members run.
 
-Today: :class:`~toolkit.executors.local.LocalExecutor`, W worker processes on this machine,
-each run in a new kernel forked from one template process (see ``forkserver``). A Dask
-executor (``--cluster tcp://HOST:PORT`` / ``local:N``) is planned behind the same interface.
+- :class:`~toolkit.executors.local.LocalExecutor` (default): W worker processes on this
+  machine, each run in a new kernel forked from one template process (see ``forkserver``).
+- :class:`~toolkit.executors.dask_cluster.DaskExecutor` (``--cluster tcp://HOST:PORT`` or
+  ``local:N``): members run on a dask.distributed cluster and their run folders travel back
+  as bytes (see ``bundle``), so workers need the same environment but no shared filesystem.
 
 An executor is a context manager with ``run(jobs) -> iterator of Outcome`` (as they finish),
 and leaves every run folder on the submitting machine's disk.
@@ -13,7 +15,12 @@ from __future__ import annotations
 __all__ = ["make_executor"]
 
 
-def make_executor(*, workers: int | None = None, preload: list[str] | None = None):
+def make_executor(*, workers: int | None = None, preload: list[str] | None = None, cluster: str | None = None):
+    """The local executor, or the Dask one when ``cluster`` (``tcp://HOST:PORT`` / ``local:N``) is given."""
+    if cluster:
+        from .dask_cluster import DaskExecutor
+
+        return DaskExecutor(cluster, preload=preload or [])
     from .local import LocalExecutor
 
     return LocalExecutor(workers=workers, preload=preload or [])

@@ -17,12 +17,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-from typing import Any
-
-from jupyter_client.provisioning import LocalProvisioner
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ExecutorError
-from ..execute import IpcKernelManager
+
+if TYPE_CHECKING:
+    from ..execute import IpcKernelManager
+
+# jupyter_client and papermill are imported only where kernels are launched (the workers):
+# the submitting process needs ForkServer alone and would pay ~0.5 s of CPU for them.
 
 __all__ = ["ForkServer", "ForkedKernel", "fork_kernel_manager"]
 
@@ -37,6 +40,11 @@ class ForkServer:
         self.socket_path = ""
 
     def start(self) -> ForkServer:
+        """Start the template process and wait until it serves."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> ForkServer:
+        """Start the template process without waiting for its imports (see :meth:`wait_ready`)."""
         self._dir = tempfile.TemporaryDirectory(prefix="nbpress-fork-")  # 0700: only we can connect
         self.socket_path = os.path.join(self._dir.name, "server.sock")
         # debugpy (preloaded with ipykernel's debugger) warns on stderr that breakpoints may be
@@ -46,6 +54,9 @@ class ForkServer:
             [sys.executable, "-m", "toolkit.executors.forkserver", self.socket_path, *self.preload],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, start_new_session=True,
         )
+        return self
+
+    def wait_ready(self) -> ForkServer:
         ready, _, _ = select.select([self.process.stdout], [], [], self.start_timeout)
         line = self.process.stdout.readline().decode(errors="replace").strip() if ready else ""
         if not line.startswith("ready"):
@@ -142,22 +153,21 @@ class ForkedKernel:
         self.send_signal(signal.SIGKILL)
 
 
-class _ForkProvisioner(LocalProvisioner):
-    socket_path = ""
-
-    async def launch_kernel(self, cmd: list[str], **kwargs: Any):
-        km = self.parent
-        env = dict(kwargs.get("env") or os.environ)
-        request = {"connection_file": km.connection_file, "cwd": str(kwargs.get("cwd") or os.getcwd()), "env": env}
-        self.process = ForkedKernel(self.socket_path, request)
-        self.pid = self.pgid = self.process.pid  # the child called setsid(): its pid is its group
-        self.cwd = request["cwd"]
-        return self.connection_info
-
-
 def fork_kernel_manager(socket_path: str) -> type[IpcKernelManager]:
     """A KernelManager class whose kernels are forked by the server listening at ``socket_path``."""
-    provisioner = type("ForkProvisioner", (_ForkProvisioner,), {"socket_path": socket_path})
+    from jupyter_client.provisioning import LocalProvisioner
+
+    from ..execute import IpcKernelManager
+
+    class ForkProvisioner(LocalProvisioner):
+        async def launch_kernel(self, cmd: list[str], **kwargs: Any):
+            km = self.parent
+            env = dict(kwargs.get("env") or os.environ)
+            request = {"connection_file": km.connection_file, "cwd": str(kwargs.get("cwd") or os.getcwd()), "env": env}
+            self.process = ForkedKernel(socket_path, request)
+            self.pid = self.pgid = self.process.pid  # the child called setsid(): its pid is its group
+            self.cwd = request["cwd"]
+            return self.connection_info
 
     class ForkKernelManager(IpcKernelManager):
         async def _async_pre_start_kernel(self, **kw: Any):
@@ -165,7 +175,7 @@ def fork_kernel_manager(socket_path: str) -> type[IpcKernelManager]:
                 import uuid
 
                 self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
-                self.provisioner = provisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+                self.provisioner = ForkProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
             return await super()._async_pre_start_kernel(**kw)
 
     return ForkKernelManager

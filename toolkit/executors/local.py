@@ -10,13 +10,17 @@ once per batch instead:
 - W long-lived workers (default: CPU count) import papermill, pandas and WeasyPrint once and
   execute *and render* their members, so nothing is imported on the critical path twice.
 
-Workers are started with ``spawn`` (not ``fork``): the submitting process may already hold
-threads or zmq contexts that must not be copied.
+Workers are not forked from the submitting process, which may already hold threads or zmq
+contexts that must not be copied. With fork available they come from multiprocessing's own
+``forkserver``: a clean process that imports the workers' modules once and forks each worker
+from that state (the W workers pay those imports once, not W times); elsewhere ``spawn``.
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import time
 from collections.abc import Iterator
@@ -36,18 +40,43 @@ def fork_available() -> bool:
     return hasattr(os, "fork") and os.path.isdir("/proc") and os.environ.get("NBPRESS_FORK_KERNELS", "1") != "0"
 
 
-def _init_worker(socket_path: str | None) -> None:
-    """Pay the worker's imports once, before its first member."""
-    global _launcher
-    _launcher = fork_kernel_manager(socket_path) if socket_path else None
-    import pyarrow.parquet  # noqa: F401 - records are Parquet
-    import weasyprint  # noqa: F401
+# What every worker needs: papermill (via toolkit.execute), records read back as DataFrames
+# from Parquet, WeasyPrint. Imported before the first member, never on its critical path.
+WORKER_MODULES = ("pandas", "pyarrow.parquet", "weasyprint", "toolkit.execute", "toolkit.render")
 
-    from .. import execute, render  # noqa: F401
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    if not fork_available():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([*WORKER_MODULES, __name__])  # once per submitting process
+    return context
+
+
+def _init_worker(socket_path: str | None) -> None:
+    """Pay the worker's imports once, before its first member (free when forked preloaded)."""
+    global _launcher
+    for name in WORKER_MODULES:
+        importlib.import_module(name)
+    _launcher = fork_kernel_manager(socket_path) if socket_path else None
+
+
+def _started() -> None:
+    """A no-op task: submitting W of them spawns the W workers before any member is queued."""
 
 
 def _run_job(job: Job) -> Outcome:
     return execute_job(job, launcher=_launcher)
+
+
+def _stop_worker_template() -> None:
+    """Stop multiprocessing's fork server with the batch: no process outlives it, and its CPU
+    (and its workers') is accounted to this process like any waited-for child. ``_stop`` is
+    the standard library's own (test) hook; without it the server exits when we do."""
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if stop is not None:
+        stop()
 
 
 class LocalExecutor:
@@ -63,16 +92,28 @@ class LocalExecutor:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        _stop_worker_template()
 
     def run(self, jobs: list[Job]) -> Iterator[Outcome]:
         if not jobs:
             return
-        if self.server is None and fork_available():
-            self.server = ForkServer(self.preload).start()
+        starting = self.server is None and fork_available()
+        if starting:
+            self.server = ForkServer(self.preload).launch()
         socket_path = self.server.socket_path if self.server else None
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)), mp_context=context,
+        workers = min(self.workers, len(jobs))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(),
                                  initializer=_init_worker, initargs=(socket_path,)) as pool:
+            # Workers start (and pay their imports) while the kernel fork server pays its own:
+            # on a machine with W cores both start-ups overlap instead of following each other.
+            for _ in range(workers):
+                pool.submit(_started)
+            if starting:
+                try:
+                    self.server.wait_ready()  # no member runs before kernels can be forked
+                except ExecutorError:
+                    self.server = None
+                    raise
             futures = {pool.submit(_run_job, job): (job, time.perf_counter()) for job in jobs}
             pending = set(futures)
             while pending:

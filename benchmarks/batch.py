@@ -1,0 +1,127 @@
+"""A batch of the demo report: nbpress's executors against a loop of the raw tools, in one run.
+
+    python -m benchmarks.batch [--quick]                                 (also: make bench-batch)
+
+The Weekly Statistics demo report over the last 16 weeks of the demo data (``--grid
+"week=last 16"``, as of 2026-11-23), three ways on a copy of notebooks/ and templates/:
+
+(a) raw: for each member, the ``papermill`` CLI then the ``weasyprint`` CLI (on the report.html
+    nbpress wrote for the same week, base URL its run folder), one after the other;
+(b) ``nbpress run --grid`` with the local executor (default: one worker per CPU, kernels
+    forked from a warm template, a fresh kernel process per run);
+(c) the same on ``--cluster local:2`` (a Dask LocalCluster of 2 worker processes; run
+    folders travel back as bytes). Cluster start-up is inside the measured wall time.
+
+Prints wall time, CPU, runs per minute and throughput ratios against (a); target: (b) at
+least 3x (a). Every PDF is checked to exist. No timed asserts: these machines are shared, so
+read the ratios. Results go to benchmarks/results/batch-latest.json. ``--quick``: 4 members.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import measure
+from .pipeline import BIN, RESULTS, _demo_project, _log
+
+AS_OF = "2026-11-23"  # a Monday: `last N` weeks are the demo data's last N full weeks
+TARGET = 3.0  # (b) throughput / (a) throughput
+
+
+def _nbpress_batch(project: Path, db: Path, members: int, out: Path, cluster: str | None) -> tuple[measure.Measurement, list[Path]]:
+    cmd = [str(BIN / "nbpress"), "--project", str(project), "run", "weekly_statistics", "--grid", f"week=last {members}",
+           "--as-of", AS_OF, "-p", f"database_url=sqlite:///{db}", "--out", str(out)]  # fmt: skip
+    if cluster:
+        cmd += ["--cluster", cluster]
+    result = measure.run(cmd, cwd=project)  # raises if any member failed (exit 1)
+    runs = sorted((out / "weekly_statistics").iterdir())
+    if len(runs) != members or not all((r / "report.pdf").exists() for r in runs):
+        raise SystemExit(f"{out}: expected {members} run folders with a PDF each")
+    return result, runs
+
+
+def _raw_loop(project: Path, db: Path, html_runs: list[Path], out: Path) -> measure.Measurement:
+    """papermill then weasyprint per member, one member after the other."""
+    notebooks = project / "notebooks"
+    walls = cpus = 0.0
+    peak = 0.0
+    for run in html_runs:
+        week = json.loads((run / "run.json").read_text())["parameters"]["week"]
+        target = out / week
+        target.mkdir(parents=True)
+        for cmd in (
+            [str(BIN / "papermill"), str(notebooks / "weekly_statistics.ipynb"), str(target / "executed.ipynb"),
+             "--cwd", str(notebooks), "--no-progress-bar", "--log-level", "WARNING",
+             "-p", "week", week, "-p", "database_url", f"sqlite:///{db}"],
+            [str(BIN / "weasyprint"), "-q", "--custom-metadata", "-u", run.as_uri() + "/", str(run / "report.html"),
+             str(target / "report.pdf")],
+        ):  # fmt: skip
+            result = measure.run(cmd, cwd=notebooks)
+            walls, cpus, peak = walls + result.wall, cpus + result.cpu, max(peak, result.tree_rss)
+        if not (target / "report.pdf").exists():
+            raise SystemExit(f"{target}: no PDF")
+    return measure.Measurement(wall=walls, cpu=cpus, tree_rss=peak, tree_pss=float("nan"), max_rss=float("nan"), processes=2)
+
+
+def _row(name: str, m: measure.Measurement, members: int, raw: measure.Measurement) -> dict:
+    return {"name": name, "wall": m.wall, "cpu": m.cpu, "tree_rss": m.tree_rss, "runs_per_minute": 60 * members / m.wall,
+            "throughput_vs_raw": raw.wall / m.wall, "cpu_vs_raw": m.cpu / raw.cpu}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 members instead of 16")
+    args = parser.parse_args()
+    members = 4 if args.quick else 16
+
+    results: dict = {
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "members": members,
+        "machine": {"cpus": measure.os.cpu_count(), "python": platform.python_version()},
+    }
+    with tempfile.TemporaryDirectory(prefix="nbpress-bench-batch-") as tmp:
+        tmp = Path(tmp)
+        project, db = _demo_project(tmp)
+        _log("warm-up: one nbpress run")
+        measure.run([str(BIN / "nbpress"), "--project", str(project), "run", "weekly_statistics", "-p",
+                     f"database_url=sqlite:///{db}", "--out", str(tmp / "warm")], cwd=project)  # fmt: skip
+        _log(f"(b) nbpress run --grid, local executor, {members} members")
+        local, html_runs = _nbpress_batch(project, db, members, tmp / "local", None)
+        _log(f"    {local.wall:.1f} s")
+        _log(f"(a) raw papermill + weasyprint loop, {members} members")
+        raw = _raw_loop(project, db, html_runs, tmp / "raw")
+        _log(f"    {raw.wall:.1f} s")
+        _log(f"(c) nbpress run --grid --cluster local:2, {members} members")
+        dask, _ = _nbpress_batch(project, db, members, tmp / "dask", "local:2")
+        _log(f"    {dask.wall:.1f} s")
+    rows = [_row("(a) papermill + weasyprint loop", raw, members, raw),
+            _row("(b) nbpress --grid (local)", local, members, raw),
+            _row("(c) nbpress --cluster local:2", dask, members, raw)]
+    results["rows"] = rows
+    results["target"] = {"local_throughput_vs_raw": TARGET, "met": rows[1]["throughput_vs_raw"] >= TARGET}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "batch-latest.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    print(f"\n{members} members of weekly_statistics on {results['machine']['cpus']} CPUs")
+    print(f"{'':<34}{'wall':>9}{'cpu':>9}{'runs/min':>10}{'throughput':>12}{'cpu':>8}")
+    print("-" * 82)
+    for r in rows:
+        print(f"{r['name']:<34}{r['wall']:>8.1f}s{r['cpu']:>8.1f}s{r['runs_per_minute']:>10.1f}"
+              f"{r['throughput_vs_raw']:>11.2f}x{r['cpu_vs_raw']:>7.2f}x")
+    verdict = "ok" if results["target"]["met"] else "MISSED"
+    print(f"\ntarget: (b) >= {TARGET:.0f}x the throughput of (a): {verdict}; ratios are against (a) in this run")
+    print("cpu: user+system of the command and every process it waited for (a: summed over its commands)")
+    print(f"results: {RESULTS / 'batch-latest.json'}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
