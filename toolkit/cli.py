@@ -241,8 +241,8 @@ def _logging() -> None:
     """Timestamped lines on stderr for the daemon (APScheduler's own only when they matter)."""
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("nbpress").setLevel(logging.INFO)  # papermill's and WeasyPrint's INFO lines are noise here
 
 
 @main.command()
@@ -290,7 +290,7 @@ def _list_schedules(specs, count: int) -> None:
     if not specs:
         click.echo("no report in notebooks/ has a schedule", err=True)
     for spec in specs:
-        times = ", ".join(t.strftime("%Y-%m-%d %H:%M %Z%z") for t in next_fire_times(spec.schedule, count))
+        times = ", ".join(t.strftime("%Y-%m-%d %H:%M %z (%Z)") for t in next_fire_times(spec.schedule, count))
         click.echo(f"{spec.name}  cron '{spec.schedule.cron}'  {spec.schedule.timezone}  next: {times}")
 
 
