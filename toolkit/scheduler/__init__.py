@@ -6,11 +6,6 @@
     control    stopping: grace period, then cancelling running kernels cleanly
     daemon     the process: signals, the scheduler, the orderly stop
 
-APScheduler itself loads only when a scheduler or a trigger is made.
+Nothing is imported here: ``nbpress schedule --list`` needs only the specs and the triggers,
+not papermill. Import from the modules (``toolkit.scheduler.tick`` ...).
 """
-
-from .control import Control
-from .tick import Settings, TickResult, run_tick, scheduled_tick
-from .transient import is_transient
-
-__all__ = ["Control", "Settings", "TickResult", "run_tick", "scheduled_tick", "is_transient"]
