@@ -69,6 +69,7 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
         while not stop.wait(0.5):
             pass
         control.stop()  # before the shutdown: a tick still queued must see it and skip
+        scheduler.pause()  # narrows APScheduler's window for firing a job while it shuts down
         scheduler.shutdown(wait=False)
         return _drain(control, grace)
     finally:

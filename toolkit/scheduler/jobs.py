@@ -24,11 +24,12 @@ from ..spec import ReportSpec, Schedule, load_spec
 if TYPE_CHECKING:  # the pipeline (papermill, nbformat) is not needed to list schedules
     from ..pipeline import Project
 
-__all__ = ["JOB_FUNC", "default_jobs_url", "scheduled_specs", "make_scheduler", "sync_jobs", "next_fire_times",
+__all__ = ["JOB_FUNC", "TABLE", "default_jobs_url", "scheduled_specs", "make_scheduler", "sync_jobs", "next_fire_times",
            "SyncReport"]
 
 log = logging.getLogger("nbpress.schedule")
 JOB_FUNC = "toolkit.scheduler.tick:scheduled_tick"  # by reference: the store keeps the text, not code
+TABLE = "nbpress_jobs"
 
 
 def default_jobs_url(project: Project) -> str:
@@ -61,7 +62,7 @@ def make_scheduler(jobs_url: str, *, max_runs: int, background: bool = True):
     if jobs_url.startswith("sqlite:///"):
         Path(jobs_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        store = SQLAlchemyJobStore(url=jobs_url, tablename="nbpress_jobs")
+        store = SQLAlchemyJobStore(url=jobs_url, tablename=TABLE)
     except (ArgumentError, ImportError, ValueError) as exc:
         raise UsageError(f"--jobs-db: not a usable database URL ({type(exc).__name__})") from None
     kind = BackgroundScheduler if background else BlockingScheduler
