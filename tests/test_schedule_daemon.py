@@ -21,7 +21,7 @@ import nbformat
 import pytest
 import yaml
 
-from tests.conftest import make_notebook
+from tests.conftest import cli, make_notebook
 from toolkit.runs import load_run
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
@@ -119,10 +119,11 @@ def report(project, name: str, code: str) -> None:
     (project.notebooks_dir / f"{name}.yml").write_text(yaml.safe_dump({"schedule": DAILY}))
 
 
-def test_a_restart_keeps_the_job_and_runs_the_missed_ticks_once(project):
+def test_a_restart_keeps_the_jobs_and_runs_the_missed_ticks_once_within_max_runs(project):
     report(project, "tiny", 'tk.metric("n", n, label="N")')
+    report(project, "other", 'tk.metric("n", n, label="N")')
     daemon = Daemon(project, store_url(project))
-    assert "added tiny" in daemon.wait_for("jobs in sqlite:")
+    assert "added other, tiny" in daemon.wait_for("jobs in sqlite:")
     daemon.wait_for("waiting for ticks")
     assert daemon.stop() == 0
     upcoming = stored_next(project, "tiny")
@@ -133,17 +134,23 @@ def test_a_restart_keeps_the_job_and_runs_the_missed_ticks_once(project):
     daemon.wait_for("waiting for ticks")
     assert daemon.stop() == 0
     assert stored_next(project, "tiny") == upcoming  # the restart did not reset it
-    assert not (project.runs_dir / "tiny").exists()  # and nothing ran
+    assert not project.runs_dir.joinpath("tiny").exists()  # and nothing ran
 
-    stored_next(project, "tiny", move_to=upcoming - dt.timedelta(days=3))  # down over three fire times
-    daemon = Daemon(project, store_url(project))
-    daemon.wait_for("tiny: succeeded")
+    for name in ("tiny", "other"):  # down over three fire times
+        stored_next(project, name, move_to=upcoming - dt.timedelta(days=3))
+    daemon = Daemon(project, store_url(project), "--max-runs", "1")
+    daemon.wait_for(": succeeded")
+    daemon.wait_for(": succeeded")
     time.sleep(1)  # room for a (wrong) second catch-up run to start
     assert daemon.stop() == 0
-    [run_dir] = (project.runs_dir / "tiny").iterdir()  # coalesced: one run for three missed ticks
-    record = load_run(run_dir)
-    assert (record.status, record.trigger, record.attempt) == ("succeeded", "schedule", 1)
-    assert stored_next(project, "tiny") == upcoming  # the next tick is the regular one again
+    records = []
+    for name in ("tiny", "other"):
+        [run_dir] = (project.runs_dir / name).iterdir()  # coalesced: one run for three missed ticks
+        records.append(load_run(run_dir))
+        assert (records[-1].status, records[-1].trigger, records[-1].attempt) == ("succeeded", "schedule", 1)
+        assert stored_next(project, name) == upcoming  # the next tick is the regular one again
+    first, second = sorted(records, key=lambda r: r.started)
+    assert first.finished <= second.started  # --max-runs 1: one after the other
 
 
 def pid_alive(pid: int) -> bool:
@@ -194,3 +201,12 @@ def test_sigterm_during_a_run_finishes_or_cancels_it_cleanly_and_exits_0(project
     assert stored_next(project, "slow") > dt.datetime.now(dt.timezone.utc)  # the job is still there for the next start
     assert upcoming < dt.datetime.now(dt.timezone.utc)
     assert json.loads((run_dir / "run.json").read_text())["status"] == status
+
+
+def test_the_daemon_refuses_to_start_when_a_scheduled_report_cannot_run(project):
+    make_notebook(project.notebooks_dir / "needy.ipynb", "week: str", "x = week")  # required, no default
+    (project.notebooks_dir / "needy.yml").write_text(yaml.safe_dump({"schedule": DAILY}))
+    result = cli("schedule", "--jobs-db", store_url(project), cwd=project.root)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "parameter 'week'" in result.stderr
+    assert not project.runs_dir.exists()  # refused before the job store was made

@@ -37,6 +37,8 @@ def _describe(url: str) -> str:
 def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> int:
     """Run the daemon in this (main) thread; returns the exit status."""
     specs = scheduled_specs(project)  # an invalid spec refuses the start, before any signal handler
+    for spec in specs:
+        runnable(spec)
     config, publish_line = publishing()
     control = Control()
     install(Settings(control=control, publish=config))
@@ -77,6 +79,14 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
             scheduler.shutdown(wait=False)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def runnable(spec) -> None:
+    """Refuse to start (exit 2) when a scheduled report cannot run with its defaults and grid:
+    a required parameter without a value would otherwise fail at every tick, unattended."""
+    from ..batch import plan
+
+    plan(spec, {}, use_spec_grid=bool(spec.grid))
 
 
 def _drain(control: Control, grace: float) -> int:
