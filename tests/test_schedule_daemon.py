@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import cli, make_notebook
+from toolkit.executors.local import fork_available
 from toolkit.runs import load_run
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
@@ -210,3 +211,29 @@ def test_the_daemon_refuses_to_start_when_a_scheduled_report_cannot_run(project)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "parameter 'week'" in result.stderr
     assert not project.runs_dir.exists()  # refused before the job store was made
+
+
+SLOW_GRID = """
+import os, pathlib, time
+pathlib.Path(f"kernel-{region}.pid").write_text(str(os.getpid()))
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not fork_available(), reason="cancelling a grid stops its kernel fork server")
+def test_sigterm_cancels_a_grid_tick_whose_kernels_were_forked_by_the_batch_executor(project):
+    make_notebook(project.notebooks_dir / "slowgrid.ipynb", "region: str = 'a'", SLOW_GRID)
+    (project.notebooks_dir / "slowgrid.yml").write_text(yaml.safe_dump({"schedule": DAILY, "grid": {"region": ["a", "b"]}}))
+    seed_store(project)
+    stored_next(project, "slowgrid", move_to=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
+    daemon = Daemon(project, store_url(project), "--grace", "0")
+    pid_files = [project.notebooks_dir / f"kernel-{r}.pid" for r in "ab"]
+    deadline = time.monotonic() + 120
+    while not all(p.exists() for p in pid_files) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(p.exists() for p in pid_files), "the members never started"
+    kernels = [int(p.read_text()) for p in pid_files]
+    assert daemon.stop(timeout=90) == 0
+    records = [load_run(d) for d in (project.runs_dir / "slowgrid").iterdir()]
+    assert sorted((r.parameters["region"], r.status) for r in records) == [("a", "cancelled"), ("b", "cancelled")]
+    assert not any(pid_alive(pid) for pid in kernels)
