@@ -237,3 +237,13 @@ def test_sigterm_cancels_a_grid_tick_whose_kernels_were_forked_by_the_batch_exec
     records = [load_run(d) for d in (project.runs_dir / "slowgrid").iterdir()]
     assert sorted((r.parameters["region"], r.status) for r in records) == [("a", "cancelled"), ("b", "cancelled")]
     assert not any(pid_alive(pid) for pid in kernels)
+
+
+def test_a_job_store_that_cannot_be_used_is_one_line_without_its_password(project):
+    report(project, "tiny", "x = 1")
+    result = cli("schedule", "--jobs-db", "postgresql+psycopg://nbpress:hunter2@127.0.0.1:1/jobs", cwd=project.root)
+    assert result.returncode == 1 and "hunter2" not in result.stderr
+    assert result.stderr.strip() == ("nbpress: error: job store postgresql+psycopg://nbpress:***@127.0.0.1:1/jobs "
+                                     "cannot be opened (OperationalError)")
+    result = cli("schedule", "--jobs-db", "not a url", cwd=project.root)
+    assert result.returncode == 2 and result.stderr.strip() == "nbpress: error: --jobs-db: not a usable database URL (ArgumentError)"

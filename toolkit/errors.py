@@ -12,6 +12,7 @@
     ├── DataCheckError              the records failed the spec's data checks (run ``blocked``;
     │                               ``failures``: the checks that failed)
     ├── RunCancelledError           a run was stopped on purpose (scheduler shutdown)
+    ├── SchedulerError              the scheduler's job store cannot be opened or reached
     ├── ExecutorError               a batch executor broke down (worker pool, fork server,
     │                               Dask cluster unreachable); not the notebook's fault
     ├── RenderError                 the template or the PDF could not be produced
@@ -88,6 +89,10 @@ class DataCheckError(NbpressError):
 
 
 class RunCancelledError(NbpressError):
+    pass
+
+
+class SchedulerError(NbpressError):
     pass
 
 

@@ -17,6 +17,7 @@ import signal
 import threading
 
 from ..api import RUN_ENV
+from ..errors import SchedulerError
 from ..pipeline import Project
 from .control import Control
 from .jobs import make_scheduler, scheduled_specs, sync_jobs
@@ -56,7 +57,7 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     scheduler = make_scheduler(jobs_url, max_runs=max_runs)
     try:
-        scheduler.start(paused=True)  # the store is open, nothing fires before the sync
+        _open(scheduler, jobs_url)
         changes = sync_jobs(scheduler, project, specs)
         log.info("jobs in %s: %d scheduled (added %s, updated %s, removed %s)", _describe(jobs_url), len(specs),
                  _names(changes.added), _names(changes.updated), _names(changes.removed))
@@ -79,6 +80,16 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
             scheduler.shutdown(wait=False)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _open(scheduler, jobs_url: str) -> None:
+    """Start paused: the store is open (its table made), nothing fires before the sync."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        scheduler.start(paused=True)
+    except SQLAlchemyError as exc:  # the driver's message may quote the URL: name the class only
+        raise SchedulerError(f"job store {_describe(jobs_url)} cannot be opened ({type(exc).__name__})") from None
 
 
 def runnable(spec) -> None:
