@@ -247,3 +247,21 @@ def test_a_job_store_that_cannot_be_used_is_one_line_without_its_password(projec
                                      "cannot be opened (OperationalError)")
     result = cli("schedule", "--jobs-db", "not a url", cwd=project.root)
     assert result.returncode == 2 and result.stderr.strip() == "nbpress: error: --jobs-db: not a usable database URL (ArgumentError)"
+
+
+def test_sigterm_to_once_cancels_its_run_cleanly(project):
+    report(project, "slow", SLOW.format(seconds=120))
+    exe = Path(sys.executable).with_name("nbpress")
+    process = subprocess.Popen([str(exe), "schedule", "--once", "slow"], cwd=project.root, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    pid_file = project.notebooks_dir / "kernel.pid"
+    deadline = time.monotonic() + 90
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists(), "the slow cell never started"
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert out.strip().splitlines()[-1] == "slow: cancelled (stopped by a signal before the run finished; its kernel was shut down)"
+    [run_dir] = (project.runs_dir / "slow").iterdir()
+    assert load_run(run_dir).status == "cancelled" and not pid_alive(int(pid_file.read_text()))

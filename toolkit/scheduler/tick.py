@@ -29,7 +29,7 @@ from .transient import is_transient
 __all__ = ["Settings", "TickResult", "scheduled_tick", "run_tick", "publishing", "install"]
 
 log = logging.getLogger("nbpress.schedule")
-CANCEL_REASON = "cancelled: the scheduler was stopped before the run finished (its kernel was shut down)"
+CANCEL_REASON = "stopped by a signal before the run finished; its kernel was shut down"
 
 
 @dataclass
