@@ -131,3 +131,60 @@ def test_list_shows_next_fire_times_in_the_specs_time_zone_and_bad_input_is_exit
     (project.notebooks_dir / "bad.yml").write_text(yaml.safe_dump({"schedule": {"cron": "61 * * * *"}}))
     result = cli("schedule", "--list", cwd=project.root)
     assert result.returncode == 2 and "bad.yml: schedule" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def fake_run(project, report_name: str, minutes_ago: int, **fields):
+    """A finished run folder as the pipeline leaves it (no kernel needed to read history)."""
+    import datetime as dt
+
+    from toolkit.runs import RunRecord, create_run_dir, new_run_id, save_run
+
+    started = dt.datetime(2026, 11, 23, 5, 0, tzinfo=dt.timezone.utc) - dt.timedelta(minutes=minutes_ago)
+    run_id = new_run_id(started)
+    record = RunRecord(report=report_name, run_id=run_id, spec={}, notebook="n.ipynb", notebook_sha256="0" * 64,
+                       started=started, finished=started + dt.timedelta(seconds=12.5), **fields)
+    save_run(create_run_dir(project.runs_dir, report_name, run_id), record)
+
+
+def test_runs_is_a_table_on_a_terminal_and_lines_in_a_pipe(project):
+    import os
+    import pty
+    import sys
+    from pathlib import Path
+
+    from toolkit.runs import PublicationRef
+
+    fake_run(project, "weekly", 60, status="succeeded", parameters={"region": "[north]"}, trigger="schedule", attempt=2,
+             publication=PublicationRef(id="p1", version=3, portal="https://portal", url="https://portal/d/p1"))
+    fake_run(project, "daily", 30, status="cancelled", parameters={}, trigger="schedule")
+    fake_run(project, "weekly", 90, status="failed", parameters={"region": "south"})
+    (project.runs_dir / "weekly" / "broken").mkdir()
+    (project.runs_dir / "weekly" / "broken" / "run.json").write_text("{not json")
+    piped = cli("runs", cwd=project.root, check=True)
+    rows = [line.split("\t") for line in piped.stdout.strip().splitlines()[1:]]
+    assert [(r[1], r[2], r[4]) for r in rows] == [("daily", "cancelled", "schedule #1"),
+                                                 ("weekly", "succeeded", "schedule #2"), ("weekly", "failed", "manual #1")]
+    assert rows[1][0] == "2026-11-23 04:00:00Z" and rows[1][3] == "12.5 s" and rows[1][6] == "v3 https://portal/d/p1"
+    assert "skipped" in piped.stderr and "broken" in piped.stderr and "unreadable" in piped.stderr
+
+    exe = Path(sys.executable).with_name("nbpress")
+    env = {**{k: v for k, v in os.environ.items() if k != "CI"}, "COLUMNS": "200"}
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdout is the pseudo-terminal
+        os.chdir(project.root)
+        os.execve(str(exe), [str(exe), "runs", "weekly", "--limit", "1"], env)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    output = b"".join(chunks).decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "Runs, newest first" in output and "┃" in output  # a rich table (heavy header borders)
+    assert "region=[north]" in output  # brackets shown as written, not taken for markup
+    assert "v3 https://portal/d/p1" in output and "south" not in output  # --limit 1

@@ -142,7 +142,6 @@ def _single(project: Project, spec: ReportSpec, settings: Settings) -> TickResul
 def _grid(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
     """A tick of a report with a grid runs the whole batch on the local executor."""
     from .. import batch
-    from ..executors import make_executor
 
     control = settings.control
     try:
@@ -152,23 +151,7 @@ def _grid(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
     jobs = [batch.Job(i, label, prepared, project.root, trigger="schedule") for i, (label, prepared) in enumerate(members)]
     final: dict[int, batch.Outcome] = {}
     runs: list[Path] = []
-    with make_executor(workers=settings.workers, preload=spec.preload) as executor, control.fork_server_of(executor):
-        attempt = 1
-        while jobs:
-            retry = []
-            for job, outcome in zip(jobs, batch.run(jobs, executor)):
-                final[outcome.index] = outcome
-                runs += [outcome.run_dir] if outcome.run_dir else []
-                if (outcome.status == "failed" and attempt <= spec.retries.max and not control.cancelled.is_set()
-                        and _transient_outcome(outcome)):
-                    retry.append(dataclasses.replace(job, attempt=attempt + 1))
-            if not retry:
-                break
-            delay = _delay(spec, attempt)
-            log.warning("%s: %d member(s) failed transiently; retrying in %.1f s", spec.name, len(retry), delay)
-            if not control.pause(delay):
-                break
-            jobs, attempt = retry, attempt + 1
+    broken = _batch_attempts(jobs, spec, settings, final, runs)
     outcomes = [final[i] for i in sorted(final)]
     batch.after_batch(outcomes, spec, None, settings.mailer)  # the owner hears about blocked members
     for outcome in outcomes:
@@ -180,10 +163,41 @@ def _grid(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
                 _notify(outcome.run_dir, spec, settings)
         elif outcome.status == "succeeded" and _publish(outcome.run_dir, spec, settings):
             outcome.status = "failed"
-    statuses = [o.status for o in outcomes]
+    statuses = [o.status for o in outcomes] + (["failed"] if broken else [])
     worst = next((s for s in ("cancelled", "failed", "blocked") if s in statuses), "succeeded")
-    ok = statuses.count("succeeded")
-    return TickResult(spec.name, worst, runs, f"{ok} of {len(outcomes)} members succeeded")
+    summary = f"{statuses.count('succeeded')} of {len(jobs)} members succeeded"
+    return TickResult(spec.name, worst, runs, f"{broken}; {summary}" if broken else summary)
+
+
+def _batch_attempts(jobs: list, spec: ReportSpec, settings: Settings, final: dict, runs: list[Path]) -> str:
+    """Run the batch, then again the members that failed transiently; fills ``final`` and
+    ``runs``; returns why the executor itself broke down ("" when it did not)."""
+    from .. import batch
+    from ..executors import make_executor
+
+    control = settings.control
+    try:
+        with make_executor(workers=settings.workers, preload=spec.preload) as executor, control.fork_server_of(executor):
+            attempt = 1
+            while jobs:
+                retry = []
+                for job, outcome in zip(jobs, batch.run(jobs, executor)):
+                    final[outcome.index] = outcome
+                    runs += [outcome.run_dir] if outcome.run_dir else []
+                    if (outcome.status == "failed" and attempt <= spec.retries.max and not control.cancelled.is_set()
+                            and _transient_outcome(outcome)):
+                        retry.append(dataclasses.replace(job, attempt=attempt + 1))
+                if not retry:
+                    return ""
+                delay = _delay(spec, attempt)
+                log.warning("%s: %d member(s) failed transiently; retrying in %.1f s", spec.name, len(retry), delay)
+                if not control.pause(delay):
+                    return ""
+                jobs, attempt = retry, attempt + 1
+    except NbpressError as exc:  # the executor itself broke down: the members so far still count
+        log.error("%s: batch executor: %s", spec.name, exc)
+        return f"batch executor: {exc}"
+    return ""
 
 
 def _transient_outcome(outcome) -> bool:
