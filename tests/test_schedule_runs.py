@@ -164,7 +164,7 @@ def test_runs_is_a_table_on_a_terminal_and_lines_in_a_pipe(project):
     rows = [line.split("\t") for line in piped.stdout.strip().splitlines()[1:]]
     assert [(r[1], r[2], r[4]) for r in rows] == [("daily", "cancelled", "schedule #1"),
                                                  ("weekly", "succeeded", "schedule #2"), ("weekly", "failed", "manual #1")]
-    assert rows[1][0] == "2026-11-23 04:00:00Z" and rows[1][3] == "12.5 s" and rows[1][6] == "v3 https://portal/d/p1"
+    assert rows[1][0] == "2026-11-23 04:00:00Z" and rows[1][3] == "12.5 s" and rows[1][6] == "v3 https://portal/d/p1 (id p1)"
     assert "skipped" in piped.stderr and "broken" in piped.stderr and "unreadable" in piped.stderr
 
     exe = Path(sys.executable).with_name("nbpress")

@@ -66,6 +66,8 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
             local = job.next_run_time.astimezone(spec.schedule.trigger().timezone) if job.next_run_time else None
             log.info("%s: cron '%s' %s, next run %s", job.id, spec.schedule.cron, spec.schedule.timezone,
                      local.isoformat() if local else "none")
+        if not specs:
+            log.warning("no report in %s has a schedule: nothing to run until a restart", project.notebooks_dir)
         log.info(publish_line)
         scheduler.resume()
         log.info("waiting for ticks (at most %d runs at a time; SIGTERM or Ctrl-C stops)", max_runs)
