@@ -211,6 +211,8 @@ def test_the_daemon_refuses_to_start_when_a_scheduled_report_cannot_run(project)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "parameter 'week'" in result.stderr
     assert not project.runs_dir.exists()  # refused before the job store was made
+    result = cli("schedule", "--once", "needy", cwd=project.root)
+    assert result.returncode == 2 and "parameter 'week'" in result.stderr and not project.runs_dir.exists()
 
 
 SLOW_GRID = """

@@ -295,40 +295,22 @@ def _list_schedules(specs, count: int) -> None:
 
 
 def _run_once(project, report: str) -> None:
-    from .scheduler.tick import Settings, publishing, run_tick
+    from .scheduler.tick import Settings, publishing, run_tick, runnable
     from .spec import find_report
 
-    find_report(report, project.notebooks_dir)  # a bad name is bad input (exit 2), not a failed run
+    runnable(find_report(report, project.notebooks_dir))  # bad input is exit 2, not a failed run
     _logging()
     config, publish_line = publishing()
     click.echo(publish_line, err=True)
     settings = Settings(publish=config)
-    result = _with_cancel_on_signals(settings.control, lambda: run_tick(project, report, settings))
+    with settings.control.cancel_on_signals(lambda line: click.echo(f"nbpress: {line}", err=True)):
+        result = run_tick(project, report, settings)
     for run_dir in result.runs:
         record = _safe_record(run_dir)
         click.echo(f"{run_dir}  {record.status if record else '?'} (attempt {record.attempt if record else '?'})")
     click.echo(f"{report}: {result.status}" + (f" ({result.message})" if result.message else ""))
     if not result.ok:
         sys.exit(1)
-
-
-def _with_cancel_on_signals(control, work):
-    """SIGTERM/SIGINT cancel the run cleanly (kernel shut down, run.json `cancelled`), as in the
-    daemon after its grace period; a second signal interrupts at once."""
-    import signal
-
-    def on_signal(signum, frame):
-        if control.cancelled.is_set():
-            raise KeyboardInterrupt
-        click.echo(f"nbpress: {signal.Signals(signum).name}: cancelling the run", err=True)
-        control.cancel()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return work()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _safe_record(run_dir: Path):

@@ -118,6 +118,24 @@ class Control:
                 # batch's own thread still tears the executor down (no two threads in stop()).
                 process.send_signal(signal.SIGTERM)
 
+    @contextlib.contextmanager
+    def cancel_on_signals(self, echo) -> Iterator[None]:
+        """For a run in the foreground (``--once``): SIGTERM/SIGINT cancel it cleanly, as the
+        daemon does after its grace period; a second signal interrupts at once."""
+
+        def on_signal(signum: int, frame) -> None:
+            if self.cancelled.is_set():
+                raise KeyboardInterrupt
+            echo(f"{signal.Signals(signum).name}: cancelling the run")
+            self.cancel()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
     @staticmethod
     def _kill(km: Any) -> None:
         provisioner = getattr(km, "provisioner", None)

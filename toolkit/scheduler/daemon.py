@@ -21,7 +21,7 @@ from ..errors import SchedulerError
 from ..pipeline import Project
 from .control import Control
 from .jobs import make_scheduler, scheduled_specs, sync_jobs
-from .tick import Settings, install, publishing
+from .tick import Settings, install, publishing, runnable
 
 __all__ = ["serve", "CANCEL_WAIT"]
 
@@ -92,14 +92,6 @@ def _open(scheduler, jobs_url: str) -> None:
         scheduler.start(paused=True)
     except SQLAlchemyError as exc:  # the driver's message may quote the URL: name the class only
         raise SchedulerError(f"job store {_describe(jobs_url)} cannot be opened ({type(exc).__name__})") from None
-
-
-def runnable(spec) -> None:
-    """Refuse to start (exit 2) when a scheduled report cannot run with its defaults and grid:
-    a required parameter without a value would otherwise fail at every tick, unattended."""
-    from ..batch import plan
-
-    plan(spec, {}, use_spec_grid=bool(spec.grid))
 
 
 def _drain(control: Control, grace: float) -> int:

@@ -26,7 +26,7 @@ from ..spec import ReportSpec, find_report
 from .control import Control, mark_cancelled
 from .transient import is_transient
 
-__all__ = ["Settings", "TickResult", "scheduled_tick", "run_tick", "publishing", "install"]
+__all__ = ["Settings", "TickResult", "scheduled_tick", "run_tick", "runnable", "publishing", "install"]
 
 log = logging.getLogger("nbpress.schedule")
 CANCEL_REASON = "stopped by a signal before the run finished; its kernel was shut down"
@@ -82,6 +82,14 @@ def publishing() -> tuple[object | None, str]:
         return None, f"publishing off: no publisher token ({TOKEN_ENV} or {DEFAULT_CONFIG}); PDFs stay in the run folders"
     config = load_publish_config()  # configured but broken: refuse to start (one clear line)
     return config, f"publishing to {config.portal}"
+
+
+def runnable(spec: ReportSpec) -> None:
+    """Raise a UsageError (exit 2) when REPORT cannot run with its defaults and grid: a required
+    parameter without a value would otherwise fail at every tick, unattended."""
+    from ..batch import plan
+
+    plan(spec, {}, use_spec_grid=bool(spec.grid))
 
 
 def run_tick(project: Project, report: str, settings: Settings) -> TickResult:
