@@ -295,14 +295,16 @@ def _list_schedules(specs, count: int) -> None:
 
 
 def _run_once(project, report: str) -> None:
-    from .scheduler.tick import Settings, publishing, run_tick, runnable
+    from .scheduler.tick import Settings, owner_mail, publishing, run_tick, runnable
     from .spec import find_report
 
     runnable(find_report(report, project.notebooks_dir))  # bad input is exit 2, not a failed run
     _logging()
     config, publish_line = publishing()
+    mailer, mail_line = owner_mail()
     click.echo(publish_line, err=True)
-    settings = Settings(publish=config)
+    click.echo(mail_line, err=True)
+    settings = Settings(publish=config, mailer=mailer)
     with settings.control.cancel_on_signals(lambda line: click.echo(f"nbpress: {line}", err=True)):
         result = run_tick(project, report, settings)
     for run_dir in result.runs:

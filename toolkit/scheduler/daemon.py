@@ -21,7 +21,7 @@ from ..errors import SchedulerError
 from ..pipeline import Project
 from .control import Control
 from .jobs import make_scheduler, scheduled_specs, sync_jobs
-from .tick import Settings, install, publishing, runnable
+from .tick import Settings, install, owner_mail, publishing, runnable
 
 __all__ = ["serve", "CANCEL_WAIT"]
 
@@ -41,8 +41,9 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
     for spec in specs:
         runnable(spec)
     config, publish_line = publishing()
+    mailer, mail_line = owner_mail()
     control = Control()
-    install(Settings(control=control, publish=config))
+    install(Settings(control=control, publish=config, mailer=mailer))
     # papermill marks each kernel as an nbpress run through this variable, set and restored around
     # each launch; with runs in parallel threads one run's restore must not unset it for another.
     os.environ.setdefault(RUN_ENV, "scheduled")
@@ -69,6 +70,7 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
         if not specs:
             log.warning("no report in %s has a schedule: nothing to run until a restart", project.notebooks_dir)
         log.info(publish_line)
+        log.info(mail_line)
         scheduler.resume()
         log.info("waiting for ticks (at most %d runs at a time; SIGTERM or Ctrl-C stops)", max_runs)
         while not stop.wait(0.5):

@@ -26,7 +26,7 @@ from ..spec import ReportSpec, find_report
 from .control import Control, mark_cancelled
 from .transient import is_transient
 
-__all__ = ["Settings", "TickResult", "scheduled_tick", "run_tick", "runnable", "publishing", "install"]
+__all__ = ["Settings", "TickResult", "scheduled_tick", "run_tick", "runnable", "publishing", "owner_mail", "install"]
 
 log = logging.getLogger("nbpress.schedule")
 CANCEL_REASON = "stopped by a signal before the run finished; its kernel was shut down"
@@ -66,8 +66,7 @@ def install(settings: Settings) -> None:
 def scheduled_tick(root: str, report: str) -> None:
     """The job function APScheduler calls at each fire time of REPORT's schedule."""
     if _settings is None:  # a job store run by something other than `nbpress schedule`
-        config, _ = publishing()
-        install(Settings(publish=config))
+        install(Settings(publish=publishing()[0], mailer=owner_mail()[0]))
     result = run_tick(Project(Path(root)), report, _settings)
     level = logging.INFO if result.ok or result.status == "skipped" else logging.WARNING
     log.log(level, "%s: %s%s", report, result.status, f" ({result.message})" if result.message else "")
@@ -82,6 +81,16 @@ def publishing() -> tuple[object | None, str]:
         return None, f"publishing off: no publisher token ({TOKEN_ENV} or {DEFAULT_CONFIG}); PDFs stay in the run folders"
     config = load_publish_config()  # configured but broken: refuse to start (one clear line)
     return config, f"publishing to {config.portal}"
+
+
+def owner_mail() -> tuple[Mailer | None, str]:
+    """How owners hear about runs (SMTP when NBPRESS_MAIL_URL says so), and a line saying so."""
+    from ..owner_mail import owner_mailer_from_env
+
+    mailer = owner_mailer_from_env()
+    if mailer is None:
+        return None, "owner mail: notification.eml in the run folder (set NBPRESS_MAIL_URL to send it by SMTP)"
+    return mailer, f"owner mail: by {mailer.describe()}, and notification.eml in the run folder"
 
 
 def runnable(spec: ReportSpec) -> None:
