@@ -60,6 +60,7 @@ def test_an_untrusted_server_is_refused_and_only_logged(tmp_path, pki, caplog):
     ({"NBPRESS_MAIL_URL": "smtp://127.0.0.1:25", "NBPRESS_MAIL_USERNAME": "u"}, "logging in needs TLS"),
     ({"NBPRESS_MAIL_URL": "smtp+starttls://u:pw@host"}, "not in the URL"),
     ({"NBPRESS_MAIL_URL": "http://host"}, r"use smtp\+starttls://"),
+    ({"NBPRESS_MAIL_URL": "smtp://host", "NBPRESS_MAIL_FROM": "a@b.c\r\nBcc: x@y.z"}, "on one line"),
 ])
 def test_mail_settings_are_checked(env, message):
     with pytest.raises(UsageError, match=message):

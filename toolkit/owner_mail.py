@@ -100,11 +100,14 @@ def owner_mailer_from_env(environ: Mapping[str, str] | None = None) -> SmtpOwner
         timeout = float(env.get("NBPRESS_MAIL_TIMEOUT_SECONDS") or 10)
     except ValueError:
         raise UsageError("NBPRESS_MAIL_URL / NBPRESS_MAIL_TIMEOUT_SECONDS: not a number") from None
+    sender = (env.get("NBPRESS_MAIL_FROM") or "nbpress@localhost").strip()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in sender) or "@" not in sender:
+        raise UsageError("NBPRESS_MAIL_FROM: expected 'Name <address>' or an address, on one line")
     username = env.get("NBPRESS_MAIL_USERNAME", "")
     if username and security == "plain":
         raise UsageError("NBPRESS_MAIL_USERNAME: logging in needs TLS (smtp+starttls:// or smtps://)")
     return SmtpOwnerMailer(
-        host=parts.hostname, port=port, security=security, sender=env.get("NBPRESS_MAIL_FROM") or "nbpress@localhost",
+        host=parts.hostname, port=port, security=security, sender=sender,
         ehlo=env.get("NBPRESS_MAIL_EHLO", ""), username=username, password=env.get("NBPRESS_MAIL_PASSWORD", ""),
         timeout=timeout, ca_file=env.get("NBPRESS_MAIL_CA_FILE", ""), cert_file=env.get("NBPRESS_MAIL_CERT_FILE", ""),
         key_file=env.get("NBPRESS_MAIL_KEY_FILE", ""),
