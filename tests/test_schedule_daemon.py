@@ -32,6 +32,24 @@ from toolkit.scheduler.jobs import TABLE, scheduled_specs, sync_jobs
 DAILY = {"cron": "0 6 * * *", "timezone": "Europe/Berlin", "misfire_grace": 3 * 86400}
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_daemon_left_behind():
+    """A failed assertion must not leave a daemon (and its kernels) running after the test."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # its own orderly stop shuts its kernels down
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 class Daemon:
     """`nbpress schedule` in its own process, its log read line by line."""
 
@@ -40,6 +58,7 @@ class Daemon:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NBPRESS_PUBLISH")}
         self.process = subprocess.Popen([str(exe), "schedule", "--jobs-db", url, *args], cwd=project.root, env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _started.append(self.process)
         self.lines: list[str] = []
         self._queue: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -256,6 +275,7 @@ def test_sigterm_to_once_cancels_its_run_cleanly(project):
     exe = Path(sys.executable).with_name("nbpress")
     process = subprocess.Popen([str(exe), "schedule", "--once", "slow"], cwd=project.root, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
+    _started.append(process)
     pid_file = project.notebooks_dir / "kernel.pid"
     deadline = time.monotonic() + 90
     while not pid_file.exists() and time.monotonic() < deadline:
