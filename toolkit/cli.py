@@ -249,7 +249,8 @@ def _logging() -> None:
 @click.option("--list", "list_only", is_flag=True, help="Show each scheduled report's cron, time zone and next fire times, then exit (no daemon needed).")
 @click.option("--count", type=click.IntRange(1, 100), default=3, show_default=True, help="Fire times shown per report with --list.")
 @click.option("--once", metavar="REPORT", help="Run REPORT's job now exactly as the daemon would (retries, checks, publish, owner e-mail); exit 0 when it succeeded.")
-@click.option("--jobs-db", metavar="URL", help="SQLAlchemy URL of the job store [default: sqlite:///PROJECT/runs/.schedule.sqlite].")
+@click.option("--jobs-db", metavar="URL", envvar="NBPRESS_JOBS_DB",
+              help="SQLAlchemy URL of the job store, or NBPRESS_JOBS_DB (keep passwords out of the URL: ~/.pgpass) [default: sqlite:///PROJECT/runs/.schedule.sqlite].")
 @click.option("--max-runs", type=click.IntRange(1, 64), default=2, show_default=True, help="Scheduled jobs running at the same time; later ticks wait for a free slot.")
 @click.option("--grace", type=click.FloatRange(0), default=300, show_default=True, help="Seconds running notebooks get to finish after SIGTERM/SIGINT before they are cancelled.")
 @click.pass_context
