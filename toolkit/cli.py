@@ -252,6 +252,121 @@ def inspect(pdf: Path, as_json: bool) -> None:
         click.echo(f"{key:>16}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
 
 
+def _logging() -> None:
+    """Timestamped lines on stderr for the daemon (APScheduler's own only when they matter)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("nbpress").setLevel(logging.INFO)  # papermill's and WeasyPrint's INFO lines are noise here
+
+
+@main.command()
+@click.option("--list", "list_only", is_flag=True, help="Show each scheduled report's cron, time zone and next fire times, then exit (no daemon needed).")
+@click.option("--count", type=click.IntRange(1, 100), default=3, show_default=True, help="Fire times shown per report with --list.")
+@click.option("--once", metavar="REPORT", help="Run REPORT's job now exactly as the daemon would (retries, checks, publish, owner e-mail); exit 0 when it succeeded.")
+@click.option("--jobs-db", metavar="URL", envvar="NBPRESS_JOBS_DB",
+              help="SQLAlchemy URL of the job store, or NBPRESS_JOBS_DB (keep passwords out of the URL: ~/.pgpass) [default: sqlite:///PROJECT/runs/.schedule.sqlite].")
+@click.option("--max-runs", type=click.IntRange(1, 64), default=2, show_default=True, help="Scheduled jobs running at the same time; later ticks wait for a free slot.")
+@click.option("--grace", type=click.FloatRange(0), default=300, show_default=True, help="Seconds running notebooks get to finish after SIGTERM/SIGINT before they are cancelled.")
+@click.pass_context
+@handle_errors
+def schedule(ctx: click.Context, list_only: bool, count: int, once: str | None, jobs_db: str | None, max_runs: int,
+             grace: float) -> None:
+    """Run the specs' schedules until SIGTERM or Ctrl-C (the scheduler daemon).
+
+    Every spec in notebooks/ with a `schedule` (cron + time zone) is a job. Jobs are kept in a
+    database, so a restart loses nothing: a tick missed while the daemon was down runs once at
+    start when it is within the spec's `misfire_grace`. Each tick runs the report (its whole
+    grid, if it has one) -> data checks -> PDF -> publish (when a publisher token is configured).
+    Kernel deaths and unreachable databases are retried with the spec's `retries`; notebook
+    errors and failed checks are not. The owner is e-mailed about blocked runs and final failures.
+    On SIGTERM/SIGINT no new run starts, running ones get --grace seconds, then are cancelled
+    (run.json `cancelled`), and the daemon exits 0.
+    """
+    from .scheduler import jobs
+
+    project = _project(ctx)
+    if list_only and once:
+        raise UsageError("--list and --once do not go together")
+    if list_only:
+        _list_schedules(jobs.scheduled_specs(project), count)
+        return
+    if once:
+        _run_once(project, once)
+        return
+    from .scheduler.daemon import serve
+
+    _logging()
+    sys.exit(serve(project, jobs_url=jobs_db or jobs.default_jobs_url(project), max_runs=max_runs, grace=grace))
+
+
+def _list_schedules(specs, count: int) -> None:
+    from .scheduler.jobs import next_fire_times
+
+    if not specs:
+        click.echo("no report in notebooks/ has a schedule", err=True)
+    for spec in specs:
+        times = ", ".join(t.strftime("%Y-%m-%d %H:%M %z (%Z)") for t in next_fire_times(spec.schedule, count))
+        click.echo(f"{spec.name}  cron '{spec.schedule.cron}'  {spec.schedule.timezone}  next: {times}")
+
+
+def _run_once(project, report: str) -> None:
+    from .scheduler.tick import Settings, owner_mail, publishing, run_tick, runnable
+    from .spec import find_report
+
+    runnable(find_report(report, project.notebooks_dir))  # bad input is exit 2, not a failed run
+    _logging()
+    config, publish_line = publishing()
+    mailer, mail_line = owner_mail()
+    click.echo(publish_line, err=True)
+    click.echo(mail_line, err=True)
+    settings = Settings(publish=config, mailer=mailer)
+    with settings.control.cancel_on_signals(lambda line: click.echo(f"nbpress: {line}", err=True)):
+        result = run_tick(project, report, settings)
+    for run_dir in result.runs:
+        record = _safe_record(run_dir)
+        click.echo(f"{run_dir}  {record.status if record else '?'} (attempt {record.attempt if record else '?'})")
+    click.echo(f"{report}: {result.status}" + (f" ({result.message})" if result.message else ""))
+    if not result.ok:
+        sys.exit(1)
+
+
+def _safe_record(run_dir: Path):
+    from .runs import load_run
+
+    try:
+        return load_run(run_dir)
+    except NbpressError:
+        return None
+
+
+@main.command()
+@click.argument("report", required=False)
+@click.option("-n", "--limit", type=click.IntRange(1), default=20, show_default=True, help="Show at most this many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.pass_context
+@handle_errors
+def runs(ctx: click.Context, report: str | None, limit: int, as_json: bool) -> None:
+    """The run history, newest first: when, report, status, duration, trigger and attempt,
+    parameters and publication, read from each run folder's run.json (of REPORT only, if given).
+    A table on a terminal, tab-separated lines otherwise."""
+    from .history import history, plain_lines, rich_table
+
+    skipped: list[str] = []
+    rows = history(_project(ctx).runs_dir, report, limit=limit, skipped=skipped)
+    for note in skipped:
+        click.echo(f"nbpress: skipped {note}", err=True)
+    if as_json:
+        click.echo(json.dumps([row.as_json() for row in rows], indent=2))
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(rich_table(rows))
+    else:
+        for line in plain_lines(rows):
+            click.echo(line)
+
+
 @main.command("demo-data")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/events.sqlite"), show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)

@@ -12,6 +12,7 @@
     ├── DataCheckError              the records failed the spec's data checks (run ``blocked``;
     │                               ``failures``: the checks that failed)
     ├── RunCancelledError           a run was stopped on purpose (scheduler shutdown)
+    ├── SchedulerError              the scheduler's job store cannot be opened or reached
     ├── ExecutorError               a batch executor broke down (worker pool, fork server,
     │   │                           a Dask worker lost); not the notebook's fault
     │   └── ClusterUnreachableError no Dask scheduler answers at the given address, or it has
@@ -90,6 +91,10 @@ class DataCheckError(NbpressError):
 
 
 class RunCancelledError(NbpressError):
+    pass
+
+
+class SchedulerError(NbpressError):
     pass
 
 

@@ -1,0 +1,289 @@
+"""The real daemon as a subprocess: restarts keep the job store, SIGTERM stops cleanly.
+
+No test waits for a real cron minute: a tick is made due by putting the job's next run time in
+the past in the job store (as if the daemon had been down), which APScheduler then catches up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from tests.conftest import cli, make_notebook
+from toolkit.executors.local import fork_available
+from toolkit.runs import load_run
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.base import BaseScheduler
+
+from toolkit.scheduler.jobs import TABLE, scheduled_specs, sync_jobs
+
+DAILY = {"cron": "0 6 * * *", "timezone": "Europe/Berlin", "misfire_grace": 3 * 86400}
+
+
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_daemon_left_behind():
+    """A failed assertion must not leave a daemon (and its kernels) running after the test."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # its own orderly stop shuts its kernels down
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class Daemon:
+    """`nbpress schedule` in its own process, its log read line by line."""
+
+    def __init__(self, project, url: str, *args: str):
+        exe = Path(sys.executable).with_name("nbpress")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NBPRESS_PUBLISH")}
+        self.process = subprocess.Popen([str(exe), "schedule", "--jobs-db", url, *args], cwd=project.root, env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _started.append(self.process)
+        self.lines: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no log line with {text!r}; log so far:\n" + "\n".join(self.lines))
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60) -> int:
+        self.process.send_signal(signum)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        while (line := self._queue.get(timeout=5)) is not None:
+            self.lines.append(line)
+        return code
+
+
+def store_url(project) -> str:
+    return f"sqlite:///{project.runs_dir / 'jobs.sqlite'}"
+
+
+class StoreOnly(BaseScheduler):
+    """Reads and edits the job store like the daemon does, but never fires a job (no loop)."""
+
+    def wakeup(self):
+        pass
+
+    def shutdown(self, wait=True):
+        super().shutdown(wait)
+
+
+def open_store(project) -> StoreOnly:
+    project.runs_dir.mkdir(exist_ok=True)
+    scheduler = StoreOnly(jobstores={"default": SQLAlchemyJobStore(url=store_url(project), tablename=TABLE)},
+                          timezone=dt.timezone.utc)
+    scheduler.start(paused=True)
+    return scheduler
+
+
+def stored_next(project, report: str, *, move_to: dt.datetime | None = None) -> dt.datetime:
+    """The job's next run time as the store holds it (optionally moved first: "the daemon was down")."""
+    scheduler = open_store(project)
+    try:
+        if move_to is not None:
+            scheduler.modify_job(report, next_run_time=move_to)
+        return scheduler.get_job(report).next_run_time
+    finally:
+        scheduler.shutdown()
+
+
+def seed_store(project) -> None:
+    """The store as a daemon leaves it after its first start."""
+    scheduler = open_store(project)
+    sync_jobs(scheduler, project, scheduled_specs(project))
+    scheduler.shutdown()
+
+
+def report(project, name: str, code: str) -> None:
+    make_notebook(project.notebooks_dir / f"{name}.ipynb", "n: int = 3", "import toolkit as tk\n" + code)
+    (project.notebooks_dir / f"{name}.yml").write_text(yaml.safe_dump({"schedule": DAILY}))
+
+
+def test_a_restart_keeps_the_jobs_and_runs_the_missed_ticks_once_within_max_runs(project):
+    report(project, "tiny", 'tk.metric("n", n, label="N")')
+    report(project, "other", 'tk.metric("n", n, label="N")')
+    daemon = Daemon(project, store_url(project))
+    assert "added other, tiny" in daemon.wait_for("jobs in sqlite:")
+    daemon.wait_for("waiting for ticks")
+    assert daemon.stop() == 0
+    upcoming = stored_next(project, "tiny")
+    assert upcoming > dt.datetime.now(dt.timezone.utc)
+
+    daemon = Daemon(project, store_url(project))
+    assert "added none, updated none, removed none" in daemon.wait_for("jobs in sqlite:")
+    daemon.wait_for("waiting for ticks")
+    assert daemon.stop() == 0
+    assert stored_next(project, "tiny") == upcoming  # the restart did not reset it
+    assert not project.runs_dir.joinpath("tiny").exists()  # and nothing ran
+
+    for name in ("tiny", "other"):  # down over three fire times
+        stored_next(project, name, move_to=upcoming - dt.timedelta(days=3))
+    daemon = Daemon(project, store_url(project), "--max-runs", "1")
+    daemon.wait_for(": succeeded")
+    daemon.wait_for(": succeeded")
+    time.sleep(1)  # room for a (wrong) second catch-up run to start
+    assert daemon.stop() == 0
+    records = []
+    for name in ("tiny", "other"):
+        [run_dir] = (project.runs_dir / name).iterdir()  # coalesced: one run for three missed ticks
+        records.append(load_run(run_dir))
+        assert (records[-1].status, records[-1].trigger, records[-1].attempt) == ("succeeded", "schedule", 1)
+        assert stored_next(project, name) == upcoming  # the next tick is the regular one again
+    first, second = sorted(records, key=lambda r: r.started)
+    assert first.finished <= second.started  # --max-runs 1: one after the other
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+SLOW = """
+import os, pathlib, time
+pathlib.Path("kernel.pid").write_text(str(os.getpid()))
+time.sleep({seconds})
+tk.metric("n", n, label="N")
+"""
+
+
+@pytest.mark.parametrize("seconds, grace, status", [(120, 1, "cancelled"), (3, 60, "succeeded")])
+def test_sigterm_during_a_run_finishes_or_cancels_it_cleanly_and_exits_0(project, seconds, grace, status):
+    report(project, "slow", SLOW.format(seconds=seconds))
+    seed_store(project)
+    upcoming = stored_next(project, "slow", move_to=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
+    daemon = Daemon(project, store_url(project), "--grace", str(grace))
+    pid_file = project.notebooks_dir / "kernel.pid"
+    deadline = time.monotonic() + 90
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists(), "the slow cell never started"
+    kernel = int(pid_file.read_text())
+    started = time.monotonic()
+    assert daemon.stop(timeout=90) == 0
+    log = "\n".join(daemon.lines)
+    assert "SIGTERM: stopping (no new runs)" in log and "stopped" in log
+    assert f"waiting up to {grace} s for 1 running job(s)" in log  # the signal came mid-run
+    [run_dir] = (project.runs_dir / "slow").iterdir()
+    record = load_run(run_dir)
+    assert record.status == status, log
+    assert not pid_alive(kernel)  # the kernel was shut down either way
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == []  # no half-written file
+    nbformat.validate(nbformat.read(str(run_dir / "executed.ipynb"), as_version=4))
+    if status == "cancelled":
+        assert record.error.type == "RunCancelledError" and record.error.stage == "execute"
+        assert "cancelling 1 running job(s)" in log and time.monotonic() - started < 30
+        assert not (run_dir / "report.pdf").exists()
+    else:
+        assert (run_dir / "report.pdf").is_file() and "cancelling" not in log
+    assert stored_next(project, "slow") > dt.datetime.now(dt.timezone.utc)  # the job is still there for the next start
+    assert upcoming < dt.datetime.now(dt.timezone.utc)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == status
+
+
+def test_the_daemon_refuses_to_start_when_a_scheduled_report_cannot_run(project):
+    make_notebook(project.notebooks_dir / "needy.ipynb", "week: str", "x = week")  # required, no default
+    (project.notebooks_dir / "needy.yml").write_text(yaml.safe_dump({"schedule": DAILY}))
+    result = cli("schedule", "--jobs-db", store_url(project), cwd=project.root)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "parameter 'week'" in result.stderr
+    assert not project.runs_dir.exists()  # refused before the job store was made
+    result = cli("schedule", "--once", "needy", cwd=project.root)
+    assert result.returncode == 2 and "parameter 'week'" in result.stderr and not project.runs_dir.exists()
+
+
+SLOW_GRID = """
+import os, pathlib, time
+pathlib.Path(f"kernel-{region}.pid").write_text(str(os.getpid()))
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not fork_available(), reason="cancelling a grid stops its kernel fork server")
+def test_sigterm_cancels_a_grid_tick_whose_kernels_were_forked_by_the_batch_executor(project):
+    make_notebook(project.notebooks_dir / "slowgrid.ipynb", "region: str = 'a'", SLOW_GRID)
+    (project.notebooks_dir / "slowgrid.yml").write_text(yaml.safe_dump({"schedule": DAILY, "grid": {"region": ["a", "b"]}}))
+    seed_store(project)
+    stored_next(project, "slowgrid", move_to=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
+    daemon = Daemon(project, store_url(project), "--grace", "0")
+    pid_files = [project.notebooks_dir / f"kernel-{r}.pid" for r in "ab"]
+    deadline = time.monotonic() + 120
+    while not all(p.exists() for p in pid_files) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(p.exists() for p in pid_files), "the members never started"
+    kernels = [int(p.read_text()) for p in pid_files]
+    assert daemon.stop(timeout=90) == 0
+    records = [load_run(d) for d in (project.runs_dir / "slowgrid").iterdir()]
+    assert sorted((r.parameters["region"], r.status) for r in records) == [("a", "cancelled"), ("b", "cancelled")]
+    assert not any(pid_alive(pid) for pid in kernels)
+
+
+def test_a_job_store_that_cannot_be_used_is_one_line_without_its_password(project):
+    report(project, "tiny", "x = 1")
+    result = cli("schedule", "--jobs-db", "postgresql+psycopg://nbpress:hunter2@127.0.0.1:1/jobs", cwd=project.root)
+    assert result.returncode == 1 and "hunter2" not in result.stderr
+    assert result.stderr.strip() == ("nbpress: error: job store postgresql+psycopg://nbpress:***@127.0.0.1:1/jobs "
+                                     "cannot be opened (OperationalError)")
+    result = cli("schedule", "--jobs-db", "not a url", cwd=project.root)
+    assert result.returncode == 2 and result.stderr.strip() == "nbpress: error: --jobs-db: not a usable database URL (ArgumentError)"
+
+
+def test_sigterm_to_once_cancels_its_run_cleanly(project):
+    report(project, "slow", SLOW.format(seconds=120))
+    exe = Path(sys.executable).with_name("nbpress")
+    process = subprocess.Popen([str(exe), "schedule", "--once", "slow"], cwd=project.root, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    _started.append(process)
+    pid_file = project.notebooks_dir / "kernel.pid"
+    deadline = time.monotonic() + 90
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists(), "the slow cell never started"
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert out.strip().splitlines()[-1] == "slow: cancelled (stopped by a signal before the run finished; its kernel was shut down)"
+    [run_dir] = (project.runs_dir / "slow").iterdir()
+    assert load_run(run_dir).status == "cancelled" and not pid_alive(int(pid_file.read_text()))

@@ -1,0 +1,113 @@
+"""``nbpress schedule``: run every spec's schedule until SIGTERM or SIGINT.
+
+APScheduler's BackgroundScheduler fires the jobs on a pool of ``--max-runs`` threads (each run's
+kernel is its own process); the main thread only waits for a stop signal. On SIGTERM/SIGINT:
+
+1. no new ticks are taken (the scheduler shuts down; ticks queued behind ``--max-runs`` skip);
+2. running jobs get ``--grace`` seconds to finish (no new attempts or retries start);
+3. then what still runs is cancelled: kernels shut down, ``run.json`` says ``cancelled``;
+4. exit 0. The job store keeps every next run time for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+from ..api import RUN_ENV
+from ..errors import SchedulerError
+from ..pipeline import Project
+from .control import Control
+from .jobs import make_scheduler, scheduled_specs, sync_jobs
+from .tick import Settings, install, owner_mail, publishing, runnable
+
+__all__ = ["serve", "CANCEL_WAIT"]
+
+log = logging.getLogger("nbpress.schedule")
+CANCEL_WAIT = 60.0  # seconds for cancelled runs to write their run.json after their kernels died
+
+
+def _describe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> int:
+    """Run the daemon in this (main) thread; returns the exit status."""
+    specs = scheduled_specs(project)  # an invalid spec refuses the start, before any signal handler
+    for spec in specs:
+        runnable(spec)
+    config, publish_line = publishing()
+    mailer, mail_line = owner_mail()
+    control = Control()
+    install(Settings(control=control, publish=config, mailer=mailer))
+    # papermill marks each kernel as an nbpress run through this variable, set and restored around
+    # each launch; with runs in parallel threads one run's restore must not unset it for another.
+    os.environ.setdefault(RUN_ENV, "scheduled")
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame) -> None:
+        if not stop.is_set():
+            log.warning("%s: stopping (no new runs)", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    scheduler = make_scheduler(jobs_url, max_runs=max_runs)
+    try:
+        _open(scheduler, jobs_url)
+        changes = sync_jobs(scheduler, project, specs)
+        log.info("jobs in %s: %d scheduled (added %s, updated %s, removed %s)", _describe(jobs_url), len(specs),
+                 _names(changes.added), _names(changes.updated), _names(changes.removed))
+        for job in scheduler.get_jobs():
+            spec = next(s for s in specs if s.name == job.id)
+            local = job.next_run_time.astimezone(spec.schedule.trigger().timezone) if job.next_run_time else None
+            log.info("%s: cron '%s' %s, next run %s", job.id, spec.schedule.cron, spec.schedule.timezone,
+                     local.isoformat() if local else "none")
+        if not specs:
+            log.warning("no report in %s has a schedule: nothing to run until a restart", project.notebooks_dir)
+        log.info(publish_line)
+        log.info(mail_line)
+        scheduler.resume()
+        log.info("waiting for ticks (at most %d runs at a time; SIGTERM or Ctrl-C stops)", max_runs)
+        while not stop.wait(0.5):
+            pass
+        control.stop()  # before the shutdown: a tick still queued must see it and skip
+        scheduler.pause()  # narrows APScheduler's window for firing a job while it shuts down
+        scheduler.shutdown(wait=False)
+        return _drain(control, grace)
+    finally:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _open(scheduler, jobs_url: str) -> None:
+    """Start paused: the store is open (its table made), nothing fires before the sync."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        scheduler.start(paused=True)
+    except SQLAlchemyError as exc:  # the driver's message may quote the URL: name the class only
+        raise SchedulerError(f"job store {_describe(jobs_url)} cannot be opened ({type(exc).__name__})") from None
+
+
+def _drain(control: Control, grace: float) -> int:
+    if control.active:
+        log.warning("waiting up to %.0f s for %d running job(s) to finish", grace, control.active)
+    if not control.wait_idle(grace):
+        log.warning("grace period over: cancelling %d running job(s)", control.active)
+        control.cancel()
+        if not control.wait_idle(CANCEL_WAIT):
+            log.error("%d job(s) did not stop within %.0f s of the cancel", control.active, CANCEL_WAIT)
+            return 1
+    log.info("stopped")
+    return 0
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if names else "none"

@@ -1,0 +1,255 @@
+"""One scheduled job: execute -> checks -> render -> publish, with retries for transient failures.
+
+:func:`scheduled_tick` is what the job store names (a module-level function with picklable
+arguments, the report name and the project root, as persistent job stores require). It reads
+the report's spec afresh, so edits to notebooks and specs apply at the next tick.
+:func:`run_tick` is the same job with explicit settings: ``nbpress schedule --once`` calls it.
+
+Every attempt is its own run folder (``trigger: schedule``, ``attempt: N``); which failures are
+retried is decided in :mod:`.transient`. The owner hears about blocked runs and final failures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataCheckError, NbpressError
+from ..notify import Mailer, notify_owner
+from ..pipeline import Project, prepare, run_report
+from ..runs import RunError, load_run, save_run
+from ..spec import ReportSpec, find_report
+from .control import Control, mark_cancelled
+from .transient import is_transient
+
+__all__ = ["Settings", "TickResult", "scheduled_tick", "run_tick", "runnable", "publishing", "owner_mail", "install"]
+
+log = logging.getLogger("nbpress.schedule")
+CANCEL_REASON = "stopped by a signal before the run finished; its kernel was shut down"
+
+
+@dataclass
+class Settings:
+    """What every tick of one daemon shares (never stored in the job store)."""
+
+    control: Control = field(default_factory=Control)
+    publish: object | None = None  # a toolkit.publish.PublishConfig, or None: do not publish
+    mailer: Mailer | None = None  # None: notification.eml in the run folder
+    workers: int | None = None  # batch workers for a grid tick (None: CPU count)
+
+
+@dataclass
+class TickResult:
+    report: str
+    status: str  # succeeded | failed | blocked | cancelled | skipped
+    runs: list[Path] = field(default_factory=list)  # every attempt's run folder, in order
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+_settings: Settings | None = None
+
+
+def install(settings: Settings) -> None:
+    """Make ``settings`` the ones :func:`scheduled_tick` uses (the daemon calls this at start)."""
+    global _settings
+    _settings = settings
+
+
+def scheduled_tick(root: str, report: str) -> None:
+    """The job function APScheduler calls at each fire time of REPORT's schedule."""
+    if _settings is None:  # a job store run by something other than `nbpress schedule`
+        install(Settings(publish=publishing()[0], mailer=owner_mail()[0]))
+    result = run_tick(Project(Path(root)), report, _settings)
+    level = logging.INFO if result.ok or result.status == "skipped" else logging.WARNING
+    log.log(level, "%s: %s%s", report, result.status, f" ({result.message})" if result.message else "")
+
+
+def publishing() -> tuple[object | None, str]:
+    """The portal scheduled runs publish to, or None when none is configured; and a line saying so."""
+    from ..publish import CONFIG_ENV, DEFAULT_CONFIG, TOKEN_ENV, load_publish_config
+
+    configured = os.environ.get(TOKEN_ENV) or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG).expanduser().is_file()
+    if not configured:
+        return None, f"publishing off: no publisher token ({TOKEN_ENV} or {DEFAULT_CONFIG}); PDFs stay in the run folders"
+    config = load_publish_config()  # configured but broken: refuse to start (one clear line)
+    return config, f"publishing to {config.portal}"
+
+
+def owner_mail() -> tuple[Mailer | None, str]:
+    """How owners hear about runs (SMTP when NBPRESS_MAIL_URL says so), and a line saying so."""
+    from ..owner_mail import owner_mailer_from_env
+
+    mailer = owner_mailer_from_env()
+    if mailer is None:
+        return None, "owner mail: notification.eml in the run folder (set NBPRESS_MAIL_URL to send it by SMTP)"
+    return mailer, f"owner mail: by {mailer.describe()}, and notification.eml in the run folder"
+
+
+def runnable(spec: ReportSpec) -> None:
+    """Raise a UsageError (exit 2) when REPORT cannot run with its defaults and grid: a required
+    parameter without a value would otherwise fail at every tick, unattended."""
+    from ..batch import plan
+
+    plan(spec, {}, use_spec_grid=bool(spec.grid))
+
+
+def run_tick(project: Project, report: str, settings: Settings) -> TickResult:
+    """Run REPORT once as the daemon does; never raises for the run's own failures."""
+    control = settings.control
+    if control.stopping.is_set():  # queued behind --max-runs when the stop came: do not start
+        return TickResult(report, "skipped", message="the scheduler is stopping")
+    with control.job():
+        try:
+            spec = find_report(report, project.notebooks_dir)
+        except NbpressError as exc:
+            return TickResult(report, "failed", message=str(exc))
+        if spec.grid:
+            return _grid(project, spec, settings)
+        return _single(project, spec, settings)
+
+
+def _delay(spec: ReportSpec, attempt: int) -> float:
+    return spec.retries.backoff * 2 ** (attempt - 1)  # exponential: backoff, 2x, 4x ...
+
+
+def _single(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
+    control, runs = settings.control, []
+    try:
+        prepared = prepare(spec, {})
+    except NbpressError as exc:
+        return TickResult(spec.name, "failed", message=str(exc))
+    for attempt in range(1, spec.retries.max + 2):
+        started = time.perf_counter()
+        try:
+            run_dir, _ = run_report(prepared, project, trigger="schedule", attempt=attempt, launcher=control.launcher)
+        except DataCheckError as exc:
+            runs.append(exc.run_dir)
+            _notify(exc.run_dir, spec, settings)
+            return TickResult(spec.name, "blocked", runs, str(exc))
+        except NbpressError as exc:
+            run_dir = getattr(exc, "run_dir", None)
+            runs += [run_dir] if run_dir else []
+            if control.cancelled.is_set() and run_dir:
+                mark_cancelled(run_dir, CANCEL_REASON)
+                return TickResult(spec.name, "cancelled", runs, CANCEL_REASON)
+            if attempt <= spec.retries.max and is_transient(type(exc).__name__, getattr(exc, "ename", None)):
+                delay = _delay(spec, attempt)
+                log.warning("%s: attempt %d failed (%s); retrying in %.1f s", spec.name, attempt, exc, delay)
+                if control.pause(delay):
+                    continue
+                log.warning("%s: not retried: the scheduler is stopping", spec.name)
+            if run_dir:
+                _notify(run_dir, spec, settings)
+            return TickResult(spec.name, "failed", runs, str(exc))
+        runs.append(run_dir)
+        log.info("%s: attempt %d succeeded in %.1f s: %s", spec.name, attempt, time.perf_counter() - started, run_dir)
+        error = _publish(run_dir, spec, settings)
+        return TickResult(spec.name, "failed" if error else "succeeded", runs, error or "")
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+def _grid(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
+    """A tick of a report with a grid runs the whole batch on the local executor."""
+    from .. import batch
+
+    control = settings.control
+    try:
+        members = batch.plan(spec, {})
+    except NbpressError as exc:
+        return TickResult(spec.name, "failed", message=str(exc))
+    jobs = [batch.Job(i, label, prepared, project.root, trigger="schedule") for i, (label, prepared) in enumerate(members)]
+    final: dict[int, batch.Outcome] = {}
+    runs: list[Path] = []
+    broken = _batch_attempts(jobs, spec, settings, final, runs)
+    outcomes = [final[i] for i in sorted(final)]
+    batch.after_batch(outcomes, spec, None, settings.mailer)  # the owner hears about blocked members
+    for outcome in outcomes:
+        if outcome.status == "failed" and outcome.run_dir is not None:
+            if control.cancelled.is_set():
+                mark_cancelled(outcome.run_dir, CANCEL_REASON)
+                outcome.status = "cancelled"
+            else:
+                _notify(outcome.run_dir, spec, settings)
+        elif outcome.status == "succeeded" and _publish(outcome.run_dir, spec, settings):
+            outcome.status = "failed"
+    statuses = [o.status for o in outcomes] + (["failed"] if broken else [])
+    worst = next((s for s in ("cancelled", "failed", "blocked") if s in statuses), "succeeded")
+    summary = f"{statuses.count('succeeded')} of {len(jobs)} members succeeded"
+    return TickResult(spec.name, worst, runs, f"{broken}; {summary}" if broken else summary)
+
+
+def _batch_attempts(jobs: list, spec: ReportSpec, settings: Settings, final: dict, runs: list[Path]) -> str:
+    """Run the batch, then again the members that failed transiently; fills ``final`` and
+    ``runs``; returns why the executor itself broke down ("" when it did not)."""
+    from .. import batch
+    from ..executors import make_executor
+
+    control = settings.control
+    try:
+        with make_executor(workers=settings.workers, preload=spec.preload) as executor, control.fork_server_of(executor):
+            attempt = 1
+            while jobs:
+                retry = []
+                for job, outcome in zip(jobs, batch.run(jobs, executor)):
+                    final[outcome.index] = outcome
+                    runs += [outcome.run_dir] if outcome.run_dir else []
+                    if (outcome.status == "failed" and attempt <= spec.retries.max and not control.cancelled.is_set()
+                            and _transient_outcome(outcome)):
+                        retry.append(dataclasses.replace(job, attempt=attempt + 1))
+                if not retry:
+                    return ""
+                delay = _delay(spec, attempt)
+                log.warning("%s: %d member(s) failed transiently; retrying in %.1f s", spec.name, len(retry), delay)
+                if not control.pause(delay):
+                    return ""
+                jobs, attempt = retry, attempt + 1
+    except NbpressError as exc:  # the executor itself broke down: the members so far still count
+        log.error("%s: batch executor: %s", spec.name, exc)
+        return f"batch executor: {exc}"
+    return ""
+
+
+def _transient_outcome(outcome) -> bool:
+    if outcome.run_dir is not None:
+        error = load_run(outcome.run_dir).error
+        if error is not None:
+            return is_transient(error.type, error.ename)
+    return is_transient(outcome.error_type)
+
+
+def _notify(run_dir: Path, spec: ReportSpec, settings: Settings) -> None:
+    notify_owner(run_dir, load_run(run_dir), spec.owner, settings.mailer)
+
+
+def _publish(run_dir: Path, spec: ReportSpec, settings: Settings) -> str | None:
+    """Publish a succeeded run when a portal is configured; the error text when that failed.
+
+    The publish client retries unreachable/5xx/429 itself, with the spec's retries and backoff
+    (capped): the run folder and its PDF are kept, only the upload is repeated.
+    """
+    config = settings.publish
+    if config is None:
+        return None
+    from ..publish import publish_run
+
+    try:
+        published = publish_run(run_dir, config.portal, config.token, retries=spec.retries.max,
+                                backoff=spec.retries.backoff)
+    except NbpressError as exc:
+        # The PDF exists but did not reach its readers: the run failed, and the owner hears of it.
+        record = load_run(run_dir)
+        record.status = "failed"
+        record.error = RunError(stage="publish", type=type(exc).__name__, message=str(exc))
+        save_run(run_dir, record)
+        _notify(run_dir, spec, settings)
+        return f"publish: {exc}"
+    log.info("%s: published v%s: %s", spec.name, published.version, published.url)
+    return None
