@@ -26,7 +26,11 @@ def utcnow() -> dt.datetime:
 
 
 def new_public_id() -> str:
-    return secrets.token_urlsafe(16)  # 128 random bits
+    """128 random bits, URL-safe, never starting with ``-`` (a command line would read an
+    id like ``-x3...`` given to the admin CLI as an option)."""
+    while (candidate := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return candidate
 
 
 class User(db.Model):

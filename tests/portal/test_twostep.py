@@ -490,3 +490,11 @@ def test_verify_is_rate_limited_per_ip(app, client, ana):
     started = api_login(client).get_json()
     statuses = {api_verify(client, dict(started, client_secret="x" * 43), "12345678").status_code for _ in range(31)}
     assert 429 in statuses
+
+
+def test_public_ids_never_look_like_command_line_options():
+    from publish_server.models import new_public_id
+
+    ids = [new_public_id() for _ in range(2000)]  # 1 in 64 token_urlsafe values starts with "-"
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == len(ids) and all(len(i) == 22 for i in ids)
