@@ -18,7 +18,7 @@ class Profile:
 
 
 _PROFILES = {
-    "quick": Profile("quick", fuzz_examples=15, load_users=8, load_seconds=10, load_publications=4),
+    "quick": Profile("quick", fuzz_examples=10, load_users=8, load_seconds=10, load_publications=4),
     "full": Profile("full", fuzz_examples=300, load_users=32, load_seconds=60, load_publications=20),
 }
 
