@@ -75,8 +75,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     failed = report.failed
     for entry in entries:
         if entry["kind"] == "figures":
-            if report.when == "call" and report.passed:
-                _COLLECTED.figures[entry["name"]] = entry["values"]
+            if report.when == "call":
+                _COLLECTED.figures[entry["name"]] = {**entry["values"], "outcome": "failed" if failed else report.outcome}
             continue
         known = _COLLECTED.cases.get(report.nodeid + entry["case"])
         if report.when == "call" or known is None:

@@ -60,7 +60,7 @@ def _load_table(figures: dict[str, dict]) -> list[str]:
     if not loads:
         return ["No load figures in this run."]
     columns = ["database", "workers", "recipients", "seconds", "requests", "requests_per_s", "p50_ms", "p95_ms", "p99_ms",
-               "errors", "downloads", "downloads_checked", "published_during_load"]
+               "errors", "sign_ins", "first_sign_in_p95_ms", "downloads", "downloads_checked", "published_during_load", "outcome"]
     lines = ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |", "|" + "---|" * len(columns)]
     for _name, values in sorted(loads.items()):
         lines.append("| " + " | ".join(_cell(values.get(c, "")) for c in columns) + " |")
