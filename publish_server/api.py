@@ -210,7 +210,7 @@ def openapi_document():
     "Publish a run's PDF (publisher token)",
     multipart=_publish_body(),
     responses={200: PublicationOut, 201: PublicationOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut,
-               413: ErrorOut, 415: ErrorOut, 422: ErrorOut},
+               413: ErrorOut, 415: ErrorOut, 422: ErrorOut, 507: ErrorOut},
     security="publisher",
     tags=("publishing",),
 )

@@ -40,7 +40,7 @@ import requests
 
 from benchmarks.portal import free_port, make_pdf, start_portal, stop, wait_for_port
 
-__all__ = ["LoadResult", "seed_instance", "portal", "run_load"]
+__all__ = ["LoadResult", "Served", "seed_instance", "portal", "run_load", "sign_in"]
 
 PASSWORD = "load test password " + "x" * 8
 REPORT = "weekly_statistics"
@@ -92,14 +92,30 @@ def seed_instance(instance: Path, users: int, *, database_url: str = "") -> tupl
     return token, known
 
 
+@dataclass(frozen=True)
+class Served:
+    base: str  # http://127.0.0.1:PORT
+    pid: int  # the gunicorn master
+
+    def worker_pids(self) -> set[int]:
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
+
+    def wait_for_workers(self, count: int, timeout: float = 30) -> set[int]:
+        deadline = time.monotonic() + timeout
+        while len(found := self.worker_pids()) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return found
+
+
 @contextmanager
-def portal(instance: Path, *, workers: int = 2, threads: int = 4) -> Iterator[str]:
-    """gunicorn serving ``instance`` on a free loopback port; yields the base URL."""
+def portal(instance: Path, *, workers: int = 2, threads: int = 4) -> Iterator[Served]:
+    """gunicorn serving ``instance`` on a free loopback port (stopped on the way out)."""
     port = free_port()
     process = start_portal(instance, port, workers, threads, instance / "gunicorn.log")
     try:
         wait_for_port(port, process, "gunicorn")
-        yield f"http://127.0.0.1:{port}"
+        yield Served(f"http://127.0.0.1:{port}", process.pid)
     finally:
         stop(process)
 
@@ -269,3 +285,18 @@ def run_load(base: str, instance: Path, token: str, known: dict[str, str], *, da
         if digests != {truth.get(public_id)}:
             result.errors.append(f"download {public_id}: SHA-256 differs from the published one")
     return result
+
+
+def sign_in(base: str, instance: Path, i: int, *, timeout: float = 30) -> dict:
+    """One complete API sign-in of recipient ``i`` (password, code from the outbox, verify): the token body."""
+    seen = set((instance / "outbox").glob("*.eml"))
+    started = requests.post(f"{base}/api/v1/auth/login", json={"email": _email(i), "password": PASSWORD}, timeout=timeout)
+    if started.status_code != 202:
+        raise AssertionError(f"login answered {started.status_code}: {started.text[:200]}")
+    body = started.json()
+    code = _code_from_outbox(instance / "outbox", _email(i), seen, time.monotonic() + timeout)
+    verified = requests.post(f"{base}/api/v1/auth/verify", timeout=timeout, json={
+        "challenge_id": body["challenge_id"], "client_secret": body["client_secret"], "code": code})
+    if verified.status_code != 200:
+        raise AssertionError(f"verify answered {verified.status_code}: {verified.text[:200]}")
+    return verified.json()

@@ -35,8 +35,8 @@ def test_recipients_sign_in_list_and_download_while_publications_arrive(request,
                "0 errors under concurrent sign-in (password + emailed code, then trusted-device sign-ins), list, download and publish; every download's SHA-256 is its publication's")
     instance = tmp_path / "instance"
     token, known = seed_instance(instance, users, database_url=database_for(request, kind))
-    with portal(instance, workers=2) as base:
-        result = run_load(base, instance, token, known, database=kind, users=users, seconds=seconds,
+    with portal(instance, workers=2) as served:
+        result = run_load(served.base, instance, token, known, database=kind, users=users, seconds=seconds,
                           publications=PROFILE.load_publications)
     proof.figures(f"load: {kind}", result.figures(
         note="loopback; threads + requests keep-alive clients; gunicorn gthread 2 workers x 4 threads; 2 CPUs shared "
