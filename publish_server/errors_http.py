@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .errors import HTTPError
@@ -54,6 +55,14 @@ def init_app(app: Flask) -> None:
         if status == 429 and headers is None:
             headers = {"Retry-After": "60"}
         return _respond(status, known.get(status, "error"), message, headers)
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError):
+        # The database went away (restart, failover, network): a transient state the client may retry.
+        # The pool drops the broken connections and pool_pre_ping checks the next ones, so no restart is needed.
+        log.error("database unavailable on %s %s: %s", request.method, request.path, type(exc.orig).__name__)
+        return _respond(503, "unavailable", "The portal is briefly unavailable. Please try again in a moment.",
+                        {"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -34,7 +34,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import requests
 
@@ -259,8 +259,11 @@ def _publisher(base: str, token: str, count: int, result: LoadResult, stop_at: f
 
 
 def run_load(base: str, instance: Path, token: str, known: dict[str, str], *, database: str, users: int, seconds: float,
-             publications: int, workers: int = 2) -> LoadResult:
-    """Run the load against ``base``; returns the figures with every error found."""
+             publications: int, workers: int = 2, events: tuple[tuple[float, Callable[[], None]], ...] = ()) -> LoadResult:
+    """Run the load against ``base``; returns the figures with every error found.
+
+    ``events``: (seconds into the timed window, action) pairs, e.g. a fault to inject.
+    """
     result = LoadResult(database=database, workers=workers, recipients=users)
     outbox = instance / "outbox"
     clock: dict[str, float] = {}
@@ -275,9 +278,12 @@ def run_load(base: str, instance: Path, token: str, known: dict[str, str], *, da
     for thread in threads:
         thread.start()
     start.wait(timeout=180)
+    timers = [threading.Timer(offset, action) for offset, action in events]
+    for timer in timers:
+        timer.start()
     publisher = threading.Thread(target=_publisher, args=(base, token, publications, result, clock["stop"]), daemon=True)
     publisher.start()
-    for thread in threads + [publisher]:
+    for thread in threads + [publisher] + timers:
         thread.join(timeout=seconds + 120)
     result.seconds = time.monotonic() - clock["began"]
     truth = {**known, **result.published}

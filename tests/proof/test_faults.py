@@ -192,16 +192,17 @@ def _restart_postgres(url: str) -> None:
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if prefix:
         pwd.getpwnam("postgres")
-    subprocess.run([*prefix, str(find_bin_dir() / "pg_ctl"), "-D", str(host / "data"), "-m", "fast", "-w", "-t", "60", "restart"],
-                   check=True, capture_output=True)
+    # -l: the restarted server writes to its log, not to inherited pipes (which would keep this call waiting).
+    subprocess.run([*prefix, str(find_bin_dir() / "pg_ctl"), "-D", str(host / "data"), "-l", str(host / "server.log"),
+                    "-m", "fast", "-w", "-t", "60", "restart"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def test_postgresql_restarted_under_load(tmp_path, proof):
     from tests.postgres import find_bin_dir, postgres_server
 
     proof.case("faults", "PostgreSQL restarted under load",
-               "the portal recovers by itself (same gunicorn workers, pool_pre_ping): after the restart every request succeeds "
-               "and every download matches its SHA-256")
+               "the portal recovers by itself (same gunicorn workers, pool_pre_ping): requests caught by the restart get "
+               "503 + Retry-After (never a 500 or a wrong file), every request after it succeeds")
     if find_bin_dir() is None:
         pytest.skip("PostgreSQL server binaries not installed (Debian package 'postgresql')")
     with postgres_server() as url:  # its own server: restarting the session's would disturb other tests
@@ -210,10 +211,10 @@ def test_postgresql_restarted_under_load(tmp_path, proof):
         with portal(instance) as served:
             workers = served.wait_for_workers(2)
             assert len(workers) == 2
-            restarter = threading.Thread(target=lambda: (time.sleep(3), _restart_postgres(url)))
-            restarter.start()
-            during = run_load(served.base, instance, token, known, database="postgresql", users=4, seconds=8, publications=2)
-            restarter.join(timeout=90)
+            restarted: list[float] = []
+            during = run_load(served.base, instance, token, known, database="postgresql", users=4, seconds=8, publications=2,
+                              events=((3.0, lambda: (_restart_postgres(url), restarted.append(time.monotonic()))),))
+            assert restarted, "PostgreSQL was not restarted"
             after = run_load(served.base, instance, token, {**known, **during.published}, database="postgresql", users=4,
                              seconds=4, publications=1)
             assert served.worker_pids() == workers, "gunicorn workers were replaced"
@@ -221,6 +222,7 @@ def test_postgresql_restarted_under_load(tmp_path, proof):
                                                 "error_sample": sorted(set(during.errors))[:3],
                                                 "requests_after": len(after.latencies), "errors_after": len(after.errors)})
     assert not [e for e in during.errors if "SHA-256" in e], during.errors  # never a wrong file, even mid-restart
+    assert all(e.endswith(": 503") for e in during.errors), during.errors  # a clear "try again", never a 500
     assert after.errors == [], after.errors[:5]
     assert after.download_count > 0
 

@@ -46,3 +46,36 @@ def test_a_nul_in_the_sign_in_form_is_a_plain_failed_sign_in(client, make_user, 
     csrf = client.get_cookie("login_csrf", path="/login").value
     response = client.post("/login", data={"email": "gina@example.com\x00", "password": TEST_PASSWORD, "login_csrf": csrf})
     assert response.status_code == 401, response.status_code
+
+
+def test_a_full_disk_is_507_storage_full_and_stores_nothing(app, client, monkeypatch, proof):
+    proof.case("regressions", "ENOSPC while storing an upload", "a full disk was a 500; now 507 storage_full, no row, no file")
+    import errno
+
+    from tests.portal.test_publishing import metadata_for, new_publisher_token, post_publication, publication_count, stored_files
+    from tests.portal.conftest import make_pdf
+
+    token = new_publisher_token()
+    real_replace = __import__("os").replace
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("publish_server.storage.os.replace", full)  # fails after the temporary file was written
+    pdf = make_pdf(marker="full")
+    response = post_publication(client, token, pdf, metadata_for(pdf))
+    assert response.status_code == 507 and response.get_json()["error"] == "storage_full"
+    assert stored_files(app) == [] and publication_count() == 0
+    monkeypatch.setattr("publish_server.storage.os.replace", real_replace)
+    assert post_publication(client, token, pdf, metadata_for(pdf)).status_code == 201  # and a retry works
+
+
+def test_an_unreachable_database_is_503_try_again_not_500(tmp_path, proof):
+    proof.case("regressions", "database unreachable", "a lost database was a 500; now 503 with Retry-After (clients and the toolkit retry)")
+    from publish_server import create_app
+    from tests.portal.conftest import base_config
+
+    app = create_app(base_config(DATABASE_URL=f"sqlite:///{tmp_path}/missing-folder/portal.sqlite3"), instance_path=tmp_path / "instance")
+    response = app.test_client().post("/api/v1/auth/login", json={"email": "a@example.com", "password": "x" * 12})
+    assert response.status_code == 503 and response.get_json()["error"] == "unavailable"
+    assert int(response.headers["Retry-After"]) > 0  # (the limiter on this route sets its own value)
