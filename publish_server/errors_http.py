@@ -64,6 +64,18 @@ def init_app(app: Flask) -> None:
         return _respond(503, "unavailable", "The portal is briefly unavailable. Please try again in a moment.",
                         {"Retry-After": "5"})
 
+    @app.teardown_appcontext
+    def _release_connection(_exc) -> None:
+        # Runs before Flask-SQLAlchemy's own teardown (registered earlier; teardowns run in reverse).
+        # If the database went away after the answer was made, ending the transaction fails; caught
+        # here, SQLAlchemy drops that connection, and the answer goes out instead of a server's 500.
+        from .extensions import db
+
+        try:
+            db.session.rollback()
+        except OperationalError as exc:
+            log.error("database connection lost while ending a request: %s", type(exc.orig).__name__)
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
