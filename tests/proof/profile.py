@@ -19,7 +19,7 @@ class Profile:
 
 _PROFILES = {
     "quick": Profile("quick", fuzz_examples=10, load_users=8, load_seconds=10, load_publications=4),
-    "full": Profile("full", fuzz_examples=300, load_users=32, load_seconds=60, load_publications=20),
+    "full": Profile("full", fuzz_examples=100, load_users=24, load_seconds=45, load_publications=12),
 }
 
 

@@ -100,6 +100,14 @@ def render(results: dict[str, Any]) -> str:
         *([f"- {'survived' if c['outcome'] == 'passed' else c['outcome'].upper()}: {c['case']}: {c['proves']}" for c in faults]
           or ["No fault cases in this run."]),
         "",
+        *[f"- {name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in values.items()) for name, values in
+          sorted(results.get("figures", {}).items()) if name.startswith("fault")],
+        "",
+        "## Bugs the suite found (fixed; each has a regression test)",
+        "",
+        *([f"- {c['case']}: {c['proves']} ({c['outcome']})" for c in cases if c["category"] == "regressions"]
+          or ["No regression cases in this run."]),
+        "",
         "Left for later: " + "; ".join(LEFT_FOR_LATER) + ".",
         "",
         "## Every case",

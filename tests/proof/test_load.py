@@ -1,6 +1,6 @@
 """The bounded load test (see :mod:`tests.proof.load`) on SQLite and on PostgreSQL.
 
-Quick profile: 8 recipients for 10 s; full (``make proof``): 32 for 60 s. Errors must be 0 and
+Quick profile: 8 recipients for 10 s; full (``make proof``): 24 for 45 s. Errors must be 0 and
 every downloaded file's SHA-256 must be its publication's; the figures go to docs/reliability.md.
 """
 
