@@ -165,6 +165,8 @@ FIELDS = [
     Field("search of 1,000 characters", "GET", API, 400, "search terms are size-capped", query={"q": "w" * 1000}, auth="alice"),
     Field("search with CR/LF", "GET", API, 400, "control characters in a search are refused", query={"q": "a\r\nb"}, auth="alice"),
     Field("report filter with NUL", "GET", API, 400, "NUL in a filter is refused before PostgreSQL sees it", query={"report": "weekly\x00"}, auth="alice"),
+    Field("unknown query parameter", "GET", API, 400, "a typo such as limt=5 is refused, not silently ignored (found by schemathesis)",
+          query={"limt": "5"}, auth="alice"),
     Field("search with LIKE wildcards", "GET", API, 200, "% and _ are searched literally, not as wildcards", query={"q": "%_%"}, auth="alice"),
 ]
 

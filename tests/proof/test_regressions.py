@@ -79,3 +79,13 @@ def test_an_unreachable_database_is_503_try_again_not_500(tmp_path, proof):
     response = app.test_client().post("/api/v1/auth/login", json={"email": "a@example.com", "password": "x" * 12})
     assert response.status_code == 503 and response.get_json()["error"] == "unavailable"
     assert int(response.headers["Retry-After"]) > 0  # (the limiter on this route sets its own value)
+
+
+def test_an_unknown_query_parameter_is_refused(app, client, make_user, api_token, proof):
+    proof.case("regressions", "unknown query parameter on GET /api/v1/publications",
+               "found by schemathesis (full profile): unknown parameters were ignored (200); now 400 naming one")
+    make_user("hana@example.com")
+    headers = {"Authorization": f"Bearer {api_token(client, 'hana@example.com')}"}
+    response = client.get("/api/v1/publications", query_string={"limt": "5"}, headers=headers)
+    assert response.status_code == 400 and "limt" in response.get_json()["message"]
+    assert client.get("/api/v1/publications", query_string={"limit": "5"}, headers=headers).status_code == 200
