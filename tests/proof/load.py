@@ -28,7 +28,6 @@ import json
 import random
 import re
 import secrets
-import statistics
 import threading
 import time
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ import requests
 
 from benchmarks.portal import free_port, make_pdf, start_portal, stop, wait_for_port
 
-__all__ = ["LoadResult", "Served", "seed_instance", "portal", "run_load", "sign_in"]
+__all__ = ["LoadResult", "Served", "seed_instance", "portal", "run_load"]
 
 PASSWORD = "load test password " + "x" * 8
 REPORT = "weekly_statistics"
@@ -298,17 +297,3 @@ def run_load(base: str, instance: Path, token: str, known: dict[str, str], *, da
             result.errors.append(f"download {public_id}: SHA-256 differs from the published one")
     return result
 
-
-def sign_in(base: str, instance: Path, i: int, *, timeout: float = 30) -> dict:
-    """One complete API sign-in of recipient ``i`` (password, code from the outbox, verify): the token body."""
-    seen = set((instance / "outbox").glob("*.eml"))
-    started = requests.post(f"{base}/api/v1/auth/login", json={"email": _email(i), "password": PASSWORD}, timeout=timeout)
-    if started.status_code != 202:
-        raise AssertionError(f"login answered {started.status_code}: {started.text[:200]}")
-    body = started.json()
-    code = _code_from_outbox(instance / "outbox", _email(i), seen, time.monotonic() + timeout)
-    verified = requests.post(f"{base}/api/v1/auth/verify", timeout=timeout, json={
-        "challenge_id": body["challenge_id"], "client_secret": body["client_secret"], "code": code})
-    if verified.status_code != 200:
-        raise AssertionError(f"verify answered {verified.status_code}: {verified.text[:200]}")
-    return verified.json()

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from tests.conftest import ROOT, cli, make_notebook
-from toolkit.errors import RenderError, SpecError
+from toolkit.errors import RenderError
 from toolkit.pipeline import Project, prepare, render_run, run_report
 from toolkit.spec import find_report
 

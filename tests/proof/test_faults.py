@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pwd
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,14 +31,14 @@ from tests.conftest import ROOT, make_notebook
 from tests.portal.conftest import TEST_PASSWORD, base_config, make_pdf
 from tests.portal.smtp_server import SmtpServer, code_in
 from tests.portal.test_publishing import metadata_for, new_publisher_token, post_publication
-from tests.proof.load import PASSWORD, REPORT, portal, run_load, seed_instance, sign_in
+from tests.proof.load import REPORT, portal, run_load, seed_instance
 from tests.proof.test_load import database_for
 
 # --- SMTP down or hanging during sign-in ---------------------------------------------------------
 
 
 @pytest.fixture
-def smtp_app(tmp_path, database_url, make_user_factory=None):
+def smtp_app(tmp_path, database_url):
     """``smtp_app(port)``: a portal whose mail goes to 127.0.0.1:port with a 1 s timeout."""
     made = []
 
@@ -189,9 +189,7 @@ def _restart_postgres(url: str) -> None:
     host = Path(sa.engine.make_url(url).query["host"])
     from tests.postgres import find_bin_dir
 
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if prefix:
-        pwd.getpwnam("postgres")
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # as tests/postgres.py starts it
     # -l: the restarted server writes to its log, not to inherited pipes (which would keep this call waiting).
     subprocess.run([*prefix, str(find_bin_dir() / "pg_ctl"), "-D", str(host / "data"), "-l", str(host / "server.log"),
                     "-m", "fast", "-w", "-t", "60", "restart"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -240,7 +238,7 @@ def test_a_kernel_killed_mid_run(tmp_path, proof):
     make_notebook(tmp_path / "notebooks" / "long.ipynb", "n: int = 1",
                   f"import os, pathlib; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); print('started')",
                   "import time; time.sleep(120)")
-    exe = Path(os.sys.executable).with_name("nbpress")
+    exe = Path(sys.executable).with_name("nbpress")
     process = subprocess.Popen([str(exe), "run", "long"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -17,7 +17,6 @@ import hashlib
 import secrets
 import tempfile
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
