@@ -13,13 +13,19 @@ export DEBIAN_FRONTEND := noninteractive
 DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 DEBIAN_TEST := poppler-utils postgresql chromium
 
-.PHONY: demo test bench bench-batch lab lint clean venv
+.PHONY: demo test proof bench bench-batch lab lint clean venv
 
 demo: $(VENV)/.runtime
 	$(BIN)/nbpress demo
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -n 2 --durations=10 $(PYTEST_ARGS)
+
+# The proof suite (tests/proof) with its full profiles: longer fuzzing, more and longer load;
+# then docs/reliability.md is written from the run's results. `make test` runs the quick profiles.
+proof: $(VENV)/.test
+	NBPRESS_PROOF=full $(BIN)/python -m pytest -n 2 --durations=10 tests/proof $(PYTEST_ARGS); \
+	status=$$?; $(BIN)/python -m tests.proof.report; exit $$status
 
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks.pipeline $(BENCH_ARGS)

@@ -58,7 +58,8 @@ class PublicationList(BaseModel):
 
 
 class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Unknown parameters are refused (400 naming one): a typo such as ``limt=5`` must not pass for a default.
+    model_config = ConfigDict(extra="forbid")
 
     report: str | None = Field(None, max_length=64, description="only this report (slug)")
     q: str | None = Field(None, max_length=100, description="search in report title and period label")
@@ -193,7 +194,8 @@ def _query(model: type[ListQuery]) -> ListQuery:
         return model.model_validate(request.args.to_dict())
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise BadRequest(f"{'.'.join(str(p) for p in first['loc']) or 'query'}: {first['msg']}") from None
+        where = ".".join(str(p) for p in first["loc"]) or "query"
+        raise BadRequest(f"{where[:64]!r}: {first['msg']}" if first["type"] == "extra_forbidden" else f"{where}: {first['msg']}") from None
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -210,7 +212,7 @@ def openapi_document():
     "Publish a run's PDF (publisher token)",
     multipart=_publish_body(),
     responses={200: PublicationOut, 201: PublicationOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut,
-               413: ErrorOut, 415: ErrorOut, 422: ErrorOut},
+               413: ErrorOut, 415: ErrorOut, 422: ErrorOut, 507: ErrorOut},
     security="publisher",
     tags=("publishing",),
 )

@@ -35,6 +35,7 @@ __all__ = ["now", "CodeProblem", "start", "resend", "verify", "find", "parse_cod
 
 log = logging.getLogger(__name__)
 
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NOT_SENT = "We could not send the code. Please try again in a moment."
 
 
@@ -139,7 +140,9 @@ def start(user: User, *, device: Device | None, reason: str, client: str, ip: st
 
 def find(challenge_id: object, binding: object) -> LoginChallenge:
     """The open challenge with this id *and* binding, else 401 (the same for every mismatch)."""
-    if not isinstance(challenge_id, str) or not isinstance(binding, str) or len(challenge_id) > 64 or len(binding) > 100:
+    if not isinstance(challenge_id, str) or not isinstance(binding, str) or len(binding) > 100:
+        raise _ended()
+    if not _PUBLIC_ID.fullmatch(challenge_id):  # ids are token_urlsafe; PostgreSQL refuses NUL (a 500)
         raise _ended()
     challenge = db.session.scalars(db.select(LoginChallenge).where(LoginChallenge.public_id == challenge_id)).first()
     if challenge is None or not hmac.compare_digest(challenge.binding_hash, hash_secret(binding)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .errors import HTTPError
@@ -37,6 +38,19 @@ def _respond(status: int, code: str, message: str, headers=None):
     return response
 
 
+def database_unavailable(exc: OperationalError) -> bool:
+    """Is this the database being away (worth a retry), rather than a bug in a query?"""
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    if type(orig).__module__.startswith("psycopg"):
+        # class 08: connection exception; 57P: shutdown, restart; none: could not connect at all
+        return not sqlstate or sqlstate.startswith(("08", "57P"))
+    message = str(orig)
+    return type(orig).__module__ == "sqlite3" and ("unable to open database file" in message or "database is locked" in message)
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPError)
     def _portal_error(exc: HTTPError):
@@ -54,6 +68,28 @@ def init_app(app: Flask) -> None:
         if status == 429 and headers is None:
             headers = {"Retry-After": "60"}
         return _respond(status, known.get(status, "error"), message, headers)
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError):
+        if not database_unavailable(exc):
+            return _unexpected(exc)  # SQLite reports bad SQL as an OperationalError too: that is our bug, a 500
+        # The database went away (restart, failover, network): a transient state the client may retry.
+        # The pool drops the broken connections and pool_pre_ping checks the next ones, so no restart is needed.
+        log.error("database unavailable on %s %s: %s", request.method, request.path, type(exc.orig).__name__)
+        return _respond(503, "unavailable", "The portal is briefly unavailable. Please try again in a moment.",
+                        {"Retry-After": "5"})
+
+    @app.teardown_appcontext
+    def _release_connection(_exc) -> None:
+        # Runs before Flask-SQLAlchemy's own teardown (registered earlier; teardowns run in reverse).
+        # If the database went away after the answer was made, ending the transaction fails; caught
+        # here, SQLAlchemy drops that connection, and the answer goes out instead of a server's 500.
+        from .extensions import db
+
+        try:
+            db.session.rollback()
+        except OperationalError as exc:
+            log.error("database connection lost while ending a request: %s", type(exc.orig).__name__)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -12,7 +12,7 @@ Order of the checks, cheapest first and nothing stored before it is needed:
    no new version), another SHA-256 -> 409,
 5. the bytes, streamed into the content-addressed store with the size cap (413), the PDF magic
    bytes and ``%%EOF`` trailer (415) and the announced SHA-256 (422) checked on the way: a
-   failed check aborts the store's write, so nothing is left behind,
+   failed check aborts the store's write, so nothing is left behind; a full disk is 507,
 6. the rows, with the version ``max + 1``. Two publishers may race: the unique constraints on
    (report, run) and (report, version) make the loser's flush fail; it rolls back and tries
    again, then finds the winner's row (same run) or takes the next version (another run).
@@ -20,6 +20,7 @@ Order of the checks, cheapest first and nothing stored before it is needed:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -42,7 +43,7 @@ from .models import Grant, Group, Publication, PublisherToken, Report, User, utc
 from .storage import FileStore
 
 __all__ = [
-    "Audience", "PublishMetadata", "PublishPolicy", "PublishResult", "ChecksumMismatch",
+    "Audience", "PublishMetadata", "PublishPolicy", "PublishResult", "ChecksumMismatch", "StorageFull",
     "create_publisher_token", "authenticate_publisher", "parse_metadata", "publish",
 ]
 
@@ -58,6 +59,10 @@ _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s
 
 class ChecksumMismatch(HTTPError):
     status, code, message = 422, "checksum_mismatch", "The file's SHA-256 does not match the metadata."
+
+
+class StorageFull(HTTPError):
+    status, code, message = 507, "storage_full", "The portal has no room for the file right now; nothing was stored. Try again later."
 
 
 def _refusal(error: HTTPError, reason: str) -> HTTPError:
@@ -225,6 +230,11 @@ def _store(stream: BinaryIO, meta: PublishMetadata, policy: PublishPolicy) -> in
         stored = store.put(_CheckedUpload(stream, meta.sha256), limit=policy.max_bytes)
     except OverflowError:
         raise _refusal(PayloadTooLarge(f"The file is larger than {policy.max_bytes // (1024 * 1024)} MiB."), "too_large") from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The store removed its temporary file; no row is written: the publisher may simply retry.
+        raise _refusal(StorageFull(), "storage_full") from None
     return stored.size
 
 

@@ -28,7 +28,13 @@ def passwords() -> Passwords:
 
 
 def normalise_email(email: object) -> str:
-    return email.strip().lower() if isinstance(email, str) else ""
+    """The address as stored (trimmed, lower-case); "" (no such user) for non-strings and control characters.
+
+    A control character can be in no stored address, and PostgreSQL refuses NUL in a query (a 500).
+    """
+    if not isinstance(email, str) or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in email.strip()):
+        return ""
+    return email.strip().lower()
 
 
 def authenticate(email: object, password: object) -> User | None:

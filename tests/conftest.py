@@ -124,3 +124,8 @@ def postgres_url():
         pytest.skip("PostgreSQL server binaries not installed (Debian package 'postgresql'); `make test` installs them")
     with postgres_server() as url:
         yield url
+
+
+# The proof suite's recorder (tests/proof/recorder.py): the ``proof`` fixture and the hooks
+# that gather what each proof case proves into .proof/results.json.
+from tests.proof.recorder import proof, pytest_runtest_logreport, pytest_sessionfinish  # noqa: E402,F401

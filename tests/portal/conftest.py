@@ -55,6 +55,10 @@ def pg_template(postgres_url):
     """A migrated PostgreSQL database that each test copies (CREATE DATABASE ... TEMPLATE)."""
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
+        # tests/proof imports these fixtures too: a worker running both suites makes it once.
+        if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = 'portal_template'")).first() is not None:
+            yield admin, postgres_url
+            return
         conn.execute(sa.text("CREATE DATABASE portal_template"))
     url = sa.engine.make_url(postgres_url).set(database="portal_template")
     app = create_app(base_config(DATABASE_URL=url.render_as_string(hide_password=False)), instance_path=Path("/tmp") / f"nbpress-tpl-{secrets.token_hex(4)}")
