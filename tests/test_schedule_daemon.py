@@ -139,7 +139,9 @@ def report(project, name: str, code: str) -> None:
     (project.notebooks_dir / f"{name}.yml").write_text(yaml.safe_dump({"schedule": DAILY}))
 
 
-def test_a_restart_keeps_the_jobs_and_runs_the_missed_ticks_once_within_max_runs(project):
+def test_a_restart_keeps_the_jobs_and_runs_the_missed_ticks_once_within_max_runs(project, proof):
+    proof.case("faults", "scheduler restarted across missed ticks",
+               "the persisted jobs survive, a missed tick within the grace runs once (coalesced), within --max-runs")
     report(project, "tiny", 'tk.metric("n", n, label="N")')
     report(project, "other", 'tk.metric("n", n, label="N")')
     daemon = Daemon(project, store_url(project))
@@ -190,7 +192,9 @@ tk.metric("n", n, label="N")
 
 
 @pytest.mark.parametrize("seconds, grace, status", [(120, 1, "cancelled"), (3, 60, "succeeded")])
-def test_sigterm_during_a_run_finishes_or_cancels_it_cleanly_and_exits_0(project, seconds, grace, status):
+def test_sigterm_during_a_run_finishes_or_cancels_it_cleanly_and_exits_0(project, seconds, grace, status, proof):
+    proof.case("faults", f"SIGTERM to the scheduler mid-run (grace {grace} s)",
+               f"the daemon exits 0, the run ends {status} with a valid notebook, the kernel is gone, no half-written file")
     report(project, "slow", SLOW.format(seconds=seconds))
     seed_store(project)
     upcoming = stored_next(project, "slow", move_to=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
@@ -242,7 +246,9 @@ time.sleep(120)
 
 
 @pytest.mark.skipif(not fork_available(), reason="cancelling a grid stops its kernel fork server")
-def test_sigterm_cancels_a_grid_tick_whose_kernels_were_forked_by_the_batch_executor(project):
+def test_sigterm_cancels_a_grid_tick_whose_kernels_were_forked_by_the_batch_executor(project, proof):
+    proof.case("faults", "SIGTERM to the scheduler mid-batch",
+               "every member of the running grid is marked cancelled and none of its kernels is left running")
     make_notebook(project.notebooks_dir / "slowgrid.ipynb", "region: str = 'a'", SLOW_GRID)
     (project.notebooks_dir / "slowgrid.yml").write_text(yaml.safe_dump({"schedule": DAILY, "grid": {"region": ["a", "b"]}}))
     seed_store(project)

@@ -21,7 +21,9 @@ def report(project, name: str, code: str, **spec) -> None:
     (project.notebooks_dir / f"{name}.yml").write_text(yaml.safe_dump(spec))
 
 
-def test_a_portal_answering_503_once_is_retried_and_the_run_is_published(project, portal_app):  # noqa: F811
+def test_a_portal_answering_503_once_is_retried_and_the_run_is_published(project, portal_app, proof):  # noqa: F811
+    proof.case("faults", "portal answers 503 while a scheduled run publishes",
+               "the upload is retried (not the notebook) and the run ends published, version 1")
     report(project, "pub", 'tk.metric("n", n, label="N")', retries={"max": 1, "backoff": 0.01})
     flaky = Scripted(portal_app, 503)
     with serve(flaky) as url:
@@ -35,7 +37,9 @@ def test_a_portal_answering_503_once_is_retried_and_the_run_is_published(project
     assert row.as_json()["publication"]["url"].startswith(url)
 
 
-def test_an_unreachable_portal_fails_the_run_and_tells_the_owner(project):
+def test_an_unreachable_portal_fails_the_run_and_tells_the_owner(project, proof):
+    proof.case("faults", "portal down while a scheduled run publishes",
+               "the upload is retried, then the run is failed at stage publish with its PDF kept and the owner is told; no token in the mail")
     report(project, "nopub", 'tk.metric("n", n, label="N")', retries={"max": 1, "backoff": 0.01})
     mailer = RecordingMailer()
     closed = f"http://127.0.0.1:{free_port()}"

@@ -19,10 +19,7 @@ from typing import Any
 from tests.proof.recorder import ROOT, results_path
 
 FAULTS = "faults"
-LEFT_FOR_LATER = [
-    "the portal down while a scheduled run publishes (the run retries, then reports): needs the scheduler (another branch)",
-    "SIGTERM to the scheduler mid-batch: needs the scheduler (another branch)",
-]
+LEFT_FOR_LATER: list[str] = []  # fault cases the suite does not cover yet, said in the page
 
 
 def _cell(text: Any) -> str:
@@ -108,8 +105,7 @@ def render(results: dict[str, Any]) -> str:
         *([f"- {c['case']}: {c['proves']} ({c['outcome']})" for c in cases if c["category"] == "regressions"]
           or ["No regression cases in this run."]),
         "",
-        "Left for later: " + "; ".join(LEFT_FOR_LATER) + ".",
-        "",
+        *(["Left for later: " + "; ".join(LEFT_FOR_LATER) + ".", ""] if LEFT_FOR_LATER else []),
         "## Every case",
         *_case_tables(cases),
         "",
