@@ -32,7 +32,7 @@ from tests.portal.conftest import base_config, make_pdf
 from tests.portal.test_publishing import serve
 from toolkit.errors import PublishError, RunDirError, SpecError
 from toolkit.publish import load_publish_config, period_label, publish_run
-from toolkit.runs import RunRecord, load_run, new_run_id, save_run
+from toolkit.runs import RunError, RunRecord, load_run, new_run_id, save_run
 from toolkit.spec import load_spec
 
 FAST = {"backoff": 0.01}
@@ -151,6 +151,27 @@ def test_a_run_that_did_not_succeed_is_never_published(portal_app, tmp_path, sta
         with pytest.raises(PublishError, match=f"did not succeed \\(status: {status}\\); a failed run is never published"):
             publish_run(make_run_dir(tmp_path, status=status), url, portal_app.config["TEST_PUBLISHER_TOKEN"], **FAST)
     assert counter.requests == 0
+
+
+def test_a_run_whose_upload_failed_can_be_published_later(portal, tmp_path):
+    run_dir = make_run_dir(tmp_path, status="failed")
+    record = load_run(run_dir)
+    record.error = RunError(stage="publish", type="PublishError", message="portal unreachable")
+    save_run(run_dir, record)
+    published = publish_run(run_dir, portal.url, portal.token, **FAST)
+    record = load_run(run_dir)
+    assert (record.status, record.error, record.publication.id) == ("succeeded", None, published.id)
+    [row] = portal.publications()
+    assert row.public_id == published.id
+
+    # Any other failure still keeps a run off the portal, even with a PDF in its folder.
+    other = make_run_dir(tmp_path / "other", status="failed")
+    broken = load_run(other)
+    broken.error = RunError(stage="checks", type="DataCheckError", message="rows below the floor")
+    save_run(other, broken)
+    with pytest.raises(PublishError, match="a failed run is never published"):
+        publish_run(other, portal.url, portal.token, **FAST)
+    assert len(portal.publications()) == 1
 
 
 def test_a_folder_without_run_json_or_pdf_is_refused(portal, tmp_path):

@@ -288,7 +288,9 @@ def publish_run(
     """
     run_dir = Path(run_dir)
     record = load_run(run_dir)
-    if record.status != "succeeded":
+    # A run whose only failure was its (scheduled) upload has a finished PDF: it may go out later.
+    upload_failed = record.status == "failed" and record.error is not None and record.error.stage == "publish"
+    if record.status != "succeeded" and not upload_failed:
         raise PublishError(f"{run_dir}: the run did not succeed (status: {record.status}); a failed run is never published")
     pdf = run_dir / "report.pdf"
     if not pdf.is_file():
@@ -309,5 +311,7 @@ def publish_run(
     if published.sha256 != sha256:
         raise PublishError(f"portal at {base} recorded another SHA-256 for this run ({published.sha256[:12]}...)")
     record.publication = PublicationRef(id=published.id, version=published.version, portal=base, url=published.url)
+    if upload_failed:
+        record.status, record.error = "succeeded", None
     save_run(run_dir, record)
     return published
