@@ -241,18 +241,23 @@ _tokens_json = tokens_json
 @limiter.limit(LOGIN_RATE, deduct_when=_failed_only)
 def api_login():
     body = parse_body(LoginIn)
+    # Commit the refusal's audit row only on a refusal: committing while a database error is
+    # raised would hide it behind another one (a 500 instead of the 503 "try again").
     try:
         throttle.check(body.email, body.device_token)
-    finally:
-        db.session.commit()  # the throttle's audit row, if any
+    except TooManyRequests:
+        db.session.commit()
+        raise
     user = signin.authenticate(body.email, body.password)
     db.session.commit()
     if user is None:
         raise Unauthorized(LOGIN_FAILED, code="invalid_credentials")
     try:
         answer = twostep.after_password_api(user, body.device_token)  # tokens, or 202 and an emailed code
-    finally:
+    except HTTPError:
         db.session.commit()  # a failed send leaves its audit row and nothing else
+        raise
+    db.session.commit()
     return answer
 
 
