@@ -87,11 +87,14 @@ def login_submit():
     if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
         return _render_login(status=403, error="This form has expired. Please try again.", email=email, next_url=next_url)
     try:
-        throttle.check(email, request.cookies.get(twostep.device_cookie_name()))
+        attempt = throttle.admit(email, request.cookies.get(twostep.device_cookie_name()), ip=twostep.client_ip(),
+                                 read_mac=twostep.client_mac)
     except TooManyRequests as exc:
         db.session.commit()
         return _render_login(status=429, error=exc.message, email=email.strip()[:254], next_url=next_url)
     user = signin.authenticate(email, request.form.get("password", ""))
+    if user is not None:
+        attempt.succeeded()
     db.session.commit()  # the audit row (and a rehash) are kept whatever the outcome
     if user is None:
         return _render_login(status=401, error=LOGIN_FAILED, email=email.strip()[:254], next_url=next_url)
@@ -244,11 +247,13 @@ def api_login():
     # Commit the refusal's audit row only on a refusal: committing while a database error is
     # raised would hide it behind another one (a 500 instead of the 503 "try again").
     try:
-        throttle.check(body.email, body.device_token)
+        attempt = throttle.admit(body.email, body.device_token, ip=twostep.client_ip(), read_mac=twostep.client_mac)
     except TooManyRequests:
         db.session.commit()
         raise
     user = signin.authenticate(body.email, body.password)
+    if user is not None:
+        attempt.succeeded()
     db.session.commit()
     if user is None:
         raise Unauthorized(LOGIN_FAILED, code="invalid_credentials")

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from . import audit
+from sqlalchemy import update
+
+from . import audit, counters
 from .devices import hash_secret
 from .errors import HTTPError
 from .extensions import db
@@ -93,10 +95,14 @@ class Started:
     binding: str  # give to the client (cookie or client_secret); only its hash is stored
 
 
-def _sent_this_hour(user: User, moment: dt.datetime) -> int:
-    stmt = db.select(db.func.coalesce(db.func.sum(LoginChallenge.sends), 0)).where(
-        LoginChallenge.user_id == user.id, LoginChallenge.created_at > moment - dt.timedelta(hours=1))
-    return int(db.session.scalar(stmt))
+def _codes_key(user: User) -> str:
+    return f"codes:{user.id}"
+
+
+def _take_code_slot(user: User, moment: dt.datetime) -> bool:
+    """One of the account's ``CODES_PER_HOUR`` codes, taken atomically (see :mod:`counters`)."""
+    limit = current_app.config["NBPRESS"]["CODES_PER_HOUR"]
+    return counters.take(_codes_key(user), limit=limit, window=dt.timedelta(hours=1), moment=moment) is not None
 
 
 def _too_many() -> CodeProblem:
@@ -114,7 +120,7 @@ def start(user: User, *, device: Device | None, reason: str, client: str, ip: st
     """Create a challenge and email its code; raises :class:`CodeProblem` (429 cap, 503 mail)."""
     settings = current_app.config["NBPRESS"]
     moment = now()
-    if _sent_this_hour(user, moment) >= settings["CODES_PER_HOUR"]:
+    if not _take_code_slot(user, moment):
         audit.record("login.challenge", "throttled", user_id=user.id, reason=reason, client=client)
         raise _too_many()
     binding = secrets.token_urlsafe(32)
@@ -131,6 +137,7 @@ def start(user: User, *, device: Device | None, reason: str, client: str, ip: st
         _email_code(user, challenge, code)
     except MailError as exc:
         db.session.delete(challenge)
+        counters.give_back(_codes_key(user))
         log.error("sign-in code for user %s not sent: %s", user.id, exc)
         audit.record("login.challenge", "mail_failed", user_id=user.id, reason=reason, client=client)
         raise _problem(503, "code_not_sent", NOT_SENT) from None
@@ -155,7 +162,7 @@ def find(challenge_id: object, binding: object) -> LoginChallenge:
 def resend(challenge: LoginChallenge) -> None:
     """A new code for the same challenge; the previous code stops working at once."""
     user = db.session.get(User, challenge.user_id)
-    if _sent_this_hour(user, now()) >= current_app.config["NBPRESS"]["CODES_PER_HOUR"]:
+    if not _take_code_slot(user, now()):
         audit.record("login.resend", "throttled", user_id=user.id)
         raise _too_many()
     code = _new_code()
@@ -166,24 +173,52 @@ def resend(challenge: LoginChallenge) -> None:
         _email_code(user, challenge, code)
     except MailError as exc:
         challenge.code_hmac, challenge.sends = previous, challenge.sends - 1
+        counters.give_back(_codes_key(user))
         log.error("resent sign-in code for user %s not sent: %s", user.id, exc)
         audit.record("login.resend", "mail_failed", user_id=user.id)
         raise _problem(503, "code_not_sent", NOT_SENT) from None
     audit.record("login.resend", "sent", user_id=user.id, challenge=challenge.public_id)
 
 
+def _take_attempt(challenge: LoginChallenge, moment: dt.datetime) -> int | None:
+    """Claim one of the challenge's attempts atomically: its number, or None when it has ended.
+
+    A conditional UPDATE that only an open challenge with attempts left matches: however many
+    codes arrive at once, at most ``CODE_MAX_ATTEMPTS`` are compared, each told its own count.
+    """
+    limit = current_app.config["NBPRESS"]["CODE_MAX_ATTEMPTS"]
+    table = LoginChallenge.__table__
+    taken = db.session.execute(
+        update(table).where(table.c.id == challenge.id, table.c.attempts < limit, table.c.used_at.is_(None),
+                            table.c.expires_at > moment)
+        .values(attempts=table.c.attempts + 1).returning(table.c.attempts)).scalar()
+    db.session.commit()  # visible to every other request before the code is compared
+    return taken
+
+
+def _use(challenge: LoginChallenge, moment: dt.datetime) -> bool:
+    """Mark the challenge used, once: of two right codes at once only one signs in."""
+    table = LoginChallenge.__table__
+    used = db.session.execute(update(table).where(table.c.id == challenge.id, table.c.used_at.is_(None)).values(used_at=moment))
+    return used.rowcount == 1
+
+
 def verify(challenge: LoginChallenge, code: str) -> User:
     """Check ``code`` (already :func:`parse_code`-d); on success the challenge is used up."""
     limit = current_app.config["NBPRESS"]["CODE_MAX_ATTEMPTS"]
+    moment = now()
+    attempt = _take_attempt(challenge, moment)
+    if attempt is None:
+        raise _ended()
     expected = _code_hmac(challenge.public_id, code)
     if not hmac.compare_digest(challenge.code_hmac, expected):
-        challenge.attempts += 1
-        left = limit - challenge.attempts
+        left = limit - attempt
         audit.record("login.code", "failed", user_id=challenge.user_id, challenge=challenge.public_id, left=left)
         if left <= 0:
             raise _problem(401, "challenge_ended", "Too many wrong codes. Please sign in again.")
         raise _problem(401, "code_invalid", f"That code is not right. {left} {'try' if left == 1 else 'tries'} left.")
-    challenge.used_at = now()
+    if not _use(challenge, moment):
+        raise _ended()
     user = db.session.get(User, challenge.user_id)
     if user is None or not user.active:
         raise _ended()

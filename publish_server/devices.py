@@ -24,7 +24,7 @@ from .extensions import db
 from .models import Device, User
 from .neighbours import MacReading
 
-__all__ = ["Verdict", "check", "trust", "hash_secret", "ip_allowed", "for_user", "get_for_user",
+__all__ = ["Verdict", "check", "find", "trust", "hash_secret", "ip_allowed", "for_user", "get_for_user",
            "rename", "revoke", "revoke_all", "is_revoked"]
 
 
@@ -63,10 +63,15 @@ def ip_allowed(known: list[str], ip: str, settings: dict) -> bool:
     return any(_same_network(seen, ip, settings["DEVICE_IPV4_PREFIX"], settings["DEVICE_IPV6_PREFIX"]) for seen in known)
 
 
-def _find(user: User, secret: object) -> Device | None:
+def find(secret: object) -> Device | None:
+    """The device with this secret, whoever it belongs to (None for anything malformed)."""
     if not isinstance(secret, str) or not 20 <= len(secret) <= 100:
         return None
-    device = db.session.scalars(db.select(Device).where(Device.secret_hash == hash_secret(secret))).first()
+    return db.session.scalars(db.select(Device).where(Device.secret_hash == hash_secret(secret))).first()
+
+
+def _find(user: User, secret: object) -> Device | None:
+    device = find(secret)
     return device if device is not None and device.user_id == user.id else None
 
 

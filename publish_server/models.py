@@ -17,7 +17,7 @@ from .extensions import db
 
 __all__ = [
     "utcnow", "User", "Group", "Membership", "Report", "Publication", "Grant",
-    "PublisherToken", "RevokedToken", "AuditEvent", "Device", "LoginChallenge",
+    "PublisherToken", "RevokedToken", "AuditEvent", "Device", "LoginChallenge", "GuessCounter",
 ]
 
 
@@ -223,3 +223,18 @@ class LoginChallenge(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     sends: Mapped[int] = mapped_column(default=1)
     used_at: Mapped[dt.datetime | None]
+
+
+class GuessCounter(db.Model):
+    """How many guesses one key (a submitted email, an account's codes) has used in its window.
+
+    Changed only by :mod:`counters`, with conditional UPDATEs, so concurrent requests in any
+    number of processes take exactly the allowed number of slots.
+    """
+
+    __tablename__ = "guess_counters"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    window_start: Mapped[dt.datetime]
+    count: Mapped[int] = mapped_column(default=0)
+    last_at: Mapped[dt.datetime | None] = mapped_column(index=True)

@@ -79,7 +79,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEVICE_IP_POLICY", str, "prefix", "When a trusted device's IP needs a new code: exact (any new address), prefix (a new network, see the prefix lengths) or off."),
     Setting("DEVICE_IPV4_PREFIX", int, 24, "Network prefix length for DEVICE_IP_POLICY=prefix (IPv4).", minimum=8, maximum=32),
     Setting("DEVICE_IPV6_PREFIX", int, 64, "Network prefix length for DEVICE_IP_POLICY=prefix (IPv6).", minimum=16, maximum=128),
-    Setting("LOGIN_FAILURES_PER_HOUR", int, 100, "Failed passwords per account per hour before it takes no more (after 10, each try waits 2, 4, 8 ... up to 300 s); trusted devices are exempt.", minimum=10, maximum=1000),
+    Setting("LOGIN_FAILURES_PER_HOUR", int, 100, "Failed passwords per submitted email (an account or not) per hour before it takes no more (after 10, each try waits 2, 4, 8 ... up to 300 s); a device exempt only where its checks pass.", minimum=10, maximum=1000),
     Setting("DEVICE_MAC_CHECK", bool, True, "Compare the MAC address from the kernel's neighbour table (clients on a directly connected network only)."),
 )
 

@@ -31,7 +31,7 @@ from .neighbours import MacReading, read_mac
 from .openapi import ErrorOut, operation, parse_body
 from .session import safe_next
 
-__all__ = ["bp", "api_bp", "after_password_web", "after_password_api", "device_cookie_name"]
+__all__ = ["bp", "api_bp", "after_password_web", "after_password_api", "device_cookie_name", "client_ip", "client_mac"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,13 @@ def device_cookie_name() -> str:
     return "__Host-nbpress_device" if current_app.config["NBPRESS"]["COOKIE_SECURE"] else "nbpress_device"
 
 
-def _client_ip() -> str:
+def client_ip() -> str:
     return request.remote_addr or ""
+
+
+def client_mac(ip: str) -> MacReading:
+    """The MAC of ``ip`` from the kernel's neighbour table (when the check is on)."""
+    return _mac(ip)
 
 
 def _mac(ip: str) -> MacReading:
@@ -81,7 +86,7 @@ def _notify(user: User, device: Device, ip: str) -> None:
 
 
 def _finish(challenge, user: User) -> tuple[Device, str]:
-    ip = _client_ip()
+    ip = client_ip()
     mac = _mac(ip)
     device = db.session.get(Device, challenge.device_id) if challenge.device_id else None
     device, secret = devices.trust(user, device, client=challenge.client, ip=ip, mac=mac,
@@ -103,7 +108,7 @@ def after_password_web(user: User, next_url: str, render_login):
     """The response to a correct password from the sign-in form."""
     from .auth import start_browser_session
 
-    ip = _client_ip()
+    ip = client_ip()
     mac = _mac(ip)
     verdict = devices.check(user, request.cookies.get(device_cookie_name()), ip, mac, challenges.now())
     if verdict.trusted:
@@ -222,7 +227,7 @@ def after_password_api(user: User, device_token: str | None):
     from .auth import tokens_json
     from . import tokens
 
-    ip = _client_ip()
+    ip = client_ip()
     mac = _mac(ip)
     verdict = devices.check(user, device_token, ip, mac, challenges.now())
     if verdict.trusted:

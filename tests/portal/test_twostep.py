@@ -466,11 +466,11 @@ def test_an_attacker_from_many_ips_is_slowed_down_while_the_owner_keeps_working(
     blocked = api_login(attacker, ip="198.51.100.200")  # even the right password waits
     assert blocked.status_code == 429 and blocked.get_json()["error"] == "too_many_requests"
     assert api_login(client, device_token=token).status_code == 200  # the owner's device is exempt
-    # (Failures are stamped with the real time; the clock starts there and only moves forward.)
-    clock.advance(seconds=3)  # the delay after 10 failures is 2 s; the 11th failure makes it 4 s
+    clock.advance(seconds=2)  # the delay after 10 failures is 2 s; the 11th failure makes it 4 s
     assert api_login(attacker, password="not the password!", ip="198.51.100.201").status_code == 401
+    clock.advance(seconds=3)
     assert api_login(attacker, ip="198.51.100.202").status_code == 429  # 4 s after the latest failure
-    clock.advance(seconds=2)
+    clock.advance(seconds=1)
     assert api_login(attacker, ip="198.51.100.203").status_code == 202
 
 
@@ -484,6 +484,37 @@ def test_the_hourly_failure_cap(app, client, ana, clock):
     assert web.status_code == 429 and b"Too many attempts" in web.data
     clock.advance(minutes=31)
     assert api_login(client, ip="198.51.100.97").status_code == 202
+
+
+def _answers(client, email, attempts):
+    """(status, body) of each wrong-password attempt, each from its own address, then the right one."""
+    seen = [api_login(client, email=email, password="not the password!", ip=f"198.51.100.{n}") for n in range(attempts)]
+    seen.append(api_login(client, email=email, ip="198.51.100.250"))
+    return [(r.status_code, r.get_json()) for r in seen]
+
+
+@pytest.mark.parametrize("cap", [10, 100])  # the hard cap, and the growing delay after 10 failures
+def test_unknown_and_existing_accounts_are_braked_alike(app, client, ana, clock, cap):
+    app.config["NBPRESS"]["LOGIN_FAILURES_PER_HOUR"] = cap
+    existing = _answers(client, EMAIL, 12)
+    unknown = _answers(client, "nobody@example.org", 12)
+    assert [status for status, _ in existing] == [401] * 10 + [429] * 3  # the right password waits too
+    assert unknown == existing  # status and body: nothing tells the accounts apart
+    clock.advance(hours=1, seconds=1)
+    assert api_login(client, ip="198.51.100.251").status_code == 202  # the window has passed
+
+
+def test_a_device_token_from_another_network_does_not_lift_the_brake(app, client, ana, clock):
+    app.config["NBPRESS"]["LOGIN_FAILURES_PER_HOUR"] = 10
+    token = _trusted_api_device(app, client)  # trusted from 127.0.0.1
+    for n in range(10):
+        api_login(client, password="not the password!", ip=f"198.51.100.{n}")
+    elsewhere = api_login(app.test_client(), device_token=token, ip="203.0.113.9")  # the device's checks fail here
+    assert elsewhere.status_code == 429
+    mails = len(sent(app))
+    assert api_login(app.test_client(), password="not the password!", device_token=token, ip="203.0.113.9").status_code == 429
+    assert len(sent(app)) == mails  # no code mailed, so nothing confirms the password either
+    assert api_login(client, device_token=token).status_code == 200  # from where it is trusted, the owner goes on
 
 
 def test_verify_is_rate_limited_per_ip(app, client, ana):

@@ -92,6 +92,17 @@ def render(results: dict[str, Any]) -> str:
         "",
         *_load_table(results.get("figures", {})),
         "",
+        "## Concurrency",
+        "",
+        "Each limit that bounds guessing, fired 50 times at once through gunicorn (2 workers x 4 threads): "
+        "the counts read back from the audit log and the outbox.",
+        "",
+        *([f"- {c['outcome']}: {c['case']}: {c['proves']}" for c in cases if c["category"] == "concurrency"]
+          or ["No concurrency cases in this run."]),
+        "",
+        *[f"- {name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in values.items()) for name, values in
+          sorted(results.get("figures", {}).items()) if name.startswith("brake")],
+        "",
         "## Faults survived",
         "",
         *([f"- {'survived' if c['outcome'] == 'passed' else c['outcome'].upper()}: {c['case']}: {c['proves']}" for c in faults]
