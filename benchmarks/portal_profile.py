@@ -38,10 +38,10 @@ BATCH = 50
 
 def sign_in(client, instance: Path, password: str) -> None:
     client.get("/login")
-    csrf = client.get_cookie("login_csrf", path="/login")
+    csrf = client.get_cookie("login_csrf")
     answer = client.post("/login", data={"email": EMAIL, "password": password, "login_csrf": csrf.value, "next": "/"})
     if answer.status_code == 303 and answer.headers["Location"].startswith("/login/verify"):
-        challenge = client.get_cookie("login_challenge", path="/login").value.partition(".")[0]
+        challenge = client.get_cookie("login_challenge").value.partition(".")[0]
         answer = client.post("/login/verify", data={"challenge": challenge, "code": outbox_code(instance), "next": "/"})
     if answer.status_code != 303 or client.get_cookie("access_token_cookie") is None:
         raise SystemExit(f"profile: sign-in failed with status {answer.status_code}")

@@ -229,7 +229,7 @@ def create_publication():
 
 @bp.get("/v1/publications")
 @operation("List the publications you may read, newest first", query=ListQuery,
-           responses={200: PublicationList, 400: ErrorOut}, security="bearer", tags=("publications",))
+           responses={200: PublicationList, 400: ErrorOut, 403: ErrorOut}, security="bearer", tags=("publications",))
 @api_user_required
 def list_publications():
     args = _query(ListQuery)
@@ -238,7 +238,8 @@ def list_publications():
 
 
 @bp.get("/v1/publications/<public_id>")
-@operation("One publication's metadata", responses={200: PublicationOut, 404: ErrorOut}, security="bearer", tags=("publications",))
+@operation("One publication's metadata", responses={200: PublicationOut, 403: ErrorOut, 404: ErrorOut}, security="bearer",
+           tags=("publications",))
 @api_user_required
 def get_publication(public_id: str):
     return jsonify(publication_json(_visible(get_current_user(), public_id)))
@@ -247,7 +248,7 @@ def get_publication(public_id: str):
 @bp.get("/v1/publications/<public_id>/download")
 @operation(
     "Download the PDF (conditional requests, ETag = SHA-256, byte ranges)",
-    responses={200: "application/pdf", 206: "application/pdf", 304: None, 404: ErrorOut, 416: None},
+    responses={200: "application/pdf", 206: "application/pdf", 304: None, 403: ErrorOut, 404: ErrorOut, 416: None},
     security="bearer",
     tags=("publications",),
 )

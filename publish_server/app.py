@@ -58,7 +58,10 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | os.
 
 
 def _flask_config(settings: dict[str, Any], instance: Path) -> dict[str, Any]:
+    from .session import cookie_name
+
     database = settings["DATABASE_URL"] or f"sqlite:///{instance / 'portal.sqlite3'}"
+    secure = settings["COOKIE_SECURE"]
     return {
         "SECRET_KEY": settings["SECRET_KEY"],
         "SQLALCHEMY_DATABASE_URI": database,
@@ -69,7 +72,10 @@ def _flask_config(settings: dict[str, Any], instance: Path) -> dict[str, Any]:
         "FILES_DIR": Path(settings["FILES_DIR"] or instance / "files"),
         # Werkzeug refuses bodies over this before a view runs (413); +1 MiB for the metadata part.
         "MAX_CONTENT_LENGTH": (settings["MAX_UPLOAD_MB"] + 1) * 1024 * 1024,
-        "SESSION_COOKIE_SECURE": settings["COOKIE_SECURE"],
+        # Flask's own session cookie is never set today; should it be, it follows the same rules.
+        "SESSION_COOKIE_NAME": cookie_name("session", secure=secure),
+        "SESSION_COOKIE_PATH": "/",
+        "SESSION_COOKIE_SECURE": secure,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Strict",
         "RATELIMIT_STORAGE_URI": settings["RATELIMIT_STORAGE_URL"],
@@ -85,13 +91,22 @@ def _flask_config(settings: dict[str, Any], instance: Path) -> dict[str, Any]:
         "JWT_ENCODE_AUDIENCE": settings["JWT_AUDIENCE"],
         "JWT_DECODE_AUDIENCE": settings["JWT_AUDIENCE"],
         "JWT_ENCODE_NBF": True,
-        "JWT_COOKIE_SECURE": settings["COOKIE_SECURE"],
+        "JWT_COOKIE_SECURE": secure,
+        # __Host- names when Secure (see session.cookie_name), so Path=/ for all four cookies, in
+        # both modes: one behaviour. Only /auth/refresh reads the refresh cookie.
+        "JWT_ACCESS_COOKIE_NAME": cookie_name("access_token_cookie", secure=secure),
+        "JWT_REFRESH_COOKIE_NAME": cookie_name("refresh_token_cookie", secure=secure),
+        "JWT_ACCESS_CSRF_COOKIE_NAME": cookie_name("csrf_access_token", secure=secure),
+        "JWT_REFRESH_CSRF_COOKIE_NAME": cookie_name("csrf_refresh_token", secure=secure),
+        "JWT_ACCESS_COOKIE_PATH": "/",
+        "JWT_REFRESH_COOKIE_PATH": "/",
+        "JWT_ACCESS_CSRF_COOKIE_PATH": "/",
+        "JWT_REFRESH_CSRF_COOKIE_PATH": "/",
         "JWT_COOKIE_SAMESITE": "Strict",
         "JWT_COOKIE_CSRF_PROTECT": True,
         "JWT_CSRF_IN_COOKIES": True,
         "JWT_CSRF_CHECK_FORM": True,  # server-rendered forms send the CSRF value as a hidden csrf_token field
         "JWT_SESSION_COOKIE": True,  # browser cookies end with the browser; the token's exp still rules
-        "JWT_REFRESH_COOKIE_PATH": "/auth/refresh",
         "JWT_ERROR_MESSAGE_KEY": "error",
     }
 

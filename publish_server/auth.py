@@ -4,9 +4,10 @@ Thin views over :mod:`signin` (credentials) and :mod:`tokens` (sessions). Browse
 tokens as HttpOnly, SameSite=Strict cookies; cookie-authenticated POSTs carry the access token's
 CSRF value (flask-jwt-extended double submit). The sign-in form, posted before any JWT exists,
 has its own double submit: a random ``login_csrf`` value in a SameSite=Strict, HttpOnly cookie
-scoped to ``/login`` and in a hidden field. How a page session is kept alive through
-``GET /auth/refresh`` is described in :mod:`session`. Scripts use the JSON endpoints under
-``/api/v1/auth`` with the ``Authorization`` header and never cookies.
+and in a hidden field. Cookie names, paths and the ``__Host-`` prefix, and how a page session is
+kept alive through ``GET /auth/refresh``, are described in :mod:`session`. Scripts use the JSON
+endpoints under ``/api/v1/auth`` with the ``Authorization`` header and never cookies; a one-time
+password gets tokens that can only change it (``POST /api/v1/auth/password``) or sign out.
 """
 
 from __future__ import annotations
@@ -24,18 +25,21 @@ from jwt.exceptions import PyJWTError
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from . import audit, signin, throttle, tokens, twostep
-from .errors import BadRequest, Forbidden, HTTPError, TooManyRequests, Unauthorized
+from .errors import BadRequest, Forbidden, HTTPError, PasswordChangeRequired, TooManyRequests, Unauthorized
 from .extensions import db, limiter
 from .openapi import ErrorOut, operation, parse_body
 from .passwords import PasswordRejected
-from .session import csrf_field, csrf_token, login_required_page, remember_csrf, safe_next
+from .session import (
+    PASSWORD_CHANGE_REQUIRED_NOTE, api_user_required, cookie_args, cookie_name, csrf_field, csrf_token, login_required_page,
+    remember_csrf, safe_next,
+)
 
 bp = Blueprint("auth", __name__)
 api_bp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth")
 
 LOGIN_FAILED = "Email or password is incorrect."
 LOGIN_RATE = "10 per minute"  # per client IP, counting failed attempts only
-LOGIN_CSRF_COOKIE = "login_csrf"
+LOGIN_CSRF_COOKIE = "login_csrf"  # the form field; the cookie is cookie_name(LOGIN_CSRF_COOKIE)
 
 
 def _failed_only(response) -> bool:
@@ -60,15 +64,12 @@ def start_browser_session(response, user, device=None):
 
 
 def _render_login(*, status: int = 200, error: str = "", email: str = "", next_url: str = ""):
-    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    token = request.cookies.get(cookie_name(LOGIN_CSRF_COOKIE), "")
     if not (20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()):
         token = secrets.token_urlsafe(32)
     body = render_template("login.html", error=error, email=email, next=safe_next(next_url, default=""), login_csrf=token)
     response = make_response(body, status)
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE, token, path=url_for("auth.login_form"), httponly=True, samesite="Strict",
-        secure=current_app.config["NBPRESS"]["COOKIE_SECURE"],
-    )
+    response.set_cookie(cookie_name(LOGIN_CSRF_COOKIE), token, **cookie_args())
     return response
 
 
@@ -82,7 +83,7 @@ def login_form():
 def login_submit():
     email = request.form.get("email", "")
     next_url = request.form.get("next", "")
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    cookie = request.cookies.get(cookie_name(LOGIN_CSRF_COOKIE), "")
     sent = request.form.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
         return _render_login(status=403, error="This form has expired. Please try again.", email=email, next_url=next_url)
@@ -100,7 +101,7 @@ def login_submit():
         return _render_login(status=401, error=LOGIN_FAILED, email=email.strip()[:254], next_url=next_url)
     response = twostep.after_password_web(user, next_url, _render_login)
     if response.status_code == 303:
-        response.delete_cookie(LOGIN_CSRF_COOKIE, path=url_for("auth.login_form"))
+        response.delete_cookie(cookie_name(LOGIN_CSRF_COOKIE), **cookie_args())
     db.session.commit()
     return response
 
@@ -219,11 +220,19 @@ class LoginIn(BaseModel):
                                            description="From an earlier verify: skips the emailed code on a trusted device")
 
 
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"current_password": "...", "new_password": "..."}]})
+    current_password: StrictStr = Field(min_length=1, max_length=4096)
+    new_password: StrictStr = Field(min_length=1, max_length=4096,
+                                    description="Must meet the password policy (length limits, not a common password)")
+
+
 class TokensOut(BaseModel):
     access_token: str
     refresh_token: str
     token_type: str = "Bearer"
     expires_in: int = Field(description="Seconds until the access token expires")
+    password_change_required: bool = Field(default=False, description=PASSWORD_CHANGE_REQUIRED_NOTE)
 
 
 class LogoutIn(BaseModel):
@@ -231,7 +240,8 @@ class LogoutIn(BaseModel):
 
 
 def tokens_json(pair) -> dict:
-    return TokensOut(access_token=pair.access, refresh_token=pair.refresh, expires_in=pair.expires_in).model_dump()
+    return TokensOut(access_token=pair.access, refresh_token=pair.refresh, expires_in=pair.expires_in,
+                     password_change_required=pair.password_change_required).model_dump()
 
 
 _tokens_json = tokens_json
@@ -268,7 +278,7 @@ def api_login():
 
 @api_bp.post("/refresh")
 @operation("Trade a refresh token for new tokens (the old refresh token stops working)", tags=("auth",),
-           security="bearer", responses={200: TokensOut, 401: ErrorOut})
+           security="bearer", responses={200: TokensOut, 401: ErrorOut, 403: ErrorOut})
 def api_refresh():
     try:
         verify_jwt_in_request(refresh=True, locations=["headers"])
@@ -277,6 +287,8 @@ def api_refresh():
     user = get_current_user()
     if user is None or not user.active:
         raise Unauthorized()
+    if user.must_change_password:
+        raise PasswordChangeRequired()  # a one-time password's session is not kept alive either
     pair = tokens.rotate(get_jwt(), user)
     db.session.commit()
     return jsonify(_tokens_json(pair))
@@ -306,3 +318,23 @@ def api_logout():
     audit.record("logout", "ok", user_id=user.id, client="api")
     db.session.commit()
     return "", 204
+
+
+@api_bp.post("/password")
+@operation("Change your password (a one-time password must be changed before anything else): "
+           "earlier tokens of every device end, new tokens are answered",
+           body=PasswordIn, tags=("auth",), security="bearer",
+           responses={200: TokensOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut})
+@api_user_required  # outermost, so requests without a valid token never count against the limit
+@limiter.limit(LOGIN_RATE, deduct_when=_failed_only)  # each try verifies the current password (Argon2)
+def api_change_password():
+    user = get_current_user()
+    body = parse_body(PasswordIn)
+    try:
+        signin.change_password(user, body.current_password, body.new_password, body.new_password, client="api")
+    except PasswordRejected as exc:
+        db.session.commit()  # the audit row only; the password is untouched
+        raise BadRequest(str(exc), code="password_rejected") from None
+    pair = tokens.issue_pair(user)  # as on the account page: every device needs a code again
+    db.session.commit()
+    return jsonify(tokens_json(pair))

@@ -6,6 +6,7 @@
         ├── BadRequest              400 malformed input
         ├── Unauthorized            401 no or bad credentials
         ├── Forbidden               403 authenticated but not allowed (CSRF, disabled account)
+        │   └── PasswordChangeRequired  403 a one-time password: the API allows only changing it
         ├── NotFound                404 missing *or not granted*: existence is never leaked
         ├── Conflict                409 a state conflict
         ├── PayloadTooLarge         413 upload over the cap
@@ -45,6 +46,10 @@ class Unauthorized(HTTPError):
 
 class Forbidden(HTTPError):
     status, code, message = 403, "forbidden", "You are not allowed to do that."
+
+
+class PasswordChangeRequired(Forbidden):
+    code, message = "password_change_required", "Choose a new password first: POST /api/v1/auth/password."
 
 
 class NotFound(HTTPError):

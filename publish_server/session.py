@@ -1,18 +1,27 @@
 """Who is asking: the signed-in user of a page (JWT cookies) or of an API call (Bearer header).
 
 Pages redirect to the sign-in form when nobody is signed in; the API answers 401. The API
-reads tokens from the Authorization header only, so cookies never authorise it (no CSRF).
+reads tokens from the Authorization header only, so cookies never authorise it (no CSRF). A
+one-time password (``must_change_password``) opens only the account page, where it is changed;
+on the API it opens only ``POST /api/v1/auth/password`` and sign-out (403
+``password_change_required`` elsewhere).
 
-Keeping a page session alive (the refresh design). The refresh cookie is path-scoped to
-``/auth/refresh`` (``JWT_REFRESH_COOKIE_PATH``), so it travels with no other request and a page
-view cannot read it. When a page finds no usable access cookie, :func:`login_required_page`
-looks for the non-HttpOnly ``csrf_refresh_token`` cookie (path ``/``, set and cleared together
-with the refresh cookie): when present it redirects to ``GET /auth/refresh?next=<this page>``,
-which rotates the refresh token, sets fresh cookies and redirects back; otherwise straight to the
-sign-in form. That hop is a GET that changes only the caller's own tokens; it needs the
-SameSite=Strict refresh cookie, which browsers never send on cross-site requests, so no other
-site can trigger it. A POST whose access token expired cannot be replayed through the hop, so
-it returns to the page named by the form's hidden ``next`` field (the user submits again).
+Cookies. Every cookie is SameSite=Strict with Path=/ and, when ``COOKIE_SECURE`` is on, Secure
+with a ``__Host-`` name (:func:`cookie_name`): browsers refuse such a cookie with a Domain, a
+narrower Path or without Secure, so a sibling sub-domain or a plain-HTTP page can neither plant
+nor overwrite one (no session fixation, no forged double-submit value). Hence Path=/ for the
+refresh cookie too (in both modes, one behaviour): it travels with every request, but only the
+``/auth/refresh`` views read it; every other view verifies the access cookie alone.
+
+Keeping a page session alive (the refresh design). When a page finds no usable access cookie,
+:func:`login_required_page` looks for the non-HttpOnly ``csrf_refresh_token`` cookie (set and
+cleared together with the HttpOnly refresh cookie): when present it redirects to
+``GET /auth/refresh?next=<this page>``, which rotates the refresh token, sets fresh cookies and
+redirects back; otherwise straight to the sign-in form. That hop is a GET that changes only the
+caller's own tokens; it needs the SameSite=Strict refresh cookie, which browsers never send on
+cross-site requests, so no other site can trigger it. A POST whose access token expired cannot
+be replayed through the hop, so it returns to the page named by the form's hidden ``next`` field
+(the user submits again).
 
 Forms posted with cookie authentication carry the access token's CSRF value in a hidden
 ``csrf_token`` field (flask-jwt-extended double submit, ``JWT_CSRF_CHECK_FORM``); templates get
@@ -31,10 +40,11 @@ from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 from markupsafe import Markup, escape
 
-from .errors import Forbidden, HTTPError, Unauthorized
+from .errors import Forbidden, HTTPError, PasswordChangeRequired, Unauthorized
 from .models import User
 
-__all__ = ["page_user", "login_required_page", "api_user_required", "safe_next", "csrf_token", "csrf_field", "remember_csrf"]
+__all__ = ["page_user", "login_required_page", "api_user_required", "safe_next", "csrf_token", "csrf_field", "remember_csrf",
+           "cookie_name", "cookie_args", "PASSWORD_CHANGE_REQUIRED_NOTE"]
 
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -55,8 +65,7 @@ def _page_redirect():
         target = safe_next(request.full_path.rstrip("?"))
     else:
         target = safe_next(request.form.get("next"))
-    refresh_csrf = current_app.config.get("JWT_REFRESH_CSRF_COOKIE_NAME", "csrf_refresh_token")
-    if request.cookies.get(refresh_csrf):
+    if request.cookies.get(current_app.config["JWT_REFRESH_CSRF_COOKIE_NAME"]):
         return redirect(url_for("auth.refresh_page", next=target), code=303)
     return redirect(url_for("auth.login_form", next=target), code=303)
 
@@ -87,6 +96,8 @@ _WHILE_PASSWORD_MUST_CHANGE = {"auth.account", "auth.change_password", "auth.log
 
 
 def api_user_required(view: Callable) -> Callable:
+    """An API operation for a signed-in user (access token in the Authorization header)."""
+
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
@@ -96,9 +107,34 @@ def api_user_required(view: Callable) -> Callable:
         user = get_current_user()
         if user is None or not user.active:
             raise Unauthorized()
+        if user.must_change_password and request.endpoint not in _API_WHILE_PASSWORD_MUST_CHANGE:
+            # The sign-in completed (the device is verified), but a one-time password reads nothing.
+            raise PasswordChangeRequired()
         return view(*args, **kwargs)
 
     return wrapper
+
+
+# Sign-out (auth_api.api_logout) checks its token itself and stays open too; refresh refuses.
+_API_WHILE_PASSWORD_MUST_CHANGE = {"auth_api.api_change_password"}
+
+# How token answers describe their password_change_required field (OpenAPI).
+PASSWORD_CHANGE_REQUIRED_NOTE = (
+    "True for a one-time password: until POST /api/v1/auth/password replaces it, every other operation "
+    "but sign-out answers 403 password_change_required"
+)
+
+
+def cookie_name(name: str, *, secure: bool | None = None) -> str:
+    """``name`` as the portal sets it: ``__Host-`` prefixed when cookies are Secure (``COOKIE_SECURE``)."""
+    if secure is None:
+        secure = current_app.config["NBPRESS"]["COOKIE_SECURE"]
+    return f"__Host-{name}" if secure else name
+
+
+def cookie_args() -> dict:
+    """How the portal's own cookies are set and cleared (the JWT cookies follow the same rules)."""
+    return {"path": "/", "httponly": True, "samesite": "Strict", "secure": current_app.config["NBPRESS"]["COOKIE_SECURE"]}
 
 
 def remember_csrf(encoded_access_token: str) -> None:

@@ -54,7 +54,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SESSION_IDLE_MINUTES", int, 30, "A session unused for this long ends.", minimum=5, maximum=720),
     Setting("PASSWORD_MIN_LENGTH", int, 12, "Shortest password accepted.", minimum=8, maximum=64),
     Setting("PASSWORD_MAX_LENGTH", int, 128, "Longest password accepted (checked before hashing).", minimum=64, maximum=1024),
-    Setting("COOKIE_SECURE", bool, True, "Mark cookies Secure (HTTPS only); off only for plain local development."),
+    Setting("COOKIE_SECURE", bool, True, "Mark cookies Secure with a __Host- name (HTTPS only); off only for plain local development."),
     Setting("TRUSTED_PROXIES", int, 0, "Number of proxies in front whose X-Forwarded-For is believed.", minimum=0, maximum=5),
     Setting("RATELIMIT_STORAGE_URL", str, "memory://", "Flask-Limiter storage: memory:// (one process) or redis://..."),
     Setting("ARGON2_MEMORY_KIB", int, 19456, "Argon2id memory cost in KiB (tests lower it; never below 19 MiB in production).", minimum=8, maximum=4_194_304),

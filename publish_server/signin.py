@@ -55,8 +55,10 @@ def authenticate(email: object, password: object) -> User | None:
     return user
 
 
-def change_password(user: User, current: object, new: object, repeat: object) -> None:
+def change_password(user: User, current: object, new: object, repeat: object, **audit_detail: str) -> None:
     """Set a new password; earlier tokens (every device and session) stop counting.
+
+    ``audit_detail`` goes into the audit rows (``client="api"`` from the API).
 
     Raises :class:`PasswordRejected` (message safe to show) and changes nothing when the
     current password is wrong, the two new ones differ, or the new one fails the policy. The
@@ -65,7 +67,7 @@ def change_password(user: User, current: object, new: object, repeat: object) ->
     hasher = passwords()
 
     def refuse(reason: str, message: str) -> PasswordRejected:
-        audit.record("password.change", "failed", user_id=user.id, reason=reason)
+        audit.record("password.change", "failed", user_id=user.id, reason=reason, **audit_detail)
         return PasswordRejected(message)
 
     try:
@@ -82,4 +84,4 @@ def change_password(user: User, current: object, new: object, repeat: object) ->
     from .models import utcnow
 
     revoke_all(user, utcnow(), by="password_change")  # every device needs a code again; every token ends
-    audit.record("password.change", "ok", user_id=user.id)
+    audit.record("password.change", "ok", user_id=user.id, **audit_detail)

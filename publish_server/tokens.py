@@ -6,7 +6,8 @@ revoked), or when its user is gone or inactive.
 
 Sessions: :func:`issue_pair` starts one (an access and a refresh token sharing a
 ``session_start`` claim; the access token also names its refresh token's jti, so logout can
-revoke both even though the refresh cookie only travels to ``/auth/refresh``).
+revoke both from the access token alone: API clients send only that, and the browser's refresh
+cookie, though sent with every request since it has Path=/, is read only by ``/auth/refresh``).
 :func:`rotate` trades a refresh token for a new pair and puts the old one on the deny-list; it
 refuses a session older than ``SESSION_HOURS`` (absolute) or whose refresh token is older than
 ``SESSION_IDLE_MINUTES`` (idle: every refresh re-issues it, so only an active session survives).
@@ -122,11 +123,16 @@ def current_payload() -> dict:
 
 @dataclass(frozen=True)
 class TokenPair:
-    """A signed-in session's tokens; ``expires_in`` is the access token's lifetime in seconds."""
+    """A signed-in session's tokens; ``expires_in`` is the access token's lifetime in seconds.
+
+    ``password_change_required``: issued to a one-time password, so they open nothing but the
+    password change (see :mod:`session`); API answers say so.
+    """
 
     access: str
     refresh: str
     expires_in: int
+    password_change_required: bool = False
 
 
 def _session_ended() -> Exception:
@@ -158,7 +164,8 @@ def issue_pair(user: User, *, session_start: int | None = None, device_id: str |
         identity=user.public_id, expires_delta=dt.timedelta(seconds=access_seconds),
         additional_claims={"session_start": start, "rjti": refresh_payload["jti"], "rexp": refresh_payload["exp"], **device_claim},
     )
-    return TokenPair(access=access, refresh=refresh, expires_in=access_seconds)
+    return TokenPair(access=access, refresh=refresh, expires_in=access_seconds,
+                     password_change_required=bool(user.must_change_password))
 
 
 def rotate(refresh_payload: dict, user: User) -> TokenPair:

@@ -4,12 +4,13 @@
 accepted the password. A trusted device (see :mod:`devices`) gets tokens at once; anything else
 gets a login challenge (see :mod:`challenges`) and an answer that says only that a code was
 sent. Browsers are bound to their challenge by the ``login_challenge`` cookie (HttpOnly,
-SameSite=Strict, path ``/login``, holding ``<challenge id>.<binding secret>``), and the verify
+SameSite=Strict, Path=/, ``__Host-`` prefixed when cookies are Secure, like every cookie: see
+:mod:`session`; it holds ``<challenge id>.<binding secret>``), and the verify
 and resend forms repeat the challenge id in a hidden field (a double submit no other site can
 forge). API clients get ``challenge_id`` and ``client_secret`` and send both back. Nothing but
 verify and resend accepts that partial state. On a correct code the device becomes trusted
-(browsers: a device cookie, ``__Host-`` prefixed when cookies are Secure; API clients: a
-``device_token``), tokens are issued and a "new sign-in" notice is emailed.
+(browsers: a device cookie; API clients: a ``device_token``), tokens are issued and a "new
+sign-in" notice is emailed.
 
 IP and MAC come from ``request.remote_addr`` (corrected by ProxyFix for ``TRUSTED_PROXIES``
 only) and the kernel's neighbour table: never from headers or the body.
@@ -29,7 +30,7 @@ from .mail import MailError, send_template
 from .models import Device, User
 from .neighbours import MacReading, read_mac
 from .openapi import ErrorOut, operation, parse_body
-from .session import safe_next
+from .session import PASSWORD_CHANGE_REQUIRED_NOTE, cookie_args, cookie_name, safe_next
 
 __all__ = ["bp", "api_bp", "after_password_web", "after_password_api", "device_cookie_name", "client_ip", "client_mac"]
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("twostep", __name__)
 api_bp = Blueprint("twostep_api", __name__, url_prefix="/api/v1/auth")
 
-CHALLENGE_COOKIE = "login_challenge"
+CHALLENGE_COOKIE = "login_challenge"  # the cookie is cookie_name(CHALLENGE_COOKIE)
 CODE_SENT = "We sent a sign-in code to your email address."
 STEP_RATE = "30 per minute"  # per client IP, failed verify/resend only (each challenge also has its own caps)
 
@@ -48,7 +49,7 @@ def _failed_only(response) -> bool:
 
 
 def device_cookie_name() -> str:
-    return "__Host-nbpress_device" if current_app.config["NBPRESS"]["COOKIE_SECURE"] else "nbpress_device"
+    return cookie_name("nbpress_device")
 
 
 def client_ip() -> str:
@@ -101,7 +102,7 @@ def _finish(challenge, user: User) -> tuple[Device, str]:
 
 
 def _cookie_args() -> dict:
-    return {"httponly": True, "samesite": "Strict", "secure": current_app.config["NBPRESS"]["COOKIE_SECURE"]}
+    return cookie_args()  # Path=/ and Secure for the __Host- prefix
 
 
 def after_password_web(user: User, next_url: str, render_login):
@@ -120,14 +121,14 @@ def after_password_web(user: User, next_url: str, render_login):
     except CodeProblem as problem:
         return render_login(status=problem.status, error=problem.message, email=user.email, next_url=next_url)
     response = redirect(url_for("twostep.verify_form", next=safe_next(next_url, default="") or None), code=303)
-    response.set_cookie(CHALLENGE_COOKIE, f"{started.challenge.public_id}.{started.binding}", path="/login",
+    response.set_cookie(cookie_name(CHALLENGE_COOKIE), f"{started.challenge.public_id}.{started.binding}",
                         max_age=current_app.config["NBPRESS"]["CODE_MINUTES"] * 60, **_cookie_args())
     return response
 
 
 def _browser_challenge():
     """The challenge named by this browser's cookie, when the form repeats its id."""
-    raw = request.cookies.get(CHALLENGE_COOKIE, "")
+    raw = request.cookies.get(cookie_name(CHALLENGE_COOKIE), "")
     challenge_id, _, binding = raw.partition(".")
     if request.method == "POST" and request.form.get("challenge", "") != challenge_id:
         raise challenges._ended()
@@ -135,13 +136,13 @@ def _browser_challenge():
 
 
 def _render_verify(*, status: int = 200, error: str = "", notice: str = "", ended: bool = False):
-    raw = request.cookies.get(CHALLENGE_COOKIE, "")
+    raw = request.cookies.get(cookie_name(CHALLENGE_COOKIE), "")
     body = render_template("verify.html", error=error, notice=notice, ended=ended, challenge=raw.partition(".")[0],
                            next=safe_next(request.values.get("next", ""), default=""),
                            digits=current_app.config["NBPRESS"]["CODE_DIGITS"])
     response = make_response(body, status)
     if ended:
-        response.delete_cookie(CHALLENGE_COOKIE, path="/login")
+        response.delete_cookie(cookie_name(CHALLENGE_COOKIE), **_cookie_args())
     return response
 
 
@@ -170,9 +171,9 @@ def verify_submit():
     next_url = request.form.get("next", "")
     target = url_for("auth.account", reason="change") if user.must_change_password else safe_next(next_url)
     response = start_browser_session(redirect(target, code=303), user, device)
-    response.set_cookie(device_cookie_name(), secret, path="/", max_age=current_app.config["NBPRESS"]["DEVICE_DAYS"] * 86400,
+    response.set_cookie(device_cookie_name(), secret, max_age=current_app.config["NBPRESS"]["DEVICE_DAYS"] * 86400,
                         **_cookie_args())
-    response.delete_cookie(CHALLENGE_COOKIE, path="/login")
+    response.delete_cookie(cookie_name(CHALLENGE_COOKIE), **_cookie_args())
     db.session.commit()
     return response
 
@@ -216,6 +217,7 @@ class VerifiedOut(BaseModel):
     token_type: str = "Bearer"
     expires_in: int
     device_token: str = Field(description="Send as device_token when signing in again to skip the code (30 days)")
+    password_change_required: bool = Field(default=False, description=PASSWORD_CHANGE_REQUIRED_NOTE)
 
 
 class SentOut(BaseModel):
@@ -258,7 +260,7 @@ def api_verify():
     pair = tokens.issue_pair(user, device_id=device.public_id)
     db.session.commit()
     return jsonify(VerifiedOut(access_token=pair.access, refresh_token=pair.refresh, expires_in=pair.expires_in,
-                               device_token=secret).model_dump())
+                               device_token=secret, password_change_required=pair.password_change_required).model_dump())
 
 
 @api_bp.post("/resend")

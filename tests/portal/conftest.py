@@ -150,12 +150,12 @@ def _login(client, email: str, password: str = TEST_PASSWORD, *, next: str = "")
     if key in known:
         client.set_cookie(device_cookie_name(app), known[key])
     client.get("/login")
-    csrf = client.get_cookie("login_csrf", path="/login")
+    csrf = client.get_cookie("login_csrf")
     form = {"email": email, "password": password, "login_csrf": csrf.value if csrf else "", "next": next}
     response = client.post("/login", data=form)
     if response.status_code != 303 or not response.headers["Location"].startswith("/login/verify"):
         return response
-    challenge = client.get_cookie("login_challenge", path="/login").value.partition(".")[0]
+    challenge = client.get_cookie("login_challenge").value.partition(".")[0]
     answer = client.post("/login/verify", data={"challenge": challenge, "code": last_code(app, email), "next": next})
     device = client.get_cookie(device_cookie_name(app))
     if device is not None:

@@ -26,7 +26,7 @@ from publish_server.passwords import PasswordRejected, Passwords
 from publish_server.session import api_user_required, login_required_page, safe_next
 from publish_server.settings import SETTINGS
 
-from .conftest import TEST_PASSWORD, api_sign_in, base_config
+from .conftest import TEST_PASSWORD, api_sign_in, base_config, last_code
 
 EMAIL = "ana@example.org"
 NEW_PASSWORD = "a brand new passphrase 77"
@@ -193,28 +193,74 @@ def test_login_sets_httponly_samesite_strict_cookies_and_redirects_to_next(clien
     cookies = set_cookie_headers(response)
     for name in ("access_token_cookie", "refresh_token_cookie"):
         assert "HttpOnly" in cookies[name] and "SameSite=Strict" in cookies[name] and "Secure" not in cookies[name]
-    assert "Path=/auth/refresh" in cookies["refresh_token_cookie"]
+    assert all("Path=/;" in header or header.endswith("Path=/") for header in cookies.values())
     assert "SameSite=Strict" in cookies["csrf_access_token"]
     assert client.get("/account").status_code == 200
 
 
-def test_cookies_are_secure_when_cookie_secure_is_on(tmp_path):
-    app = create_app(base_config(COOKIE_SECURE=True), instance_path=tmp_path / "secure")
+HTTPS = "https://localhost"
+HOST_COOKIES = {f"__Host-{name}" for name in (
+    "login_csrf", "login_challenge", "nbpress_device", "access_token_cookie", "refresh_token_cookie",
+    "csrf_access_token", "csrf_refresh_token")}
+
+
+def _hidden(page, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page.get_data(as_text=True))
+    assert found, f"no hidden {name} field"
+    return found.group(1)
+
+
+def test_every_cookie_is_host_prefixed_secure_and_path_root_when_cookies_are_secure(tmp_path, database_url):
+    """With COOKIE_SECURE every cookie the portal sets or clears is ``__Host-``: Secure, Path=/, no Domain.
+
+    Browsers refuse a ``__Host-`` cookie without those, so a sub-domain or a plain-HTTP page cannot
+    plant or overwrite one. Walks the whole browser flow over HTTPS and checks every Set-Cookie.
+    """
+    app = create_app(base_config(COOKIE_SECURE=True, DATABASE_URL=database_url), instance_path=tmp_path / "secure")
     with app.app_context():
-        upgrade()
-        db.session.add(User(email=EMAIL, password_hash=signin.passwords().hash(TEST_PASSWORD)))
+        if not database_url:
+            upgrade()
+        # A one-time password, so the flow includes the password change and its new session.
+        db.session.add(User(email=EMAIL, display_name="ana", password_hash=signin.passwords().hash(TEST_PASSWORD),
+                            must_change_password=True))
         db.session.commit()
         client = app.test_client()
-        form_page = client.get("/login", base_url="https://localhost")
-        assert "Secure" in form_page.headers["Set-Cookie"] and "SameSite=Strict" in form_page.headers["Set-Cookie"]
-        token = cookie(client, "login_csrf", "/login")
-        response = client.post("/login", base_url="https://localhost", data={"email": EMAIL, "password": TEST_PASSWORD, "login_csrf": token})
-        assert response.status_code == 303
-        for name, header in set_cookie_headers(response).items():
-            if name != "login_csrf":
-                assert "Secure" in header and "SameSite=Strict" in header, name
+        names: set[str] = set()
+
+        def go(method: str, path: str, status: int, **kwargs):
+            response = client.open(path, method=method, base_url=HTTPS, **kwargs)
+            for header in response.headers.getlist("Set-Cookie"):
+                first, *attributes = [part.strip() for part in header.split(";")]
+                names.add(first.partition("=")[0])
+                flags = {key.lower(): value for key, _, value in (a.partition("=") for a in attributes)}
+                assert first.startswith("__Host-"), (method, path, header)
+                assert "secure" in flags and flags.get("path") == "/" and "domain" not in flags, (method, path, header)
+                assert flags.get("samesite") == "Strict", (method, path, header)
+            assert response.status_code == status, (method, path, response.status_code)
+            return response
+
+        form = go("GET", "/login", 200)
+        verify = go("POST", "/login", 303, data={"email": EMAIL, "password": TEST_PASSWORD, "login_csrf": _hidden(form, "login_csrf")})
+        page = go("GET", verify.headers["Location"], 200)
+        signed_in = go("POST", "/login/verify", 303, data={"challenge": _hidden(page, "challenge"), "code": last_code(app, EMAIL)})
+        go("GET", signed_in.headers["Location"], 200)
+
+        def csrf(name: str) -> str:
+            found = client.get_cookie(f"__Host-csrf_{name}_token")
+            return found.value if found else ""
+
+        go("POST", "/account/password", 303, data={"csrf_token": csrf("access"), "current_password": TEST_PASSWORD,
+                                                   "new_password": NEW_PASSWORD, "new_password_again": NEW_PASSWORD})
+        go("GET", "/auth/refresh?next=/account", 303)
+        go("POST", "/auth/refresh", 204, headers={"X-CSRF-TOKEN": csrf("refresh")})
+        go("GET", "/account", 200)
+        go("POST", "/logout", 303, data={"csrf_token": csrf("access")})
+        go("GET", "/auth/refresh?next=/", 303)  # signed out: the hop clears the session cookies
+        go("GET", "/login/verify", 401)  # no challenge: the verify page clears its cookie
         db.session.remove()
         db.engine.dispose()
+
+    assert names == HOST_COOKIES  # every cookie of the flow was seen (and checked) at least once
 
 
 @pytest.mark.parametrize("target", [
@@ -260,7 +306,7 @@ def test_login_form_needs_its_own_csrf_token(app, client, ana, case):
     other = app.test_client()
     other.get("/login")
     client.get("/login")
-    token = "" if case == "missing" else cookie(other, "login_csrf", "/login")
+    token = "" if case == "missing" else cookie(other, "login_csrf")
     response = client.post("/login", data={"email": EMAIL, "password": TEST_PASSWORD, "login_csrf": token})
     assert response.status_code == 403
     assert "access_token_cookie" not in set_cookie_headers(response)
@@ -350,7 +396,8 @@ def test_tokens_of_a_disabled_account_stop_working(client, ana, probe):
 def test_api_login_answers_bearer_tokens(app, client, ana):
     api_pair(client)  # the first sign-in verifies this client with an emailed code
     body = api_pair(client)
-    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in", "password_change_required"}
+    assert body["password_change_required"] is False
     assert body["token_type"] == "Bearer" and body["expires_in"] == 15 * 60
     access = decode_token(body["access_token"])
     assert access["sub"] == ana.public_id and access["type"] == "access" and access["exp"] - access["iat"] == 900
@@ -436,6 +483,113 @@ def test_api_logout_also_revokes_a_named_refresh_token(client, ana, make_user):
     assert client.post("/api/v1/auth/refresh", headers=bearer(theirs["refresh_token"])).status_code == 200
 
 
+# --- one-time passwords on the API ----------------------------------------------------------
+
+CHANGE_FIRST = "POST /api/v1/auth/password"
+SOME_ID = "abcdefghijklmnopqrstuv"
+
+
+@pytest.fixture
+def one_time(make_user):
+    """ana with a one-time password, as after ``nbpress portal users add`` or ``reset-password``."""
+    user = make_user(EMAIL)
+    user.must_change_password = True
+    db.session.commit()
+    return user
+
+
+def change_by_api(client, access_token, current=TEST_PASSWORD, new=NEW_PASSWORD):
+    return client.post("/api/v1/auth/password", headers=bearer(access_token), json={"current_password": current, "new_password": new})
+
+
+def test_a_one_time_password_signs_in_on_the_api_but_reads_nothing_until_it_is_changed(client, one_time):
+    first = api_pair(client)  # password and emailed code: the sign-in completes, the device is verified
+    assert first["password_change_required"] is True
+    pair = api_pair(client)  # the trusted device skips the code; the answer still says so
+    assert pair["password_change_required"] is True and "device_token" not in pair
+    for path in ("/api/v1/publications", f"/api/v1/publications/{SOME_ID}", f"/api/v1/publications/{SOME_ID}/download"):
+        refused = client.get(path, headers=bearer(pair["access_token"]))
+        assert refused.status_code == 403, path
+        assert refused.get_json()["error"] == "password_change_required" and CHANGE_FIRST in refused.get_json()["message"]
+    refused = client.post("/api/v1/auth/refresh", headers=bearer(pair["refresh_token"]))  # no way round it by refreshing
+    assert refused.status_code == 403 and refused.get_json()["error"] == "password_change_required"
+
+    changed = change_by_api(client, pair["access_token"])
+    assert changed.status_code == 200
+    body = changed.get_json()
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in", "password_change_required"}
+    assert body["password_change_required"] is False and body["token_type"] == "Bearer"
+    assert client.get("/api/v1/publications", headers=bearer(body["access_token"])).status_code == 200
+    assert client.post("/api/v1/auth/refresh", headers=bearer(body["refresh_token"])).status_code == 200
+    # As any password change: earlier tokens end, the one-time password is gone.
+    for token in (first, pair):
+        assert client.get("/api/v1/publications", headers=bearer(token["access_token"])).status_code == 401
+        assert client.post("/api/v1/auth/refresh", headers=bearer(token["refresh_token"])).status_code == 401
+    assert client.post("/api/v1/auth/login", json={"email": EMAIL, "password": TEST_PASSWORD}).status_code == 401
+    db.session.refresh(one_time)
+    assert one_time.must_change_password is False
+    assert [(row.outcome, row.detail.get("client")) for row in audit_rows("password.change")] == [("ok", "api")]
+
+
+def test_every_bearer_operation_but_password_change_and_logout_refuses_a_one_time_password(app, client, one_time):
+    """Walks the OpenAPI document, so an operation added later is held to the rule too."""
+    pair = api_pair(client)
+    document = build_document(app)
+    allowed = {("post", "/api/v1/auth/password"), ("post", "/api/v1/auth/logout")}
+    checked = []
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            if op.get("security") != [{"bearer": []}] or (method, path) in allowed:
+                continue
+            token = pair["refresh_token"] if path.endswith("/auth/refresh") else pair["access_token"]
+            response = client.open(re.sub(r"\{[^}]+\}", SOME_ID, path), method=method.upper(), headers=bearer(token))
+            assert response.status_code == 403 and response.get_json()["error"] == "password_change_required", (method, path)
+            assert "403" in op["responses"], f"{method} {path} does not document its 403"
+            checked.append((method, path))
+    assert len(checked) >= 4, checked  # list, metadata, download, refresh
+    for method, path in allowed:
+        assert document["paths"][path][method]["security"] == [{"bearer": []}]
+    assert client.post("/api/v1/auth/logout", headers=bearer(pair["access_token"])).status_code == 204
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"current_password": "not my password at all", "new_password": NEW_PASSWORD}, "current password is not correct"),
+    ({"current_password": TEST_PASSWORD, "new_password": "too short"}, "at least 12"),
+    ({"current_password": TEST_PASSWORD, "new_password": "y" * 129}, "at most 128"),
+    ({"current_password": TEST_PASSWORD, "new_password": EMAIL.upper()}, "too common"),
+    ({"current_password": TEST_PASSWORD}, "new_password"),
+    ({"current_password": TEST_PASSWORD, "new_password": 5}, "new_password"),
+    ({"current_password": TEST_PASSWORD, "new_password": "lone surrogate \ud800 here"}, "new_password"),
+])
+def test_refused_api_password_changes_change_nothing(client, one_time, body, message):
+    pair = api_pair(client)
+    stored = one_time.password_hash
+    response = client.post("/api/v1/auth/password", headers=bearer(pair["access_token"]), json=body)
+    assert response.status_code == 400 and message in response.get_json()["message"]
+    db.session.refresh(one_time)
+    assert one_time.password_hash == stored and one_time.must_change_password is True
+    assert client.post("/api/v1/auth/logout", headers=bearer(pair["access_token"])).status_code == 204  # the token still counted
+
+
+def test_api_password_change_needs_an_access_token(client, ana):
+    pair = api_pair(client)
+    assert change_by_api(client, pair["refresh_token"]).status_code == 401
+    assert client.post("/api/v1/auth/password", json={"current_password": TEST_PASSWORD, "new_password": NEW_PASSWORD}).status_code == 401
+    changed = change_by_api(client, pair["access_token"])  # not only for one-time passwords
+    assert changed.status_code == 200 and changed.get_json()["password_change_required"] is False
+
+
+def test_api_password_change_is_rate_limited_per_ip_for_failures_with_a_valid_token(client, ana):
+    """Each try runs Argon2 on the current password: a stolen access token cannot guess it at speed."""
+    pair = api_pair(client)
+    for _ in range(12):  # requests without a valid token stop at the 401 and count for nothing
+        assert client.post("/api/v1/auth/password", json={"current_password": "x", "new_password": NEW_PASSWORD}).status_code == 401
+    for _ in range(10):
+        assert change_by_api(client, pair["access_token"], current="not my password at all").status_code == 400
+    blocked = change_by_api(client, pair["access_token"])  # even the right password waits
+    assert blocked.status_code == 429 and blocked.get_json()["error"] == "too_many_requests"
+
+
 def test_auth_endpoints_are_in_the_openapi_document(app):
     from openapi_spec_validator import validate
 
@@ -446,6 +600,13 @@ def test_auth_endpoints_are_in_the_openapi_document(app):
     assert {"200", "400", "401", "429"} <= set(login_op["responses"])
     assert document["paths"]["/api/v1/auth/refresh"]["post"]["security"] == [{"bearer": []}]
     assert document["paths"]["/api/v1/auth/logout"]["post"]["security"] == [{"bearer": []}]
+    password_op = document["paths"]["/api/v1/auth/password"]["post"]
+    assert password_op["security"] == [{"bearer": []}]
+    assert password_op["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PasswordIn"}
+    assert password_op["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TokensOut"}
+    assert {"400", "401"} <= set(password_op["responses"])
+    assert "password_change_required" in document["components"]["schemas"]["TokensOut"]["properties"]
+    assert "password_change_required" in document["components"]["schemas"]["VerifiedOut"]["properties"]
 
 
 # --- browser sign-out and refresh ---------------------------------------------------------
@@ -453,7 +614,7 @@ def test_auth_endpoints_are_in_the_openapi_document(app):
 
 def test_logout_needs_csrf_and_then_revokes_both_cookies_tokens(client, ana, login, probe):
     login(client, EMAIL)
-    access, refresh = cookie(client, "access_token_cookie"), cookie(client, "refresh_token_cookie", "/auth/refresh")
+    access, refresh = cookie(client, "access_token_cookie"), cookie(client, "refresh_token_cookie")
     assert client.post("/logout").status_code == 403
     assert client.post("/logout", data={"csrf_token": "0f" * 16}).status_code == 403
     assert client.get("/api/_probe", headers=bearer(access)).status_code == 200  # refused posts changed nothing
@@ -469,7 +630,7 @@ def test_logout_needs_csrf_and_then_revokes_both_cookies_tokens(client, ana, log
 
 def test_logout_with_an_expired_access_cookie_still_revokes_the_refresh_token(app, client, ana, login):
     login(client, EMAIL)
-    refresh = cookie(client, "refresh_token_cookie", "/auth/refresh")
+    refresh = cookie(client, "refresh_token_cookie")
     payload = decode_token(cookie(client, "access_token_cookie"))
     expired = create_access_token(identity=ana.public_id, expires_delta=dt.timedelta(seconds=-1),
                                   additional_claims={"rjti": payload["rjti"], "rexp": payload["rexp"]})
@@ -480,7 +641,7 @@ def test_logout_with_an_expired_access_cookie_still_revokes_the_refresh_token(ap
 
 def test_a_page_refreshes_an_expired_access_cookie_through_the_refresh_hop(client, ana, login):
     login(client, EMAIL)
-    old_refresh = cookie(client, "refresh_token_cookie", "/auth/refresh")
+    old_refresh = cookie(client, "refresh_token_cookie")
     client.delete_cookie("access_token_cookie")
     hop = client.get("/account?x=1")
     assert hop.status_code == 303 and hop.headers["Location"] == "/auth/refresh?next=/account?x%3D1"
@@ -508,7 +669,7 @@ def test_the_refresh_hop_sends_an_ended_session_to_sign_in(app, client, ana, log
 
 def test_cookie_refresh_by_post_needs_the_refresh_csrf_value(client, ana, login):
     login(client, EMAIL)
-    refresh = cookie(client, "refresh_token_cookie", "/auth/refresh")
+    refresh = cookie(client, "refresh_token_cookie")
     assert client.post("/auth/refresh").status_code == 403
     assert client.post("/auth/refresh", headers={"X-CSRF-TOKEN": cookie(client, "csrf_access_token")}).status_code == 403
     assert client.post("/api/v1/auth/refresh", headers=bearer(refresh)).status_code == 200  # untouched so far

@@ -8,6 +8,7 @@ back. Runs once, on SQLite: the database does not change what the browser sees.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -45,10 +46,10 @@ def smtp():
         yield server
 
 
-@pytest.fixture
-def portal(tmp_path, smtp):
-    """A seeded portal served by Werkzeug on 127.0.0.1 (random port) in a thread, mailing to ``smtp``."""
-    app = create_app(base_config(MAIL_URL=f"smtp://127.0.0.1:{smtp.port}"), instance_path=tmp_path / "instance")
+@contextlib.contextmanager
+def serve_portal(tmp_path, smtp, *, host: str = "127.0.0.1", **settings):
+    """A seeded portal served by Werkzeug on loopback (random port) in a thread, mailing to ``smtp``."""
+    app = create_app(base_config(MAIL_URL=f"smtp://127.0.0.1:{smtp.port}", **settings), instance_path=tmp_path / "instance")
     with app.app_context():
         upgrade()
         passwords = Passwords.from_settings(app.config["NBPRESS"])
@@ -68,12 +69,18 @@ def portal(tmp_path, smtp):
     thread = threading.Thread(target=server.serve_forever, name="portal-under-test", daemon=True)
     thread.start()
     try:
-        yield app, f"http://127.0.0.1:{server.server_port}", seeded
+        yield app, f"http://{host}:{server.server_port}", seeded
     finally:
         server.shutdown()
         thread.join(timeout=10)
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture
+def portal(tmp_path, smtp):
+    with serve_portal(tmp_path, smtp) as served:
+        yield served
 
 
 @pytest.fixture
@@ -186,3 +193,36 @@ def test_sign_in_list_download_sign_out_and_back_does_not_show_the_list(portal, 
 
     assert csp_violations == []  # no inline script or style anywhere on the way
     context.close()
+
+
+def test_a_real_browser_keeps_the_host_prefixed_cookies_through_sign_in_refresh_and_sign_out(tmp_path, smtp, browser):
+    """COOKIE_SECURE on: Chromium itself enforces the ``__Host-`` rules (Secure, Path=/, no Domain)
+    and drops a cookie that breaks them, so the sign-in, the refresh hop and sign-out only work
+    when every cookie is set correctly. http://localhost counts as a secure context for cookies."""
+    with serve_portal(tmp_path, smtp, host="localhost", COOKIE_SECURE=True) as (_app, base, _seeded):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{base}/")
+        page.get_by_label("Email").fill("reader@example.org")
+        page.get_by_label("Password").fill(TEST_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        enter_code(page, smtp, base, 1)
+        page.wait_for_url(f"{base}/")
+        assert page.get_by_role("heading", name="Weekly Statistics").is_visible()
+        cookies = context.cookies()
+        assert {c["name"] for c in cookies} == {"__Host-access_token_cookie", "__Host-refresh_token_cookie", "__Host-csrf_access_token",
+                                                "__Host-csrf_refresh_token", "__Host-nbpress_device"}
+        assert all(c["secure"] and c["path"] == "/" for c in cookies)
+
+        # The access cookie gone (as when it expires): the refresh hop renews it and the page shows again.
+        context.clear_cookies(name="__Host-access_token_cookie")
+        page.goto(f"{base}/")
+        page.wait_for_url(f"{base}/")
+        assert page.get_by_role("heading", name="Weekly Statistics").is_visible()
+        assert "__Host-access_token_cookie" in {c["name"] for c in context.cookies()}
+
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{base}/login")
+        # The session cookies were cleared; the sign-in form set a fresh login_csrf.
+        assert {c["name"] for c in context.cookies()} == {"__Host-nbpress_device", "__Host-login_csrf"}
+        context.close()

@@ -60,13 +60,13 @@ def api_verify(client, started, code, ip="127.0.0.1"):
 
 def web_password(client, email=EMAIL, password=TEST_PASSWORD, ip="127.0.0.1", headers=None):
     client.get("/login")
-    csrf = client.get_cookie("login_csrf", path="/login")
+    csrf = client.get_cookie("login_csrf")
     return client.post("/login", data={"email": email, "password": password, "login_csrf": csrf.value, "next": "/account"},
                        environ_base={"REMOTE_ADDR": ip}, headers=headers or {})
 
 
 def web_verify(client, code, ip="127.0.0.1"):
-    challenge = client.get_cookie("login_challenge", path="/login")
+    challenge = client.get_cookie("login_challenge")
     return client.post("/login/verify", environ_base={"REMOTE_ADDR": ip},
                        data={"challenge": challenge.value.partition(".")[0] if challenge else "", "code": code, "next": "/account"})
 
@@ -185,7 +185,7 @@ def test_a_challenge_is_bound_to_the_client_that_started_it(app, client, ana):
     # Browsers: the challenge cookie is the binding; another browser with the id and code gets nothing.
     web_password(client)
     web_code = last_code(app, EMAIL)
-    challenge_id = client.get_cookie("login_challenge", path="/login").value.partition(".")[0]
+    challenge_id = client.get_cookie("login_challenge").value.partition(".")[0]
     other = app.test_client()
     response = other.post("/login/verify", data={"challenge": challenge_id, "code": web_code})
     assert response.status_code == 401 and other.get_cookie("access_token_cookie") is None
@@ -356,7 +356,7 @@ def test_an_smtp_failure_says_try_again_and_leaves_nothing_open(app, client, ana
     response = web_password(client)
     assert response.status_code == 503 and b"could not send the code" in response.data
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LoginChallenge)) == 0
-    assert client.get_cookie("login_challenge", path="/login") is None
+    assert client.get_cookie("login_challenge") is None
     assert "not sent" in caplog.text
     api = api_login(client)
     assert api.status_code == 503 and api.get_json()["error"] == "code_not_sent"

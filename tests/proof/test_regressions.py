@@ -43,7 +43,7 @@ def test_a_nul_in_the_sign_in_form_is_a_plain_failed_sign_in(client, make_user, 
     proof.case("regressions", "NUL in the email of the sign-in form", "the form answers 401 with its page, never a 500")
     make_user("gina@example.com")
     client.get("/login")
-    csrf = client.get_cookie("login_csrf", path="/login").value
+    csrf = client.get_cookie("login_csrf").value
     response = client.post("/login", data={"email": "gina@example.com\x00", "password": TEST_PASSWORD, "login_csrf": csrf})
     assert response.status_code == 401, response.status_code
 
