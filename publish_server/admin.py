@@ -485,6 +485,7 @@ def serve(dev: bool, host: str, port: int) -> None:
     """Upgrade the database and run the development server (production: gunicorn)."""
     from flask_migrate import upgrade
 
+    from .hosts import normal_host, parse_trusted_hosts
     from .settings import write_dev_secrets
 
     if dev:
@@ -494,6 +495,10 @@ def serve(dev: bool, host: str, port: int) -> None:
     with app.app_context():
         upgrade()
     click.echo(f"Notebook Press portal on http://{host}:{port}/ (development server; Ctrl-C stops it)", err=True)
+    trusted = parse_trusted_hosts(app.config["NBPRESS"]["TRUSTED_HOSTS"])
+    if normal_host(host) not in trusted:  # e.g. --host 0.0.0.0: other machines' requests name other hosts
+        click.echo(f"note: only requests for {', '.join(sorted(trusted))} are answered; "
+                   "set NBPRESS_TRUSTED_HOSTS to the names clients use", err=True)
     from werkzeug.serving import run_simple  # app.run() refuses to start under the flask CLI
 
     # Never the Werkzeug debugger: it executes code for whoever reaches it.

@@ -12,7 +12,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import hosts
 from .extensions import db, jwt, limiter, migrate
+from .hosts import parse_trusted_hosts
 from .settings import SETTINGS, load_settings
 
 __all__ = ["create_app"]
@@ -45,6 +47,7 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | os.
 
     tokens.init_app(app)
     errors_http.init_app(app)
+    hosts.init_app(app, parse_trusted_hosts(settings["TRUSTED_HOSTS"]))
     app.register_blueprint(auth.bp)
     app.register_blueprint(auth.api_bp)
     app.register_blueprint(twostep.bp)

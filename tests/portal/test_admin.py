@@ -370,3 +370,21 @@ def test_nbpress_portal_serve_dev_writes_secrets_once_migrates_and_serves(tmp_pa
         again.terminate()
         again.wait(timeout=30)
     assert secrets_file.read_text() == first
+
+
+def test_nbpress_portal_serve_on_all_interfaces_answers_only_trusted_hosts_and_says_so(tmp_path):
+    port = _free_port()
+    server = subprocess.Popen([str(NBPRESS), "portal", "serve", "--dev", "--host", "0.0.0.0", "--port", str(port)],
+                              env=_portal_env(tmp_path / "instance"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_until_listening(port, server)
+        assert requests.get(f"http://127.0.0.1:{port}/login", timeout=10).status_code == 200
+        refused = requests.get(f"http://127.0.0.1:{port}/login", headers={"Host": "evil.example"}, timeout=10)
+        assert refused.status_code == 400 and "Location" not in refused.headers
+        doubled = requests.get(f"http://127.0.0.1:{port}/reports//alpha", allow_redirects=False, timeout=10)
+        assert doubled.status_code == 404 and "Location" not in doubled.headers
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert ("note: only requests for 127.0.0.1, [::1], localhost are answered; "
+            "set NBPRESS_TRUSTED_HOSTS to the names clients use") in output.splitlines()
