@@ -398,8 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         instance = workdir / "instance"
         instance.mkdir(mode=0o700)
         password = secrets.token_urlsafe(18)
+        # RATELIMIT_PER_PROCESS: a bench on one machine (memory:// limits, each gunicorn worker counting on its own).
         (instance / "portal.toml").write_text(
             f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\nJWT_SECRET = "{secrets.token_urlsafe(48)}"\nCOOKIE_SECURE = false\n'
+            "RATELIMIT_PER_PROCESS = true\n"
         )
         pdf = make_pdf(int(args.size_mb * 1_000_000))
         sha256 = hashlib.sha256(pdf).hexdigest()

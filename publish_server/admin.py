@@ -1,8 +1,10 @@
 """Operator commands: ``flask --app publish_server <command>`` or ``nbpress portal <command>``.
 
 Each command is one transaction committed at its end; a problem is one line on stderr and a
-non-zero exit (click's ``Error: ...``, status 1; usage errors status 2). One-time passwords and
-publisher tokens are printed to stdout exactly once and never logged or audited.
+non-zero exit (click's ``Error: ...``, status 1; usage errors status 2). Text arguments with
+control characters (CR, LF, NUL, DEL, U+2028 ...) are usage errors: nothing typed here can reach a
+mail header, a terminal or a log line as more than text. One-time passwords and publisher tokens
+are printed to stdout exactly once and never logged or audited.
 
 ``python -m publish_server.admin ...`` (what ``nbpress portal ...`` runs) is the same command set
 with two differences: a settings problem is one line instead of a traceback, and its ``serve
@@ -28,12 +30,29 @@ from . import audit
 from .extensions import db
 from .models import AuditEvent, Grant, Group, Membership, Publication, PublisherToken, Report, User, utcnow
 from .passwords import PasswordRejected, Passwords
+from .text import first_control
 
 __all__ = ["init_app", "main"]
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _OTP_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes
 _OTP_NOTE = "Shown once; the user must choose a new password at first sign-in."
+
+
+class _Text(click.ParamType):
+    """A command-line value without control characters (see :mod:`publish_server.text`)."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        found = first_control(value)
+        if found is not None:  # named by code point: the character itself is never echoed
+            index, char = found
+            self.fail(f"control character U+{ord(char):04X} at position {index + 1}: use printable text", param, ctx)
+        return value
+
+
+TEXT = _Text()
 
 
 def init_app(app: Flask) -> None:
@@ -77,9 +96,16 @@ def _publication(public_id: str) -> Publication:
 
 
 def _name(value: str, what: str) -> str:
-    cleaned = value.strip()
-    if not cleaned or len(cleaned) > 80 or any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
+    cleaned = value.strip()  # control characters are refused by the TEXT parameter type
+    if not cleaned or len(cleaned) > 80:
         _fail(f"a {what} name has 1 to 80 printable characters")
+    return cleaned
+
+
+def _display_name(value: str) -> str:
+    cleaned = value.strip()
+    if len(cleaned) > 120:
+        _fail("--name: use at most 120 characters")
     return cleaned
 
 
@@ -118,22 +144,21 @@ def init_db() -> None:
 
 # --- users ---------------------------------------------------------------------------------------
 
-users = AppGroup("users", help="Recipients and administrators.")
+users = AppGroup("users", help="Recipients and administrators. Names and emails may not hold control characters (CR, LF, ...).")
 
 
 @users.command("add")
-@click.argument("email")
-@click.option("--name", default="", help="Display name [default: the part before @].")
+@click.argument("email", type=TEXT)
+@click.option("--name", default="", type=TEXT, help="Display name: at most 120 characters, no control characters [default: the part before @].")
 @click.option("--admin", is_flag=True, help="Administrator: sees every publication.")
-@click.option("--group", "group_names", multiple=True, metavar="GROUP", help="Add to an existing group (repeatable).")
+@click.option("--group", "group_names", multiple=True, metavar="GROUP", type=TEXT, help="Add to an existing group (repeatable).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin instead of generating a one-time one.")
 def users_add(email: str, name: str, admin: bool, group_names: tuple[str, ...], password_stdin: bool) -> None:
     """Add a user; prints a generated one-time password once (they must change it)."""
     address = _normal_email(email)
     if db.session.scalars(select(User).where(User.email == address)).first():
         _fail(f"a user with email {address!r} already exists")
-    if len(name) > 120:
-        _fail("--name: use at most 120 characters")
+    display_name = _display_name(name) or address.split("@")[0]
     member_of = [_group(g) for g in group_names]
     passwords = _passwords()
     if password_stdin:
@@ -144,7 +169,7 @@ def users_add(email: str, name: str, admin: bool, group_names: tuple[str, ...], 
             _fail(f"password refused: {exc}")
     else:
         password = _one_time_password(passwords)
-    user = User(email=address, display_name=name.strip() or address.split("@")[0], password_hash=passwords.hash(password),
+    user = User(email=address, display_name=display_name, password_hash=passwords.hash(password),
                 role="admin" if admin else "recipient", must_change_password=not password_stdin, groups=member_of)
     db.session.add(user)
     db.session.flush()
@@ -157,7 +182,7 @@ def users_add(email: str, name: str, admin: bool, group_names: tuple[str, ...], 
 
 
 @users.command("disable")
-@click.argument("email")
+@click.argument("email", type=TEXT)
 def users_disable(email: str) -> None:
     """Disable a user and end all their sessions and tokens."""
     from . import tokens as jwt_tokens
@@ -171,7 +196,7 @@ def users_disable(email: str) -> None:
 
 
 @users.command("enable")
-@click.argument("email")
+@click.argument("email", type=TEXT)
 def users_enable(email: str) -> None:
     """Enable a disabled user again (earlier sessions stay revoked)."""
     user = _user(email)
@@ -182,7 +207,7 @@ def users_enable(email: str) -> None:
 
 
 @users.command("reset-password")
-@click.argument("email")
+@click.argument("email", type=TEXT)
 def users_reset_password(email: str) -> None:
     """Set a new one-time password (printed once) and end all the user's sessions."""
     from . import tokens as jwt_tokens
@@ -203,6 +228,19 @@ def users_reset_password(email: str) -> None:
     click.echo(_OTP_NOTE, err=True)
 
 
+@users.command("rename")
+@click.argument("email", type=TEXT)
+@click.option("--name", required=True, type=TEXT, help="The new display name: 1 to 120 characters, no control characters.")
+def users_rename(email: str, name: str) -> None:
+    """Change a user's display name (shown on their pages and in the mails they get)."""
+    user = _user(email)
+    display_name = _display_name(name) or _fail("--name: give 1 to 120 characters")
+    user.display_name = display_name
+    audit.record("user_renamed", "ok", user_id=user.id)
+    db.session.commit()
+    click.echo(f"renamed {user.email}: {display_name}")
+
+
 @users.command("list")
 def users_list() -> None:
     """List users with role, state and groups."""
@@ -220,9 +258,9 @@ groups = AppGroup("groups", help="Groups of recipients (grants can name a group)
 
 
 @groups.command("add")
-@click.argument("name")
+@click.argument("name", type=TEXT)
 def groups_add(name: str) -> None:
-    """Create a group."""
+    """Create a group (a name of 1 to 80 characters, no control characters)."""
     cleaned = _name(name, "group")
     if db.session.scalars(select(Group).where(Group.name == cleaned)).first():
         _fail(f"group {cleaned!r} already exists")
@@ -232,8 +270,8 @@ def groups_add(name: str) -> None:
 
 
 @groups.command("add-member")
-@click.argument("group_name", metavar="GROUP")
-@click.argument("email")
+@click.argument("group_name", metavar="GROUP", type=TEXT)
+@click.argument("email", type=TEXT)
 def groups_add_member(group_name: str, email: str) -> None:
     """Add a user to a group."""
     group, user = _group(group_name), _user(email)
@@ -247,8 +285,8 @@ def groups_add_member(group_name: str, email: str) -> None:
 
 
 @groups.command("remove-member")
-@click.argument("group_name", metavar="GROUP")
-@click.argument("email")
+@click.argument("group_name", metavar="GROUP", type=TEXT)
+@click.argument("email", type=TEXT)
 def groups_remove_member(group_name: str, email: str) -> None:
     """Remove a user from a group."""
     group, user = _group(group_name), _user(email)
@@ -274,10 +312,10 @@ def groups_list() -> None:
 
 def _grant_options(func):
     for option in reversed((
-        click.option("--report", "report_slug", metavar="SLUG", help="Every publication of this report."),
-        click.option("--publication", "public_id", metavar="ID", help="One publication (its id from `publications list`)."),
-        click.option("--user", "email", metavar="EMAIL", help="To this user."),
-        click.option("--group", "group_name", metavar="NAME", help="To this group."),
+        click.option("--report", "report_slug", metavar="SLUG", type=TEXT, help="Every publication of this report."),
+        click.option("--publication", "public_id", metavar="ID", type=TEXT, help="One publication (its id from `publications list`)."),
+        click.option("--user", "email", metavar="EMAIL", type=TEXT, help="To this user."),
+        click.option("--group", "group_name", metavar="NAME", type=TEXT, help="To this group."),
     )):
         func = option(func)
     return func
@@ -338,9 +376,9 @@ tokens = AppGroup("tokens", help="Publisher tokens the toolkit publishes with.")
 
 
 @tokens.command("create")
-@click.argument("name")
+@click.argument("name", type=TEXT)
 def tokens_create(name: str) -> None:
-    """Create a publisher token; prints it once (only its hash is stored)."""
+    """Create a publisher token named NAME (1 to 80 characters); prints it once (only its hash is stored)."""
     from .publishing import create_publisher_token
 
     cleaned = _name(name, "token")
@@ -355,7 +393,7 @@ def tokens_create(name: str) -> None:
 
 
 @tokens.command("revoke")
-@click.argument("name")
+@click.argument("name", type=TEXT)
 def tokens_revoke(name: str) -> None:
     """Revoke a publisher token by name."""
     row = _one(select(PublisherToken).where(PublisherToken.name == name.strip()), f"no publisher token named {name.strip()!r}")
@@ -380,7 +418,7 @@ publications = AppGroup("publications", help="Published reports.")
 
 
 @publications.command("list")
-@click.option("--report", "report_slug", metavar="SLUG", help="Only this report.")
+@click.option("--report", "report_slug", metavar="SLUG", type=TEXT, help="Only this report.")
 def publications_list(report_slug: str | None) -> None:
     """List publications, newest first."""
     stmt = select(Publication).join(Publication.report).order_by(Publication.created_at.desc(), Publication.id.desc())
@@ -411,7 +449,7 @@ devices_group = AppGroup("devices", help="A user's trusted devices (sign-in with
 
 
 @devices_group.command("list")
-@click.argument("email")
+@click.argument("email", type=TEXT)
 def devices_list(email: str) -> None:
     """List a user's devices: id, name, state, last seen, IPs and MAC status."""
     from .devices import for_user
@@ -423,8 +461,8 @@ def devices_list(email: str) -> None:
 
 
 @devices_group.command("revoke")
-@click.argument("email")
-@click.argument("device_id", required=False)
+@click.argument("email", type=TEXT)
+@click.argument("device_id", required=False, type=TEXT)
 @click.option("--all", "every", is_flag=True, help="Revoke every device of the user (and end all their sessions).")
 def devices_revoke(email: str, device_id: str | None, every: bool) -> None:
     """Revoke one device (its sessions end at once) or, with --all, every device."""
@@ -485,6 +523,7 @@ def serve(dev: bool, host: str, port: int) -> None:
     """Upgrade the database and run the development server (production: gunicorn)."""
     from flask_migrate import upgrade
 
+    from .hosts import normal_host, parse_trusted_hosts
     from .settings import write_dev_secrets
 
     if dev:
@@ -494,6 +533,10 @@ def serve(dev: bool, host: str, port: int) -> None:
     with app.app_context():
         upgrade()
     click.echo(f"Notebook Press portal on http://{host}:{port}/ (development server; Ctrl-C stops it)", err=True)
+    trusted = parse_trusted_hosts(app.config["NBPRESS"]["TRUSTED_HOSTS"])
+    if normal_host(host) not in trusted:  # e.g. --host 0.0.0.0: other machines' requests name other hosts
+        click.echo(f"note: only requests for {', '.join(sorted(trusted))} are answered; "
+                   "set NBPRESS_TRUSTED_HOSTS to the names clients use", err=True)
     from werkzeug.serving import run_simple  # app.run() refuses to start under the flask CLI
 
     # Never the Werkzeug debugger: it executes code for whoever reaches it.

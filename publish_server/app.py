@@ -12,7 +12,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import hosts, processes
+from .errors import ConfigError
 from .extensions import db, jwt, limiter, migrate
+from .hosts import parse_trusted_hosts
 from .settings import SETTINGS, load_settings
 
 __all__ = ["create_app"]
@@ -22,12 +25,23 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def create_app(config: dict[str, Any] | None = None, *, instance_path: str | os.PathLike | None = None) -> Flask:
     """Build the portal. ``config`` overrides settings (by name) and plain Flask keys (tests)."""
+    try:
+        return _build(config, instance_path)
+    except ConfigError as exc:
+        for_gunicorn = processes.as_gunicorn_load_error(exc)  # one line in its log, not a traceback per worker
+        if for_gunicorn is None:
+            raise
+        raise for_gunicorn from None
+
+
+def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | None) -> Flask:
     instance = Path(instance_path or os.environ.get("NBPRESS_INSTANCE") or Path.cwd() / "instance").resolve()
     app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # holds the database, files, dev secrets
     config = dict(config or {})
     declared = {s.name for s in SETTINGS}
     settings = load_settings(instance, {k: v for k, v in config.items() if k in declared})
+    processes.check_rate_limit_storage(settings, processes.gunicorn_workers())
     app.config["NBPRESS"] = settings
     app.config.update(_flask_config(settings, instance))
     app.config.update({k: v for k, v in config.items() if k not in declared})
@@ -45,6 +59,8 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | os.
 
     tokens.init_app(app)
     errors_http.init_app(app)
+    processes.init_app(app)
+    hosts.init_app(app, parse_trusted_hosts(settings["TRUSTED_HOSTS"]))  # after: its check runs first of all
     app.register_blueprint(auth.bp)
     app.register_blueprint(auth.api_bp)
     app.register_blueprint(twostep.bp)

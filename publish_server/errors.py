@@ -11,7 +11,8 @@
         ├── Conflict                409 a state conflict
         ├── PayloadTooLarge         413 upload over the cap
         ├── UnsupportedMediaType    415 not a PDF
-        └── TooManyRequests         429 rate limited
+        ├── TooManyRequests         429 rate limited
+        └── ServiceUnavailable      503 cannot serve as configured (see the log)
 """
 
 from __future__ import annotations
@@ -70,3 +71,7 @@ class UnsupportedMediaType(HTTPError):
 
 class TooManyRequests(HTTPError):
     status, code, message = 429, "too_many_requests", "Too many attempts. Please wait and try again."
+
+
+class ServiceUnavailable(HTTPError):
+    status, code, message = 503, "unavailable", "The portal is not available. Please try again later."

@@ -12,8 +12,10 @@ TLS contexts come from :func:`ssl.create_default_context` (certificate and host 
 optionally with a private CA file and a client certificate. A username and password are sent
 only over TLS. Every failure to deliver becomes :class:`MailError`, whose text is for the log,
 never for the user. Bodies come from ``templates/mail/<name>.txt`` and ``.html``; header
-values (names, addresses, subjects) with CR, LF or other control characters are refused, so no
-header can be injected.
+values (addresses, subjects, the sender) with CR, LF or other control characters are refused, so
+no header can be injected. A recipient's display name comes from the database, where an old row
+may hold such characters: they are replaced by spaces instead (:func:`text.without_controls`),
+so that person's mail still goes out.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from urllib.parse import urlsplit
 from flask import current_app, render_template
 
 from .errors import ConfigError, PortalError
+from .text import without_controls
 
 __all__ = ["MailError", "MailTarget", "parse_mail_url", "SmtpMailer", "FileOutbox", "RecordingMailer",
            "mailer", "compose", "send_template"]
@@ -212,7 +215,7 @@ def compose(template: str, *, to_name: str, to_address: str, subject: str, **con
     sender = _sender(settings["MAIL_FROM"])
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = _address(to_name, to_address)
+    message["To"] = _address(without_controls(to_name), to_address)
     message["Subject"] = _check_header(subject, "subject")
     message["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc))
     message["Message-ID"] = make_msgid(domain=sender.domain)

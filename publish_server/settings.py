@@ -55,8 +55,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PASSWORD_MIN_LENGTH", int, 12, "Shortest password accepted.", minimum=8, maximum=64),
     Setting("PASSWORD_MAX_LENGTH", int, 128, "Longest password accepted (checked before hashing).", minimum=64, maximum=1024),
     Setting("COOKIE_SECURE", bool, True, "Mark cookies Secure with a __Host- name (HTTPS only); off only for plain local development."),
-    Setting("TRUSTED_PROXIES", int, 0, "Number of proxies in front whose X-Forwarded-For is believed.", minimum=0, maximum=5),
-    Setting("RATELIMIT_STORAGE_URL", str, "memory://", "Flask-Limiter storage: memory:// (one process) or redis://..."),
+    Setting("TRUSTED_PROXIES", int, 0, "Number of proxies in front whose X-Forwarded-For (client address), -Proto and -Host are believed.", minimum=0, maximum=5),
+    Setting("TRUSTED_HOSTS", str, "localhost,127.0.0.1,[::1]", "Host names the portal answers for, comma-separated, without ports (any port is accepted); a request for another host (its Host header, or X-Forwarded-Host with TRUSTED_PROXIES) gets 400. The default serves local development only: production must set the public host name, e.g. reports.example.org."),
+    Setting("RATELIMIT_STORAGE_URL", str, "memory://", "Flask-Limiter storage: memory:// (counts in each process) or redis://... (shared by all processes)."),
+    Setting("RATELIMIT_PER_PROCESS", bool, False, "Allow memory:// rate limits under several gunicorn workers, each counting on its own (N workers allow N times the per-IP limits). Without it the portal refuses to start that way (and answers 503 if a server reports several processes only at request time). For test benches on one machine."),
     Setting("ARGON2_MEMORY_KIB", int, 19456, "Argon2id memory cost in KiB (tests lower it; never below 19 MiB in production).", minimum=8, maximum=4_194_304),
     Setting("ARGON2_TIME_COST", int, 2, "Argon2id iterations.", minimum=1, maximum=20),
     Setting("JWT_ISSUER", str, "nbpress-portal", "The iss claim of issued tokens."),
@@ -159,8 +161,10 @@ def load_settings(instance_path: Path, overrides: dict[str, Any] | None = None) 
     values["ACCEL_REDIRECT_PREFIX"] = prefix
     if values["DEVICE_IP_POLICY"] not in {"exact", "prefix", "off"}:
         raise ConfigError("setting DEVICE_IP_POLICY: expected exact, prefix or off")
+    from .hosts import parse_trusted_hosts  # raises ConfigError naming TRUSTED_HOSTS
     from .mail import parse_mail_url  # raises ConfigError naming MAIL_URL
 
+    parse_trusted_hosts(values["TRUSTED_HOSTS"])
     parse_mail_url(values["MAIL_URL"])
     return values
 

@@ -187,6 +187,76 @@ def test_users_list_and_groups(cli, make_user):
     assert db.session.scalars(db.select(Group).where(Group.name == "south")).one().members == []
 
 
+# --- control characters in what an operator types -------------------------------------------------
+
+# Each would end up in a mail header, a terminal or a log line: refused at the command line (exit 2).
+CONTROLS = {"CR LF": "\r\nBcc: eve@evil.example", "NUL": "\x00", "ESC": "\x1b[2J", "DEL": "\x7f", "C1 NEL": "\x85",
+            "U+2028": "\u2028", "U+2029": "\u2029", "bidi override": "\u202e"}
+
+
+def refused_as_usage(result, param: str) -> str:
+    line = one_line_error(result, exit_code=2)
+    assert f"Invalid value for {param}" in line and "control character U+" in line, line
+    return line
+
+
+@pytest.mark.parametrize("bad", CONTROLS.values(), ids=CONTROLS.keys())
+@pytest.mark.parametrize(("command", "param"), [
+    (("users", "add", "eve@example.org", "--name", "Eve{bad}"), "'--name'"),
+    (("users", "add", "eve{bad}@example.org"), "'EMAIL'"),
+    (("groups", "add", "north{bad}"), "'NAME'"),
+    (("tokens", "create", "ci{bad}"), "'NAME'"),
+])
+def test_control_characters_in_names_and_emails_are_a_usage_error(cli, command, param, bad):
+    result = cli(*(part.format(bad=bad) for part in command))
+    refused_as_usage(result, param)
+    assert not any(ch in result.output for ch in bad if not ch.isprintable() and ch != "\n")  # never echoed raw
+    assert db.session.scalars(db.select(User)).first() is None
+    assert db.session.scalars(db.select(Group)).first() is None
+    assert db.session.scalars(db.select(PublisherToken)).first() is None
+
+
+def test_names_in_any_script_are_accepted(cli):
+    for name in ("Zoë Ďurková", "Mehr\u200cnaz Ahmadi", "\U0001F469\u200d\U0001F4BB Ops", "山田 太郎"):
+        result = cli("users", "add", f"u{len(name)}@example.org", "--name", name)
+        assert result.exit_code == 0, result.output
+        assert db.session.scalars(db.select(User).where(User.email == f"u{len(name)}@example.org")).one().display_name == name
+
+
+def test_users_rename_fixes_a_name_and_refuses_control_characters(cli, make_user):
+    user = make_user("eve@example.org")
+    user.display_name = "Eve\r\nBcc: x@evil.example"  # written before the command line refused it
+    db.session.commit()
+    result = cli("users", "rename", "EVE@example.org", "--name", "  Eve Example ")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "renamed eve@example.org: Eve Example"
+    assert db.session.get(User, user.id).display_name == "Eve Example"
+    renamed = db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == "user_renamed")).one()
+    assert renamed.user_id == user.id
+    refused_as_usage(cli("users", "rename", "eve@example.org", "--name", "Eve\u2028Bcc: x@evil.example"), "'--name'")
+    assert "no user with email" in one_line_error(cli("users", "rename", "ghost@example.org", "--name", "Ghost"))
+    assert "at most 120" in one_line_error(cli("users", "rename", "eve@example.org", "--name", "x" * 121))
+    assert "Missing option '--name'" in one_line_error(cli("users", "rename", "eve@example.org"), exit_code=2)
+    assert db.session.get(User, user.id).display_name == "Eve Example"
+    assert "rename" in cli("users", "--help").stdout
+
+
+def test_a_bad_name_left_in_the_database_does_not_stop_sign_in(app, client, login, make_user):
+    """Mail is built with the name's control characters replaced: the code goes out, no header is added."""
+    user = make_user("eve@example.org")
+    user.display_name = "Eve\r\nBcc: x@evil.example\u2028X-Injected: 1"
+    db.session.commit()
+    response = login(client, "eve@example.org")
+    assert response.status_code == 303 and response.headers["Location"] == "/", response.get_data(as_text=True)
+    sent = app.extensions["nbpress.mailer"].sent
+    assert [m["Subject"] for m in sent] == ["Your Notebook Press sign-in code", "New sign-in to your Notebook Press account"]
+    for message in sent:
+        assert message["Bcc"] is None and message["X-Injected"] is None
+        assert message["To"].addresses[0].addr_spec == "eve@example.org"
+        assert message["To"].addresses[0].display_name == "Eve Bcc: x@evil.example X-Injected: 1"
+        assert not any(ch in message.as_string().partition("\n\n")[0] for ch in "\r\u2028")
+
+
 # --- grants --------------------------------------------------------------------------------------
 
 
@@ -317,6 +387,16 @@ def test_nbpress_portal_passes_commands_through_and_reports_settings_in_one_line
     assert unknown.returncode == 1 and unknown.stderr.strip() == "Error: no user with email 'nobody@example.org'"
 
 
+def test_nbpress_portal_refuses_a_name_with_cr_lf_in_one_line(tmp_path):
+    env = _portal_env(tmp_path / "instance")
+    env.update({"NBPRESS_SECRET_KEY": "s" * 40, "NBPRESS_JWT_SECRET": "j" * 40})
+    done = subprocess.run([str(NBPRESS), "portal", "users", "add", "eve@example.org", "--name", "Eve\r\nBcc: x@evil.example"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1] == "Error: Invalid value for '--name': control character U+000D at position 4: use printable text"
+    assert "Traceback" not in done.stderr and "\r" not in done.stderr
+
+
 def test_the_toolkit_never_imports_the_portal():
     code = "import sys, toolkit.cli; sys.exit(any(m == 'publish_server' or m.startswith('publish_server.') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
@@ -370,3 +450,21 @@ def test_nbpress_portal_serve_dev_writes_secrets_once_migrates_and_serves(tmp_pa
         again.terminate()
         again.wait(timeout=30)
     assert secrets_file.read_text() == first
+
+
+def test_nbpress_portal_serve_on_all_interfaces_answers_only_trusted_hosts_and_says_so(tmp_path):
+    port = _free_port()
+    server = subprocess.Popen([str(NBPRESS), "portal", "serve", "--dev", "--host", "0.0.0.0", "--port", str(port)],
+                              env=_portal_env(tmp_path / "instance"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_until_listening(port, server)
+        assert requests.get(f"http://127.0.0.1:{port}/login", timeout=10).status_code == 200
+        refused = requests.get(f"http://127.0.0.1:{port}/login", headers={"Host": "evil.example"}, timeout=10)
+        assert refused.status_code == 400 and "Location" not in refused.headers
+        doubled = requests.get(f"http://127.0.0.1:{port}/reports//alpha", allow_redirects=False, timeout=10)
+        assert doubled.status_code == 404 and "Location" not in doubled.headers
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert ("note: only requests for 127.0.0.1, [::1], localhost are answered; "
+            "set NBPRESS_TRUSTED_HOSTS to the names clients use") in output.splitlines()

@@ -136,7 +136,7 @@ def veth():
 
 
 def test_sign_in_from_a_namespace_records_its_mac_and_a_new_mac_needs_a_code(tmp_path, veth):
-    app = create_app(base_config(), instance_path=tmp_path / "instance")
+    app = create_app(base_config(TRUSTED_HOSTS=veth["host_ip"]), instance_path=tmp_path / "instance")  # the name clients use
     with app.app_context():
         upgrade()
         db.session.add(User(email="mac@example.org", password_hash=passwords().hash(TEST_PASSWORD)))

@@ -61,8 +61,9 @@ def seed_instance(instance: Path, users: int, *, database_url: str = "") -> tupl
     from publish_server.storage import FileStore
 
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # RATELIMIT_PER_PROCESS: a test bench on one machine; gunicorn's 2 workers each count on their own.
     lines = [f'SECRET_KEY = "{secrets.token_urlsafe(48)}"', f'JWT_SECRET = "{secrets.token_urlsafe(48)}"',
-             "COOKIE_SECURE = false", 'MAIL_URL = "file:outbox"']
+             "COOKIE_SECURE = false", 'MAIL_URL = "file:outbox"', "RATELIMIT_PER_PROCESS = true"]
     if database_url:
         lines.append(f"DATABASE_URL = {json.dumps(database_url)}")
     (instance / "portal.toml").write_text("\n".join(lines) + "\n")
