@@ -6,8 +6,9 @@ publication, its grants and its audit row land in one transaction at the request
 
 Order of the checks, cheapest first and nothing stored before it is needed:
 
-1. the publisher token (401), 2. the metadata (400), 3. the report (404 when unknown and
-   ``AUTO_CREATE_REPORTS`` is off), the audience (400 naming unknown groups or users),
+1. the publisher token (401), 2. the metadata (400; its size and nesting before it is parsed),
+3. the report (404 when unknown and ``AUTO_CREATE_REPORTS`` is off), the audience (400 naming
+   unknown groups or users),
 4. an earlier publication of the same run: same SHA-256 -> that publication again (idempotent,
    no new version), another SHA-256 -> 409,
 5. the bytes, streamed into the content-addressed store with the size cap (413), the PDF magic
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import audit
+from . import audit, jsonbody
 from .errors import BadRequest, Conflict, HTTPError, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from .extensions import db
 from .models import Grant, Group, Publication, PublisherToken, Report, User, utcnow
@@ -56,6 +57,8 @@ _SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")  # RFC 3986
+METADATA_MAX_BYTES = 256 * 1024  # a few KiB in use; below what the parameter caps add up to (100 x 4,096)
+MAX_PARAMETERS, MAX_PARAMETER_NAME, MAX_PARAMETER_VALUE = 100, 100, 4096
 
 
 class ChecksumMismatch(HTTPError):
@@ -145,7 +148,9 @@ class PublishMetadata(BaseModel):
     description: str | None = Field(None, max_length=2000)
     run_id: str = Field(pattern=_RUN_ID, description="the toolkit's run id; one publication per run")
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of the file, hex")
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict, description=(
+        f"at most {MAX_PARAMETERS}; names of at most {MAX_PARAMETER_NAME} characters, values of at most "
+        f"{MAX_PARAMETER_VALUE:,} (lists and objects counted as JSON)"))
     period_label: str = Field("", max_length=120, description="e.g. 2026-W47")
     pages: int | None = Field(None, ge=0, le=1_000_000)
     audience: Audience | None = Field(None, description="who may read it; default: the report's grants")
@@ -162,6 +167,21 @@ class PublishMetadata(BaseModel):
 
     @field_validator("parameters")
     @classmethod
+    def _bounded(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # Shown on pages and in mails, stored in every version: sizes a person would type, not megabytes.
+        if len(params) > MAX_PARAMETERS:
+            raise ValueError(f"at most {MAX_PARAMETERS} parameters, not {len(params)}")
+        for name, value in params.items():
+            if len(name) > MAX_PARAMETER_NAME:
+                raise ValueError(f"a parameter name has at most {MAX_PARAMETER_NAME} characters: {name[:40]!r}...")
+            size = len(value) if isinstance(value, str) else len(json.dumps(value))
+            if size > MAX_PARAMETER_VALUE:
+                raise ValueError(f"{name!r}: a value has at most {MAX_PARAMETER_VALUE:,} characters "
+                                 f"(lists and objects counted as JSON), not {size:,}")
+        return params
+
+    @field_validator("parameters")
+    @classmethod
     def _no_url_passwords(cls, params: dict[str, Any]) -> dict[str, Any]:
         # Recipients see the parameters; a database URL must not show them its password.
         return {k: mask_url_passwords(v) if isinstance(v, str) else v for k, v in params.items()}
@@ -170,10 +190,7 @@ class PublishMetadata(BaseModel):
 def parse_metadata(text: str | None) -> PublishMetadata:
     if not text:
         raise BadRequest("Send the publication metadata as JSON in a multipart part named 'metadata'.")
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("metadata: not valid JSON.") from None
+    data = jsonbody.loads(text, what="metadata", max_bytes=METADATA_MAX_BYTES)
     if not isinstance(data, dict):
         raise BadRequest("metadata: expected a JSON object.")
     try:
