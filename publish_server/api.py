@@ -31,8 +31,6 @@ __all__ = ["bp", "PublicationOut", "PublicationList", "publication_json", "find_
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-METADATA_MAX = 1024 * 1024  # a metadata part sent as a file is read up to this much
-
 
 # --- shapes ----------------------------------------------------------------------------------
 
@@ -181,9 +179,8 @@ def _read_upload() -> tuple[str | None, BinaryIO | None]:
         raise PayloadTooLarge() from None
     metadata = form.get("metadata")
     if metadata is None and "metadata" in files:  # curl -F metadata=@meta.json sends it as a file
-        raw = files["metadata"].stream.read(METADATA_MAX + 1)
-        if len(raw) > METADATA_MAX:
-            raise BadRequest("metadata: too large.")
+        # One byte past the cap is enough for parse_metadata to refuse it: the rest is never read.
+        raw = files["metadata"].stream.read(publishing.METADATA_MAX_BYTES + 1)
         metadata = raw.decode("utf-8", errors="replace")
     upload = files.get("file")
     return metadata, (upload.stream if upload is not None else None)

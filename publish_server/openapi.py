@@ -19,6 +19,7 @@ from typing import Any
 from flask import Flask, request
 from pydantic import BaseModel, ValidationError
 
+from . import jsonbody
 from .errors import BadRequest
 
 __all__ = ["operation", "build_document", "parse_body", "ErrorOut", "SECURITY_SCHEMES"]
@@ -56,8 +57,10 @@ def operation(summary: str, **details: Any) -> Callable:
 
 
 def parse_body(model: type[BaseModel]) -> BaseModel:
-    """The JSON body validated by ``model``; anything malformed is a 400, never a 500."""
-    data = request.get_json(silent=True)
+    """The JSON body validated by ``model``; anything malformed, too large or too deep is a 400, never a 500."""
+    if not request.is_json:
+        raise BadRequest("Send a JSON object.")
+    data = jsonbody.loads(_read_body(jsonbody.MAX_BODY + 1), what="body", max_bytes=jsonbody.MAX_BODY)
     if not isinstance(data, dict):
         raise BadRequest("Send a JSON object.")
     try:
@@ -66,6 +69,15 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise BadRequest(f"{where}: {first['msg']}") from None
+
+
+def _read_body(limit: int) -> bytes:
+    """At most ``limit`` bytes of the body: one past a cap is enough to refuse the rest unread."""
+    chunks: list[bytes] = []
+    while limit > 0 and (chunk := request.stream.read(limit)):  # a read may return less than asked
+        chunks.append(chunk)
+        limit -= len(chunk)
+    return b"".join(chunks)
 
 
 def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:

@@ -6,8 +6,9 @@ publication, its grants and its audit row land in one transaction at the request
 
 Order of the checks, cheapest first and nothing stored before it is needed:
 
-1. the publisher token (401), 2. the metadata (400), 3. the report (404 when unknown and
-   ``AUTO_CREATE_REPORTS`` is off), the audience (400 naming unknown groups or users),
+1. the publisher token (401), 2. the metadata (400; its size and nesting before it is parsed),
+3. the report (404 when unknown and ``AUTO_CREATE_REPORTS`` is off), the audience (400 naming
+   unknown groups or users),
 4. an earlier publication of the same run: same SHA-256 -> that publication again (idempotent,
    no new version), another SHA-256 -> 409,
 5. the bytes, streamed into the content-addressed store with the size cap (413), the PDF magic
@@ -26,6 +27,7 @@ import hmac
 import json
 import re
 import secrets
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import audit
+from . import audit, jsonbody
 from .errors import BadRequest, Conflict, HTTPError, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from .extensions import db
 from .models import Grant, Group, Publication, PublisherToken, Report, User, utcnow
@@ -44,7 +46,7 @@ from .storage import FileStore
 
 __all__ = [
     "Audience", "PublishMetadata", "PublishPolicy", "PublishResult", "ChecksumMismatch", "StorageFull",
-    "create_publisher_token", "authenticate_publisher", "parse_metadata", "publish",
+    "create_publisher_token", "authenticate_publisher", "parse_metadata", "publish", "mask_url_passwords",
 ]
 
 TOKEN_PREFIX = "nbp_"
@@ -54,7 +56,9 @@ WRITE_ATTEMPTS = 5
 _SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(?P<tail>@)")
+_SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")  # RFC 3986
+METADATA_MAX_BYTES = 256 * 1024  # a few KiB in use; below what the parameter caps add up to (100 x 4,096)
+MAX_PARAMETERS, MAX_PARAMETER_NAME, MAX_PARAMETER_VALUE = 100, 100, 4096
 
 
 class ChecksumMismatch(HTTPError):
@@ -72,6 +76,35 @@ def _refusal(error: HTTPError, reason: str) -> HTTPError:
 
 
 # --- metadata --------------------------------------------------------------------------------
+
+
+def mask_url_passwords(text: str) -> str:
+    """``text`` with the password of each ``scheme://user:password@`` shown as ``***``.
+
+    The scheme is a letter, then letters, digits, '+', '.', '-'; the user has no ':', '/', '@' or
+    whitespace; the password runs to the next '@', with no whitespace on the way. One pass, linear
+    in the length of ``text`` (a regex backtracked: quadratic). The toolkit masks before sending
+    with its own copy of this function (tests/test_url_passwords.py holds both to the same cases).
+    """
+    pieces, copied, at = [], 0, -1  # at: the first '@' or whitespace at or after the last password's start
+    found = text.find("://")
+    while found != -1:
+        start = found
+        while start > copied and text[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        colon = found + 3
+        while colon < len(text) and text[colon] not in ":/@" and not text[colon].isspace():
+            colon += 1
+        if any(ch.isalpha() for ch in text[start:found]) and text.startswith(":", colon):
+            if at <= colon:  # else the '@' found for an earlier URL ends this password too: scanned once
+                at = colon + 1
+                while at < len(text) and text[at] != "@" and not text[at].isspace():
+                    at += 1
+            if at > colon + 1 and text.startswith("@", at):
+                pieces += [text[copied : colon + 1], "***"]
+                copied = at
+        found = text.find("://", max(found + 3, copied))
+    return "".join(pieces) + text[copied:]
 
 
 def _printable(value: str) -> str:
@@ -115,7 +148,9 @@ class PublishMetadata(BaseModel):
     description: str | None = Field(None, max_length=2000)
     run_id: str = Field(pattern=_RUN_ID, description="the toolkit's run id; one publication per run")
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of the file, hex")
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict, description=(
+        f"at most {MAX_PARAMETERS}; names of at most {MAX_PARAMETER_NAME} characters, values of at most "
+        f"{MAX_PARAMETER_VALUE:,} (lists and objects counted as JSON)"))
     period_label: str = Field("", max_length=120, description="e.g. 2026-W47")
     pages: int | None = Field(None, ge=0, le=1_000_000)
     audience: Audience | None = Field(None, description="who may read it; default: the report's grants")
@@ -132,18 +167,30 @@ class PublishMetadata(BaseModel):
 
     @field_validator("parameters")
     @classmethod
+    def _bounded(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # Shown on pages and in mails, stored in every version: sizes a person would type, not megabytes.
+        if len(params) > MAX_PARAMETERS:
+            raise ValueError(f"at most {MAX_PARAMETERS} parameters, not {len(params)}")
+        for name, value in params.items():
+            if len(name) > MAX_PARAMETER_NAME:
+                raise ValueError(f"a parameter name has at most {MAX_PARAMETER_NAME} characters: {name[:40]!r}...")
+            size = len(value) if isinstance(value, str) else len(json.dumps(value))
+            if size > MAX_PARAMETER_VALUE:
+                raise ValueError(f"{name!r}: a value has at most {MAX_PARAMETER_VALUE:,} characters "
+                                 f"(lists and objects counted as JSON), not {size:,}")
+        return params
+
+    @field_validator("parameters")
+    @classmethod
     def _no_url_passwords(cls, params: dict[str, Any]) -> dict[str, Any]:
         # Recipients see the parameters; a database URL must not show them its password.
-        return {k: _URL_PASSWORD.sub(r"\g<head>***\g<tail>", v) if isinstance(v, str) else v for k, v in params.items()}
+        return {k: mask_url_passwords(v) if isinstance(v, str) else v for k, v in params.items()}
 
 
 def parse_metadata(text: str | None) -> PublishMetadata:
     if not text:
         raise BadRequest("Send the publication metadata as JSON in a multipart part named 'metadata'.")
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("metadata: not valid JSON.") from None
+    data = jsonbody.loads(text, what="metadata", max_bytes=METADATA_MAX_BYTES)
     if not isinstance(data, dict):
         raise BadRequest("metadata: expected a JSON object.")
     try:

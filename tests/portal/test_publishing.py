@@ -48,11 +48,15 @@ def metadata_for(pdf: bytes, *, report: str = "weekly_statistics", run_id: str =
             "pages": 1, "parameters": {"week": "2026-11-16"}, **extra}
 
 
-def post_publication(client, token: str | None, pdf: bytes | None, metadata: dict | str | None, *, headers=None):
-    """POST the multipart upload with the Flask test client."""
+def post_publication(client, token: str | None, pdf: bytes | None, metadata: dict | str | None, *, headers=None,
+                     metadata_as_file: bool = False):
+    """POST the multipart upload with the Flask test client (the metadata as a form field, or as a
+    file part like ``curl -F metadata=@meta.json``)."""
     data: dict = {}
     if metadata is not None:
         data["metadata"] = metadata if isinstance(metadata, str) else json.dumps(metadata)
+        if metadata_as_file:
+            data["metadata"] = (io.BytesIO(data["metadata"].encode()), "meta.json", "application/json")
     if pdf is not None:
         data["file"] = (io.BytesIO(pdf), "report.pdf", "application/pdf")
     sent = dict(headers or {})

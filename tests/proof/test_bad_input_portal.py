@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,12 @@ from flask_jwt_extended import create_access_token, decode_token
 
 from publish_server.extensions import db
 from publish_server.models import Publication, User
+from tests.deadline import deadline
 from tests.portal.conftest import TEST_PASSWORD, api_sign_in, make_pdf
 from tests.portal.test_publishing import metadata_for, post_publication
 
 API = "/api/v1/publications"
+DEEP = "[" * 5000 + "]" * 5000  # 10 KB: Python's json recursed once per level (RecursionError, a 500)
 
 
 def _sent(app) -> int:
@@ -72,6 +75,7 @@ class Upload:
     metadata: Callable[[bytes, Any], dict | str | None] = lambda pdf, seed: metadata_for(pdf, run_id="new-run")
     token: Callable[[Any], str | None] = lambda seed: seed.publisher_token
     cap_mib: int | None = None
+    metadata_as_file: bool = False  # curl -F metadata=@meta.json
 
 
 UPLOADS = [
@@ -99,6 +103,18 @@ UPLOADS = [
            metadata=lambda pdf, seed: metadata_for(pdf, run_id="new-run", title="Weekly\x00")),
     Upload("metadata with a 100,000-character title", 400, "bad_request", "very long strings are refused with a clear 400",
            metadata=lambda pdf, seed: metadata_for(pdf, run_id="new-run", title="T" * 100_000)),
+    Upload("metadata nested 5,000 deep", 400, "bad_request", "nesting is capped (32) before the JSON is parsed: a 400, not a 500",
+           metadata=lambda pdf, seed: DEEP),
+    Upload("a parameter nested 5,000 deep", 400, "bad_request", "the cap holds inside an otherwise valid metadata object",
+           metadata=lambda pdf, seed: json.dumps(metadata_for(pdf, run_id="new-run", parameters={"x": 0})).replace('{"x": 0}', f'{{"x": {DEEP}}}')),
+    Upload("metadata with a 5,000-digit number", 400, "bad_request", "a number Python will not convert is a 400, not a 500",
+           metadata=lambda pdf, seed: json.dumps(metadata_for(pdf, run_id="new-run")).replace('"pages": 1', '"pages": ' + "1" * 5000)),
+    Upload("parameter value of 64,000 characters", 400, "bad_request", "parameter values are capped (4,096 characters): no 3 s publish",
+           metadata=lambda pdf, seed: metadata_for(pdf, run_id="new-run", parameters={"dsn": "a" * 64_000})),
+    Upload("1 MB parameter value", 400, "bad_request", "the metadata's 256 KiB cap refuses it unread (the old masking ran ~800 s on it)",
+           metadata=lambda pdf, seed: metadata_for(pdf, run_id="new-run", parameters={"dsn": "a://u:" * 170_000}), metadata_as_file=True),
+    Upload("1 MB parameter value in a form field", 413, "too_large", "Werkzeug refuses a form field over 500,000 bytes while reading it",
+           metadata=lambda pdf, seed: metadata_for(pdf, run_id="new-run", parameters={"dsn": "a://u:" * 170_000})),
     Upload("report slug walking out", 400, "bad_request", "a report slug is a name, never a path",
            metadata=lambda pdf, seed: metadata_for(pdf, report="../../etc", run_id="new-run")),
     Upload("audience with a look-alike email", 400, "bad_request", "a Cyrillic look-alike of a user is an unknown user, not that user",
@@ -117,7 +133,9 @@ def test_uploads(app, client, seeded, row, proof):
         app.config["NBPRESS"] = {**app.config["NBPRESS"], "MAX_UPLOAD_MB": row.cap_mib}
         app.config["MAX_CONTENT_LENGTH"] = (row.cap_mib + 1) * 1024 * 1024  # as create_app sets it
     pdf = row.pdf()
-    response = post_publication(client, row.token(seeded), pdf, row.metadata(pdf if pdf is not None else b"", seeded))
+    metadata = row.metadata(pdf if pdf is not None else b"", seeded)
+    with deadline():  # refused promptly: a check that is not linear in the input would overrun
+        response = post_publication(client, row.token(seeded), pdf, metadata, metadata_as_file=row.metadata_as_file)
     assert response.status_code == row.status, response.get_data(as_text=True)[:300]
     assert response.get_json()["error"] == row.error
     assert_intact(app, client, seeded)
@@ -159,6 +177,12 @@ FIELDS = [
     Field("body in invalid UTF-8", "POST", LOGIN, 400, "undecodable JSON is a 400", data=b'{"email": "\xff\xfe", "password": "x"}', content_type="application/json"),
     Field("body that is not JSON", "POST", LOGIN, 400, "a form body on a JSON endpoint is a 400", data=b"email=alice&password=x", content_type="application/x-www-form-urlencoded"),
     Field("JSON array instead of object", "POST", LOGIN, 400, "the body must be an object", json=[1, 2, 3]),
+    *[Field(f"{name}: JSON nested 5,000 deep", "POST", f"/api/v1/auth/{name}", 400,
+            "nesting is capped (32) before the body is parsed: a 400, not a 500 with a traceback",
+            data=DEEP.encode(), content_type="application/json", error="bad_request")
+      for name in ("login", "verify", "resend")],
+    Field("JSON body over 64 KiB", "POST", LOGIN, 400, "JSON bodies are capped before they are parsed",
+          data=b'{"email": "alice@example.com", "password": "x"}' + b" " * 65_536, content_type="application/json", error="bad_request"),
     Field("list limit not a number", "GET", API, 400, "query types are checked", query={"limit": "ten"}, auth="alice"),
     Field("list limit out of range", "GET", API, 400, "query ranges are checked", query={"limit": "100000"}, auth="alice"),
     Field("search of 1,000 characters", "GET", API, 400, "search terms are size-capped", query={"q": "w" * 1000}, auth="alice"),
