@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import secrets
+import threading
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -97,7 +98,9 @@ def create_run_dir(runs_dir: Path, report: str, run_id: str) -> Path:
 
 
 def save_run(run_dir: Path, record: RunRecord) -> None:
-    tmp = run_dir / f".{RUN_FILE}.part"
+    # A temporary name of its own per writer: two threads saving one run (racing publishers)
+    # must not rename each other's half-written file.
+    tmp = run_dir / f".{RUN_FILE}.{os.getpid()}.{threading.get_ident()}.part"
     tmp.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, run_dir / RUN_FILE)
 
