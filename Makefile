@@ -49,8 +49,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip 2>&1 | grep -v 'is ignored' || true
 
-# Stamps: reinstall when pyproject.toml changes. pip output is filtered of this machine's
-# mirror warnings; a real failure still fails the step (pipefail).
+# Stamps: reinstall when pyproject.toml changes. pip's 'is ignored' warnings (package indexes
+# configured with options pip does not know) are filtered; a real failure still fails the step (pipefail).
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 	@.ci/debian-packages $(DEBIAN_RUNTIME)
 	set -o pipefail; $(PIP) install -e . 2>&1 | { grep -v 'is ignored' || true; }

@@ -1,6 +1,6 @@
 """Passwords: Argon2id hashes with an optional pepper, and the policy new passwords must meet.
 
-Per SECURITY.md: NFKC-normalised, length checked before hashing (no truncation, no composition
+Per OWASP ASVS 4.0.3 V2.1 and NIST SP 800-63B: NFKC-normalised, length checked before hashing (no truncation, no composition
 rules), common passwords refused, rehash on sign-in when parameters rise, and a dummy hash for
 unknown users so both answers take the same time.
 """
