@@ -1,8 +1,9 @@
 """Passwords: Argon2id hashes with an optional pepper, and the policy new passwords must meet.
 
-Per OWASP ASVS 4.0.3 V2.1 and NIST SP 800-63B: NFKC-normalised, length checked before hashing (no truncation, no composition
-rules), common passwords refused, rehash on sign-in when parameters rise, and a dummy hash for
-unknown users so both answers take the same time.
+The rules (docs/security-model.md; OWASP ASVS 4.0.3 V2.1 and V2.4, NIST SP 800-63B):
+NFKC-normalised, length checked before hashing (no truncation, no composition rules), common
+passwords refused, rehash on sign-in when parameters rise, and a dummy hash for unknown users so
+both answers take the same time.
 """
 
 from __future__ import annotations

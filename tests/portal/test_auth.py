@@ -1,8 +1,8 @@
 """Sign-in, tokens, sign-out, refresh and the account page (publish_server.auth and friends).
 
-Each rule on passwords and sessions in docs/security-model.md has a test here that fails when the rule is
-broken. Tokens are forged with PyJWT where a test needs a bad one; nothing under test is mocked
-(a counting wrapper around the Argon2 hasher only observes calls).
+Each rule on passwords and sessions in docs/security-model.md has a test here that fails when
+the rule is broken. Tokens are forged with PyJWT where a test needs a bad one; nothing under test
+is mocked (a counting wrapper around the Argon2 hasher only observes calls).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Two-step sign-in: device check, emailed code, challenge rules (publish_server.twostep and friends).
 
-Each rule on codes and devices in docs/security-model.md has a test that fails when the rule breaks. Codes
-are read from the recording mailer (the documented test double of the mail seam; the real SMTP
-server is in test_mail.py and the browser test); time is controlled through the injected clock
-``NBPRESS_CLOCK``, never by sleeping.
+Each rule on codes and devices in docs/security-model.md has a test that fails when the rule
+breaks. Codes are read from the recording mailer (the documented test double of the mail seam;
+the real SMTP server is in test_mail.py and the browser test); time is controlled through the
+injected clock ``NBPRESS_CLOCK``, never by sleeping.
 """
 
 from __future__ import annotations
