@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from flask import current_app
 
 from . import audit, tokens
+from .errors import BadRequest
 from .extensions import db
 from .models import Device, User
 from .neighbours import MacReading
+from .text import first_control
 
 __all__ = ["Verdict", "check", "find", "trust", "hash_secret", "ip_allowed", "for_user", "get_for_user",
            "rename", "revoke", "revoke_all", "is_revoked"]
@@ -140,9 +142,9 @@ def get_for_user(user: User, public_id: str) -> Device | None:
 def rename(device: Device, name: str) -> None:
     cleaned = " ".join(name.split())
     if not cleaned or len(cleaned) > 80:
-        from .errors import BadRequest
-
         raise BadRequest("A device name has 1 to 80 characters.")
+    if first_control(cleaned) is not None:
+        raise BadRequest("A device name is printable text (no control characters).")
     device.name = cleaned
 
 

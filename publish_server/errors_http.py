@@ -75,7 +75,7 @@ def init_app(app: Flask) -> None:
             return _unexpected(exc)  # SQLite reports bad SQL as an OperationalError too: that is our bug, a 500
         # The database went away (restart, failover, network): a transient state the client may retry.
         # The pool drops the broken connections and pool_pre_ping checks the next ones, so no restart is needed.
-        log.error("database unavailable on %s %s: %s", request.method, request.path, type(exc.orig).__name__)
+        log.error("database unavailable on %s %r: %s", request.method, request.path, type(exc.orig).__name__)
         return _respond(503, "unavailable", "The portal is briefly unavailable. Please try again in a moment.",
                         {"Retry-After": "5"})
 
@@ -93,5 +93,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # %r: the path is the client's text; quoted, a line break in it cannot start a forged log line.
+        log.exception("unhandled error on %s %r", request.method, request.path)
         return _respond(500, "internal_error", "Something went wrong on our side.")

@@ -31,6 +31,7 @@ from .models import Device, User
 from .neighbours import MacReading, read_mac
 from .openapi import ErrorOut, operation, parse_body
 from .session import PASSWORD_CHANGE_REQUIRED_NOTE, cookie_args, cookie_name, safe_next
+from .text import without_controls
 
 __all__ = ["bp", "api_bp", "after_password_web", "after_password_api", "device_cookie_name", "client_ip", "client_mac"]
 
@@ -68,7 +69,9 @@ def _mac(ip: str) -> MacReading:
 
 
 def _user_agent() -> str:
-    return request.headers.get("User-Agent", "")[:300]
+    # The client's text, kept in device records and shown on the devices page: no control
+    # characters (PostgreSQL refuses NUL outright).
+    return without_controls(request.headers.get("User-Agent", "")[:300])
 
 
 def _start(user: User, verdict: devices.Verdict, client: str, ip: str, mac: MacReading) -> challenges.Started:

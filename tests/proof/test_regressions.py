@@ -89,3 +89,50 @@ def test_an_unknown_query_parameter_is_refused(app, client, make_user, api_token
     response = client.get("/api/v1/publications", query_string={"limt": "5"}, headers=headers)
     assert response.status_code == 400 and "limt" in response.get_json()["message"]
     assert client.get("/api/v1/publications", query_string={"limit": "5"}, headers=headers).status_code == 200
+
+
+def test_a_nul_in_the_user_agent_is_stored_without_it(app, client, make_user, proof):
+    proof.case("regressions", "NUL in the User-Agent of a sign-in", "found writing the ASVS table: a 500 on PostgreSQL; now the "
+               "sign-in goes on and the device keeps the agent without control characters")
+    from publish_server.extensions import db
+    from publish_server.models import LoginChallenge
+
+    make_user("hana@example.com")
+    response = client.post("/api/v1/auth/login", json={"email": "hana@example.com", "password": TEST_PASSWORD},
+                           headers={"User-Agent": "curl/8\x00\x01X-Evil: 1"})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    agent = db.session.scalars(db.select(LoginChallenge.user_agent)).one()
+    assert agent == "curl/8 X-Evil: 1"
+
+
+def test_a_nul_in_a_device_name_is_400(app, client, make_user, login, proof):
+    proof.case("regressions", "NUL in a device's new name", "found writing the ASVS table: a 500 on PostgreSQL; now 400, the name unchanged")
+    from publish_server.extensions import db
+    from publish_server.models import Device
+    from publish_server.session import csrf_token
+
+    make_user("ines@example.com")
+    login(client, "ines@example.com")
+    device = db.session.scalars(db.select(Device)).one()
+    page = client.get("/account/devices")
+    csrf = client.get_cookie("csrf_access_token").value
+    response = client.post(f"/account/devices/{device.public_id}/rename", data={"name": "laptop\x00", "csrf_token": csrf})
+    assert response.status_code == 400, response.status_code
+    db.session.expire_all()
+    assert db.session.get(Device, device.id).name != "laptop\x00" and page.status_code == 200
+
+
+def test_a_line_break_in_a_path_cannot_forge_a_log_line(app, client, caplog, proof):
+    proof.case("regressions", "%0A in the path of a request that fails", "found writing the ASVS table: the path went into the "
+               "error log raw, so a URL could add a fake line; now it is logged quoted")
+    from flask import request
+
+    @app.before_request
+    def boom():
+        if request.path.startswith("/boom"):
+            raise RuntimeError("boom")
+
+    response = client.get("/boom/x%0A2026-12-01 INFO forged line")
+    assert response.status_code == 500
+    logged = [r.getMessage() for r in caplog.records if "unhandled error" in r.getMessage()]
+    assert logged and all("\n" not in line for line in logged), logged
