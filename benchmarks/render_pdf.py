@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
 
-    from toolkit.render import write_pdf
+    from toolkit.render.html import write_pdf
 
     result = write_pdf(args.html.read_text(encoding="utf-8"), args.pdf, base_dir=args.base_dir, templates_dir=args.templates, workers=args.workers)
     print(result.pages)

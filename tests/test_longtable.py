@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 
 from tests.conftest import make_notebook
-from toolkit import longtable
-from toolkit import records as rec
-from toolkit.inspect_pdf import inspect_pdf
-from toolkit.pipeline import prepare, run_report
-from toolkit.render import ReportContext, render_html, write_pdf
-from toolkit.spec import ReportSpec, TableOptions, find_report
+from toolkit.render import longtable
+from toolkit.notebook import records as rec
+from toolkit.render.inspect_pdf import inspect_pdf
+from toolkit.runs.pipeline import prepare, run_report
+from toolkit.render.html import ReportContext, render_html, write_pdf
+from toolkit.inputs.spec import ReportSpec, TableOptions, find_report
 
 HEADER = re.compile(r"\brow\s+day\s+source\s+events\s+share\s+user\b")
 ROW = re.compile(r"^\s*(\d+)\s+\d{4}-\d{2}-\d{2}\s", re.M)

@@ -31,9 +31,9 @@ from tests.conftest import make_notebook
 from tests.portal.conftest import base_config, make_pdf
 from tests.portal.test_publishing import serve
 from toolkit.errors import PublishError, RunDirError, SpecError
-from toolkit.publish import load_publish_config, period_label, publish_run
-from toolkit.runs import RunError, RunRecord, load_run, new_run_id, save_run
-from toolkit.spec import load_spec
+from toolkit.deliver.portal_client import load_publish_config, period_label, publish_run
+from toolkit.runs.run_folder import RunError, RunRecord, load_run, new_run_id, save_run
+from toolkit.inputs.spec import load_spec
 
 FAST = {"backoff": 0.01}
 

@@ -22,7 +22,7 @@ from apscheduler.schedulers.base import BaseScheduler
 
 from tests.conftest import make_notebook
 from toolkit.scheduler.jobs import JOB_FUNC, next_fire_times, scheduled_specs, sync_jobs
-from toolkit.spec import Schedule
+from toolkit.inputs.spec import Schedule
 
 UTC = dt.timezone.utc
 

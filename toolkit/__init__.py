@@ -14,7 +14,7 @@ Importing this package is cheap: pandas, matplotlib, papermill and WeasyPrint lo
 
 __version__ = "0.1.0"
 
-from .api import figure, metric, preview, table, text  # noqa: E402
+from .notebook.analyst_api import figure, metric, preview, table, text  # noqa: E402
 from .errors import NbpressError  # noqa: E402
 
 __all__ = ["__version__", "figure", "metric", "preview", "table", "text", "NbpressError"]

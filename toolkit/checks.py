@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
-from . import records as rec
-from .runs import CheckResult
+from .notebook import records as rec
+from .runs.run_folder import CheckResult
 
 __all__ = ["DataCheck", "run_checks"]
 

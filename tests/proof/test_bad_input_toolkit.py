@@ -20,8 +20,8 @@ import pytest
 
 from tests.conftest import ROOT, cli, make_notebook
 from toolkit.errors import RenderError
-from toolkit.pipeline import Project, prepare, render_run, run_report
-from toolkit.spec import find_report
+from toolkit.runs.pipeline import Project, prepare, render_run, run_report
+from toolkit.inputs.spec import find_report
 
 SMALL_PARAMS = """
 import datetime

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..execute import IpcKernelManager
-from ..runs import RunError, load_run, save_run
+from ..execute.papermill_run import IpcKernelManager
+from ..runs.run_folder import RunError, load_run, save_run
 
 __all__ = ["Control", "mark_cancelled"]
 

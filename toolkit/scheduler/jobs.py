@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..spec import ReportSpec, Schedule, load_spec
+from ..inputs.spec import ReportSpec, Schedule, load_spec
 
 if TYPE_CHECKING:  # the pipeline (papermill, nbformat) is not needed to list schedules
-    from ..pipeline import Project
+    from ..runs.pipeline import Project
 
 __all__ = ["JOB_FUNC", "TABLE", "default_jobs_url", "scheduled_specs", "make_scheduler", "sync_jobs", "next_fire_times",
            "SyncReport"]

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataCheckError, NbpressError
-from ..notify import Mailer, notify_owner
-from ..pipeline import Project, prepare, run_report
-from ..runs import RunError, load_run, save_run
-from ..spec import ReportSpec, find_report
+from ..deliver.owner_notice import Mailer, notify_owner
+from ..runs.pipeline import Project, prepare, run_report
+from ..runs.run_folder import RunError, load_run, save_run
+from ..inputs.spec import ReportSpec, find_report
 from .control import Control, mark_cancelled
 from .transient import is_transient
 
@@ -74,7 +74,7 @@ def scheduled_tick(root: str, report: str) -> None:
 
 def publishing() -> tuple[object | None, str]:
     """The portal scheduled runs publish to, or None when none is configured; and a line saying so."""
-    from ..publish import CONFIG_ENV, DEFAULT_CONFIG, TOKEN_ENV, load_publish_config
+    from ..deliver.portal_client import CONFIG_ENV, DEFAULT_CONFIG, TOKEN_ENV, load_publish_config
 
     configured = os.environ.get(TOKEN_ENV) or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG).expanduser().is_file()
     if not configured:
@@ -85,7 +85,7 @@ def publishing() -> tuple[object | None, str]:
 
 def owner_mail() -> tuple[Mailer | None, str]:
     """How owners hear about runs (SMTP when NBPRESS_MAIL_URL says so), and a line saying so."""
-    from ..owner_mail import owner_mailer_from_env
+    from ..deliver.owner_mail import owner_mailer_from_env
 
     mailer = owner_mailer_from_env()
     if mailer is None:
@@ -96,7 +96,7 @@ def owner_mail() -> tuple[Mailer | None, str]:
 def runnable(spec: ReportSpec) -> None:
     """Raise a UsageError (exit 2) when REPORT cannot run with its defaults and grid: a required
     parameter without a value would otherwise fail at every tick, unattended."""
-    from ..batch import plan
+    from ..batch.members import plan
 
     plan(spec, {}, use_spec_grid=bool(spec.grid))
 
@@ -158,7 +158,7 @@ def _single(project: Project, spec: ReportSpec, settings: Settings) -> TickResul
 
 def _grid(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
     """A tick of a report with a grid runs the whole batch on the local executor."""
-    from .. import batch
+    from ..batch import members as batch
 
     control = settings.control
     try:
@@ -189,8 +189,8 @@ def _grid(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
 def _batch_attempts(jobs: list, spec: ReportSpec, settings: Settings, final: dict, runs: list[Path]) -> str:
     """Run the batch, then again the members that failed transiently; fills ``final`` and
     ``runs``; returns why the executor itself broke down ("" when it did not)."""
-    from .. import batch
-    from ..executors import make_executor
+    from ..batch import members as batch
+    from ..batch.executors import make_executor
 
     control = settings.control
     try:
@@ -238,7 +238,7 @@ def _publish(run_dir: Path, spec: ReportSpec, settings: Settings) -> str | None:
     config = settings.publish
     if config is None:
         return None
-    from ..publish import publish_run
+    from ..deliver.portal_client import publish_run
 
     try:
         published = publish_run(run_dir, config.portal, config.token, retries=spec.retries.max,

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import RunDirError
+from ..errors import RunDirError
 
 __all__ = ["RunRecord", "RunError", "CheckResult", "PublicationRef", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
 

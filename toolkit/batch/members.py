@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DataCheckError, NbpressError, UsageError
-from .grid import expand, member_label, resolve_values
-from .pipeline import Prepared, Project, prepare
-from .spec import ReportSpec
+from ..errors import DataCheckError, NbpressError, UsageError
+from ..inputs.grid import expand, member_label, resolve_values
+from ..runs.pipeline import Prepared, Project, prepare
+from ..inputs.spec import ReportSpec
 
 __all__ = ["Job", "Outcome", "Reporter", "plan", "run", "execute_job", "after_batch", "summary_lines"]
 
@@ -78,7 +78,7 @@ def plan(spec: ReportSpec, given: dict[str, Any], grid_options: Iterable[tuple[s
     The grid is the spec's (unless ``use_spec_grid`` is false) with ``--grid`` options replacing
     keys of the same name; parameters given with ``-p``/``-f`` are fixed and leave the grid.
     """
-    from .params import read_schema
+    from ..inputs.params import read_schema
 
     grid: dict[str, Any] = dict(spec.grid) if use_spec_grid else {}
     grid.update(dict(grid_options))
@@ -94,7 +94,7 @@ def plan(spec: ReportSpec, given: dict[str, Any], grid_options: Iterable[tuple[s
 
 def execute_job(job: Job, launcher: Any = None) -> Outcome:
     """Run one member where this is called (a worker); never raises for the member's failures."""
-    from .pipeline import run_report
+    from ..runs.pipeline import run_report
 
     start = time.perf_counter()
     try:
@@ -128,8 +128,8 @@ def after_batch(outcomes: list[Outcome], spec: ReportSpec, publish_config=None, 
 
     A publication failure marks that member failed (its PDF exists but did not reach readers).
     """
-    from .notify import notify_owner
-    from .runs import load_run
+    from ..deliver.owner_notice import notify_owner
+    from ..runs.run_folder import load_run
 
     for outcome in outcomes:
         if outcome.run_dir is None:
@@ -137,7 +137,7 @@ def after_batch(outcomes: list[Outcome], spec: ReportSpec, publish_config=None, 
         if outcome.status == "blocked":
             notify_owner(outcome.run_dir, load_run(outcome.run_dir), spec.owner, mailer)
         elif outcome.status == "succeeded" and publish_config is not None:
-            from .publish import publish_run
+            from ..deliver.portal_client import publish_run
 
             try:
                 published = publish_run(outcome.run_dir, publish_config.portal, publish_config.token)

@@ -20,12 +20,13 @@ import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from . import __version__, longtable
-from . import records as rec
-from .errors import RenderError
+from .. import __version__
+from . import longtable
+from ..notebook import records as rec
+from ..errors import RenderError
 
 if TYPE_CHECKING:  # pydantic stays out of the long-table layout workers, which import this module
-    from .spec import ReportSpec
+    from ..inputs.spec import ReportSpec
 
 __all__ = ["ReportContext", "render_html", "write_pdf", "PdfResult", "FencedFetcher"]
 

@@ -36,9 +36,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from . import __version__
-from .errors import PublishError, RunDirError
-from .runs import PublicationRef, RunRecord, load_run, save_run
+from .. import __version__
+from ..errors import PublishError, RunDirError
+from ..runs.run_folder import PublicationRef, RunRecord, load_run, save_run
 
 __all__ = ["PublishConfig", "PublishedRun", "load_publish_config", "publish_run", "period_label", "mask_url_passwords"]
 
@@ -207,7 +207,7 @@ def _variant_audience(audience: Mapping[str, Any] | None, parameters: dict[str, 
     goes to the north team, not to every team named in the mapping)."""
     if not audience or not audience.get("by"):
         return audience
-    from .spec import Audience
+    from ..inputs.spec import Audience
 
     return Audience.model_validate(audience).for_values(parameters)
 

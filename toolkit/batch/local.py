@@ -26,10 +26,10 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from ..batch import Job, Outcome, execute_job
+from .members import Job, Outcome, execute_job
 from ..errors import ExecutorError
-from .forkserver import DEFAULT_PRELOAD
-from .kernels import ForkServer, fork_kernel_manager
+from ..execute.forkserver import DEFAULT_PRELOAD
+from ..execute.forked_kernels import ForkServer, fork_kernel_manager
 
 __all__ = ["LocalExecutor", "fork_available"]
 
@@ -40,9 +40,9 @@ def fork_available() -> bool:
     return hasattr(os, "fork") and os.path.isdir("/proc") and os.environ.get("NBPRESS_FORK_KERNELS", "1") != "0"
 
 
-# What every worker needs: papermill (via toolkit.execute), records read back as DataFrames
+# What every worker needs: papermill (via toolkit.execute.papermill_run), records read back as DataFrames
 # from Parquet, WeasyPrint. Imported before the first member, never on its critical path.
-WORKER_MODULES = ("pandas", "pyarrow.parquet", "weasyprint", "toolkit.execute", "toolkit.render")
+WORKER_MODULES = ("pandas", "pyarrow.parquet", "weasyprint", "toolkit.execute.papermill_run", "toolkit.render.html")
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:

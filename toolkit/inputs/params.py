@@ -19,7 +19,7 @@ from typing import Any
 
 import nbformat
 
-from .errors import NotebookError, ParameterError
+from ..errors import NotebookError, ParameterError
 
 __all__ = ["ParamType", "Parameter", "Schema", "read_schema", "find_parameters_cell"]
 

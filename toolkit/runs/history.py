@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RunDirError, UsageError
-from .runs import RUN_FILE, RunRecord, load_run
+from ..errors import RunDirError, UsageError
+from .run_folder import RUN_FILE, RunRecord, load_run
 
 __all__ = ["HistoryRow", "history", "plain_lines", "rich_table"]
 

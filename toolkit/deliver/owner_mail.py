@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .errors import UsageError
-from .notify import Notification, RunFolderMailer
+from ..errors import UsageError
+from .owner_notice import Notification, RunFolderMailer
 
 __all__ = ["SmtpOwnerMailer", "owner_mailer_from_env"]
 

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import NbpressError
-from .pipeline import Project, prepare, run_report
-from .progress import run_progress
-from .spec import find_report
+from ..errors import NbpressError
+from ..runs.pipeline import Project, prepare, run_report
+from ..progress import run_progress
+from ..inputs.spec import find_report
 
 __all__ = ["build_demo_runs", "DemoPortal"]
 
@@ -116,7 +116,7 @@ class DemoPortal:
         return out.split("token:", 1)[1].strip().split()[0]
 
     def publish(self, run_dirs: list[Path], token: str, say: Callable[[str], None]) -> None:
-        from .publish import publish_run
+        from ..deliver.portal_client import publish_run
 
         for run_dir in run_dirs:
             result = publish_run(run_dir, self.url, token, audience={"groups": [DEMO_GROUP]})

@@ -18,11 +18,11 @@ from typing import Any
 
 import nbformat
 
-from . import records as rec
-from .errors import DataCheckError, ExecutionError, NbpressError, RunDirError, SpecError
-from .params import load_notebook, read_schema, to_jsonable
-from .runs import RunError, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
-from .spec import ReportSpec
+from ..notebook import records as rec
+from ..errors import DataCheckError, ExecutionError, NbpressError, RunDirError, SpecError
+from ..inputs.params import load_notebook, read_schema, to_jsonable
+from .run_folder import RunError, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
+from ..inputs.spec import ReportSpec
 
 __all__ = ["Project", "prepare", "run_report", "render_run", "Prepared"]
 
@@ -82,7 +82,7 @@ def prepare(spec: ReportSpec, given: dict[str, Any]) -> Prepared:
 
 
 def _read_bytes(path: Path) -> bytes:
-    from .errors import NotebookError
+    from ..errors import NotebookError
 
     try:
         return path.read_bytes()
@@ -121,7 +121,7 @@ def run_report(
     checks raise :class:`DataCheckError` with the run marked ``blocked`` (nothing rendered).
     ``launcher`` starts the kernel (the batch fork server); None: a new kernel process.
     """
-    from .execute import execute
+    from ..execute.papermill_run import execute
 
     spec = prepared.spec
     run_id = new_run_id()
@@ -202,7 +202,7 @@ def render_run(run_dir: Path, project: Project, *, template: str | None = None, 
 
 def _check(run_dir: Path, record: RunRecord, spec: ReportSpec, records: dict[str, rec.Record]) -> None:
     """Run the spec's data checks; any failure blocks the run before anything is rendered."""
-    from .checks import run_checks
+    from ..checks import run_checks
 
     record.checks = run_checks(spec.checks, records)
     failures = [f"{r.check} ({r.detail})" for r in record.checks if not r.passed]
@@ -217,8 +217,8 @@ def _check(run_dir: Path, record: RunRecord, spec: ReportSpec, records: dict[str
 
 def _render(run_dir: Path, record: RunRecord, spec: ReportSpec, project: Project, clock: _Stopwatch,
             records: dict[str, rec.Record] | None = None) -> None:
-    from . import longtable
-    from .render import ReportContext, render_html, write_assets, write_pdf
+    from ..render import longtable
+    from ..render.html import ReportContext, render_html, write_assets, write_pdf
 
     with clock.stage("records"):
         if records is None:

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from .runs import RunRecord
+from ..runs.run_folder import RunRecord
 
 __all__ = ["Notification", "Mailer", "RunFolderMailer", "RecordingMailer", "notify_owner", "needs_owner"]
 

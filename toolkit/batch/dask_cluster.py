@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..batch import Job, Outcome, execute_job
+from .members import Job, Outcome, execute_job
 from ..errors import ClusterUnreachableError, ExecutorError, UsageError
 from .bundle import ProjectBundle, pack_project, pack_run, unpack_project, unpack_run
 
@@ -104,8 +104,8 @@ def _project_root(bundle: ProjectBundle) -> Path:
 
 def _launcher(preload: list[str]):
     """A kernel manager class forking kernels from this worker's fork server (None: cold kernels)."""
-    from .forkserver import DEFAULT_PRELOAD
-    from .kernels import ForkServer, fork_kernel_manager
+    from ..execute.forkserver import DEFAULT_PRELOAD
+    from ..execute.forked_kernels import ForkServer, fork_kernel_manager
     from .local import fork_available
 
     if not fork_available():
@@ -120,7 +120,7 @@ def _launcher(preload: list[str]):
 
 
 def _shared_launcher(socket_path: str):
-    from .kernels import fork_kernel_manager
+    from ..execute.forked_kernels import fork_kernel_manager
 
     return fork_kernel_manager(socket_path)
 
@@ -131,7 +131,8 @@ def _import_pipeline() -> None:
     import pyarrow.parquet  # noqa: F401 - records are Parquet
     import weasyprint  # noqa: F401
 
-    from .. import execute, render  # noqa: F401
+    from ..execute import papermill_run as execute  # noqa: F401
+    from ..render import html as render  # noqa: F401
 
 
 def stop_fork_servers() -> int:
@@ -176,8 +177,8 @@ def run_member(job: Job, bundle: ProjectBundle, fork_socket: str | None = None) 
 
 def _receive(job: Job, outcome: Outcome, data: bytes | None) -> Outcome:
     """Write the returned run folder under this side's runs folder and point the outcome at it."""
-    from ..pipeline import Project
-    from ..runs import load_run, save_run
+    from ..runs.pipeline import Project
+    from ..runs.run_folder import load_run, save_run
 
     if data is None:
         outcome.run_dir = None
@@ -267,8 +268,8 @@ class DaskExecutor:
     def _start_local_fork_server(self) -> None:
         """local:N workers share this machine: one kernel template serves them all (its imports
         overlap the cluster's start-up) instead of one per worker."""
-        from .forkserver import DEFAULT_PRELOAD
-        from .kernels import ForkServer
+        from ..execute.forkserver import DEFAULT_PRELOAD
+        from ..execute.forked_kernels import ForkServer
         from .local import fork_available
 
         if fork_available():

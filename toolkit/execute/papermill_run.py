@@ -32,9 +32,9 @@ from papermill.exceptions import PapermillExecutionError
 from papermill.models import Parameter as PapermillParameter
 from papermill.translators import PythonTranslator, papermill_translators
 
-from .api import RUN_ENV
-from .errors import CellTimeoutError, ExecutionError, KernelDiedError, NotebookError
-from .params import find_parameters_cell, load_notebook, read_schema
+from ..notebook.analyst_api import RUN_ENV
+from ..errors import CellTimeoutError, ExecutionError, KernelDiedError, NotebookError
+from ..inputs.params import find_parameters_cell, load_notebook, read_schema
 
 __all__ = ["execute", "CellEvent", "IpcKernelManager"]
 

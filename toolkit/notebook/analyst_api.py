@@ -16,7 +16,7 @@ from numbers import Real
 from typing import Any
 
 from . import records as rec
-from .errors import RecordError
+from ..errors import RecordError
 
 RUN_ENV = "NBPRESS_RUN_ID"
 _session: dict[str, rec.Record] = {}
@@ -98,6 +98,6 @@ def preview(report: str | None = None, *, project: str | os.PathLike | None = No
     """
     if os.environ.get(RUN_ENV):
         return None
-    from .inline_preview import render_preview
+    from .preview import render_preview
 
     return render_preview(dict(_session), report, project)

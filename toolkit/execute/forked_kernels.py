@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ExecutorError
 
 if TYPE_CHECKING:
-    from ..execute import IpcKernelManager
+    from .papermill_run import IpcKernelManager
 
 # jupyter_client and papermill are imported only where kernels are launched (the workers):
 # the submitting process needs ForkServer alone and would pay ~0.5 s of CPU for them.
@@ -51,7 +51,7 @@ class ForkServer:
         # missed in frozen modules: noise for unattended runs, which never attach a debugger.
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "toolkit.executors.forkserver", self.socket_path, *self.preload],
+            [sys.executable, "-m", "toolkit.execute.forkserver", self.socket_path, *self.preload],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, start_new_session=True,
         )
         return self
@@ -157,7 +157,7 @@ def fork_kernel_manager(socket_path: str) -> type[IpcKernelManager]:
     """A KernelManager class whose kernels are forked by the server listening at ``socket_path``."""
     from jupyter_client.provisioning import LocalProvisioner
 
-    from ..execute import IpcKernelManager
+    from .papermill_run import IpcKernelManager
 
     class ForkProvisioner(LocalProvisioner):
         async def launch_kernel(self, cmd: list[str], **kwargs: Any):

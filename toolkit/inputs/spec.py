@@ -34,8 +34,8 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError,
                       field_validator, model_serializer, model_validator)
 
-from .checks import DataCheck
-from .errors import SpecError, UsageError
+from ..checks import DataCheck
+from ..errors import SpecError, UsageError
 from .grid import parse_grid_value
 
 __all__ = ["ReportSpec", "Audience", "Schedule", "Retries", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]

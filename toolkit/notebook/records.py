@@ -16,7 +16,7 @@ from typing import Any, Union
 
 import nbformat
 
-from .errors import RecordError
+from ..errors import RecordError
 
 __all__ = ["MIME_TYPE", "Table", "Figure", "Metric", "Text", "Record", "read_records", "check_name"]
 

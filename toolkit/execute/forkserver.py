@@ -16,7 +16,7 @@ Protocol (one connection per kernel): the client sends one JSON line ``{"connect
 lives, then sends ``{"exit": code}`` and closes it. If the client goes away first, the kernel's
 process group is killed: no orphaned kernels.
 
-Run as ``python -m toolkit.executors.forkserver SOCKET [MODULE ...]``; it prints ``ready`` on
+Run as ``python -m toolkit.execute.forkserver SOCKET [MODULE ...]``; it prints ``ready`` on
 stdout once the imports are done.
 """
 
@@ -34,7 +34,7 @@ import threading
 __all__ = ["DEFAULT_PRELOAD", "serve"]
 
 # What the demo report and most reports import; the spec's `preload` adds to it.
-DEFAULT_PRELOAD = ("pandas", "numpy", "matplotlib.pyplot", "sqlalchemy", "pyarrow.parquet", "toolkit.api")
+DEFAULT_PRELOAD = ("pandas", "numpy", "matplotlib.pyplot", "sqlalchemy", "pyarrow.parquet", "toolkit.notebook.analyst_api")
 # What every kernel imports while it starts.
 KERNEL_MODULES = ("ipykernel.debugger", "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "matplotlib_inline.backend_inline", "jupyter_client.session")
 
@@ -222,5 +222,5 @@ def _reap(kernels: dict[socket.socket, int], exits: dict[int, int]) -> None:
             del kernels[conn]
 
 
-if __name__ == "__main__":  # pragma: no cover - started by toolkit.executors.local
+if __name__ == "__main__":  # pragma: no cover - started by toolkit.execute.forked_kernels
     serve(sys.argv[1], sys.argv[2:])

@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["RelativeDates", "parse_grid_value", "parse_grid_option", "expand", "resolve_values", "member_label"]
 

@@ -9,11 +9,11 @@ import tempfile
 from pathlib import Path
 
 from . import records as rec
-from .errors import UsageError
-from .params import read_schema, to_jsonable
-from .pipeline import Project
-from .render import ReportContext, render_html, write_assets, write_pdf
-from .spec import ReportSpec, find_report
+from ..errors import UsageError
+from ..inputs.params import read_schema, to_jsonable
+from ..runs.pipeline import Project
+from ..render.html import ReportContext, render_html, write_assets, write_pdf
+from ..inputs.spec import ReportSpec, find_report
 
 __all__ = ["render_preview", "find_project"]
 

@@ -47,7 +47,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import RenderError
+from ..errors import RenderError
 
 __all__ = ["LONG_TABLE_ROWS", "CHUNK_PAGES", "BEGIN", "END", "write_pdf"]
 
@@ -247,7 +247,7 @@ class _Env:
 def _part_fetcher_class():
     from weasyprint.urls import URLFetcherResponse
 
-    from .render import _fetcher_class
+    from .html import _fetcher_class
 
     class PartFetcher(_fetcher_class()):
         """The report's fenced fetcher; stylesheets come back with ``counter(pages)`` renamed."""

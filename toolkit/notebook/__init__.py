@@ -1,0 +1,8 @@
+"""Notebook: what runs inside the analyst's kernel.
+
+    analyst_api  ``tk.table``, ``figure``, ``metric``, ``text``, ``preview`` (re-exported by ``toolkit``)
+    records      the record types, how they travel in the notebook and are read back
+    preview      ``tk.preview()``: the records so far rendered with the report's template
+
+Nothing is imported here: ``import toolkit`` must stay cheap.
+"""
