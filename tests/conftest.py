@@ -15,7 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from toolkit.runs.pipeline import Project, prepare, run_report
+from toolkit.project import Project
+from toolkit.inputs.prepare import prepare
+from toolkit.runs.pipeline import run_report
 from toolkit.inputs.spec import find_report
 
 ROOT = Path(__file__).resolve().parents[1]

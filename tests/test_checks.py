@@ -15,7 +15,8 @@ from toolkit.notebook import records as rec
 from toolkit.checks import DataCheck, run_checks
 from toolkit.errors import DataCheckError, PublishError
 from toolkit.deliver.owner_notice import RecordingMailer, notify_owner
-from toolkit.runs.pipeline import prepare, run_report
+from toolkit.inputs.prepare import prepare
+from toolkit.runs.pipeline import run_report
 from toolkit.deliver.portal_client import publish_run
 from toolkit.runs.run_folder import load_run
 from toolkit.inputs.spec import find_report

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from tests.conftest import DEMO_END, pdf_text
 from toolkit.demo.demo_data import generate
 from toolkit.render.inspect_pdf import inspect_pdf
-from toolkit.runs.pipeline import prepare, run_report
+from toolkit.inputs.prepare import prepare
+from toolkit.runs.pipeline import run_report
 from toolkit.notebook.records import read_records
 from toolkit.inputs.spec import find_report
 

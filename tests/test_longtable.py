@@ -21,7 +21,8 @@ from tests.conftest import make_notebook
 from toolkit.render import longtable
 from toolkit.notebook import records as rec
 from toolkit.render.inspect_pdf import inspect_pdf
-from toolkit.runs.pipeline import prepare, run_report
+from toolkit.inputs.prepare import prepare
+from toolkit.runs.pipeline import run_report
 from toolkit.render.html import ReportContext, render_html, write_pdf
 from toolkit.inputs.spec import ReportSpec, TableOptions, find_report
 

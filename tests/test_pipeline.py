@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import make_notebook, pdf_text
 from toolkit.errors import CellTimeoutError, ExecutionError, KernelDiedError, RenderError, RunDirError
-from toolkit.runs.pipeline import prepare, render_run, run_report
+from toolkit.inputs.prepare import prepare
+from toolkit.runs.pipeline import render_run, run_report
 from toolkit.notebook.records import read_records
 from toolkit.inputs.spec import find_report
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import make_notebook
 from toolkit.errors import SpecError, UsageError
-from toolkit.runs.pipeline import prepare
+from toolkit.inputs.prepare import prepare
 from toolkit.inputs.spec import find_report, load_spec
 
 

@@ -48,7 +48,7 @@ def handle_errors(func):
 
 
 def _project(ctx: click.Context):
-    from .runs.pipeline import Project
+    from .project import Project
 
     return Project(Path(ctx.obj["project"]).resolve())
 
@@ -129,7 +129,8 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     Workers on other machines: see docs/scale-out.md.
     """
     from .inputs.params import read_schema
-    from .runs.pipeline import prepare, run_report
+    from .inputs.prepare import prepare
+    from .runs.pipeline import run_report
     from .progress import run_progress
     from .inputs.spec import find_report
 

@@ -20,7 +20,9 @@ import pytest
 
 from tests.conftest import ROOT, cli, make_notebook
 from toolkit.errors import RenderError
-from toolkit.runs.pipeline import Project, prepare, render_run, run_report
+from toolkit.project import Project
+from toolkit.inputs.prepare import prepare
+from toolkit.runs.pipeline import render_run, run_report
 from toolkit.inputs.spec import find_report
 
 SMALL_PARAMS = """

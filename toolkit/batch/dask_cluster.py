@@ -177,7 +177,7 @@ def run_member(job: Job, bundle: ProjectBundle, fork_socket: str | None = None) 
 
 def _receive(job: Job, outcome: Outcome, data: bytes | None) -> Outcome:
     """Write the returned run folder under this side's runs folder and point the outcome at it."""
-    from ..runs.pipeline import Project
+    from ..project import Project
     from ..runs.run_folder import load_run, save_run
 
     if data is None:

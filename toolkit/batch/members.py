@@ -19,7 +19,8 @@ from typing import Any
 
 from ..errors import DataCheckError, NbpressError, UsageError
 from ..inputs.grid import expand, member_label, resolve_values
-from ..runs.pipeline import Prepared, Project, prepare
+from ..inputs.prepare import Prepared, prepare
+from ..project import Project
 from ..inputs.spec import ReportSpec
 
 __all__ = ["Job", "Outcome", "Reporter", "plan", "run", "execute_job", "after_batch", "summary_lines"]

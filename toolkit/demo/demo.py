@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NbpressError
-from ..runs.pipeline import Project, prepare, run_report
+from ..inputs.prepare import prepare
+from ..project import Project
+from ..runs.pipeline import run_report
 from ..progress import run_progress
 from ..inputs.spec import find_report
 

@@ -32,9 +32,9 @@ from papermill.exceptions import PapermillExecutionError
 from papermill.models import Parameter as PapermillParameter
 from papermill.translators import PythonTranslator, papermill_translators
 
-from ..notebook.analyst_api import RUN_ENV
 from ..errors import CellTimeoutError, ExecutionError, KernelDiedError, NotebookError
 from ..inputs.params import find_parameters_cell, load_notebook, read_schema
+from ..notebook.run_env import RUN_ENV
 
 __all__ = ["execute", "CellEvent", "IpcKernelManager"]
 

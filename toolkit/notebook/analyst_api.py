@@ -15,10 +15,10 @@ import warnings
 from numbers import Real
 from typing import Any
 
-from . import records as rec
 from ..errors import RecordError
+from . import records as rec
+from .run_env import RUN_ENV
 
-RUN_ENV = "NBPRESS_RUN_ID"
 _session: dict[str, rec.Record] = {}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from . import records as rec
 from ..errors import UsageError
 from ..inputs.params import read_schema, to_jsonable
-from ..runs.pipeline import Project
+from ..project import Project
 from ..render.html import ReportContext, render_html, write_assets, write_pdf
 from ..inputs.spec import ReportSpec, find_report
 

@@ -1,93 +1,41 @@
-"""The pipeline: validate -> execute -> read records -> render HTML -> write PDF.
+"""The pipeline: execute -> read records -> checks -> render HTML -> write PDF.
 
-:func:`run_report` does a whole run; :func:`render_run` re-renders a finished run from its
-executed notebook without running anything again. Parameters are checked before any folder
-is made or any kernel starts; after that, every failure is written to ``run.json``.
+:func:`run_report` does a whole run of a :class:`~toolkit.inputs.prepare.Prepared` report (its
+input already checked: no folder is made or kernel started for bad input); :func:`render_run`
+re-renders a finished run from its executed notebook without running anything again. Every
+failure after the run folder is made is written to ``run.json``.
+
+Imported where a run happens (the CLI's ``run``, a batch worker, the scheduler): it loads
+papermill and the renderer. Planning a batch needs only :mod:`toolkit.inputs.prepare`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from ..notebook import records as rec
-from ..errors import DataCheckError, ExecutionError, NbpressError, RunDirError, SpecError
-from ..inputs.params import load_notebook, read_schema, to_jsonable
-from .run_folder import RunError, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
+from ..checks import run_checks
+from ..errors import DataCheckError, ExecutionError, NbpressError, RunDirError
+from ..execute.papermill_run import execute
+from ..inputs.params import to_jsonable
+from ..inputs.prepare import Prepared
 from ..inputs.spec import ReportSpec
+from ..notebook import records as rec
+from ..project import Project
+from ..render import longtable
+from ..render.html import ReportContext, render_html, write_assets, write_pdf
+from .run_folder import RunError, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
 
-__all__ = ["Project", "prepare", "run_report", "render_run", "Prepared"]
+__all__ = ["run_report", "render_run"]
 
 # Progress callback: (stage, detail) e.g. ("execute", "cell 3/12")
 Progress = Callable[[str, str], None]
-
-
-@dataclass(frozen=True)
-class Project:
-    """Where a project's folders are: notebooks/, templates/ and runs/ under one root."""
-
-    root: Path
-
-    @property
-    def notebooks_dir(self) -> Path:
-        return self.root / "notebooks"
-
-    @property
-    def templates_dir(self) -> Path:
-        return self.root / "templates"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A run that passed validation: the resolved parameters and the notebook's bytes."""
-
-    spec: ReportSpec
-    parameters: dict[str, Any]
-    notebook_sha256: str
-
-
-def prepare(spec: ReportSpec, given: dict[str, Any]) -> Prepared:
-    """Check the notebook, the spec and the parameter values; no kernel, no folder."""
-    raw = _read_bytes(spec.notebook)
-    nb = load_notebook(spec.notebook)
-    schema = read_schema(spec.notebook, nb)
-    for key in spec.header_parameters:
-        if key not in schema.names:
-            raise SpecError(spec.path or spec.name, "header_parameters", f"{key!r} is not a parameter of the notebook")
-    for name, value in spec.parameters.items():
-        try:
-            schema.check(name, value)
-        except NbpressError as exc:
-            raise SpecError(spec.path or spec.name, f"parameters.{name}", str(exc)) from None
-    for key in spec.grid:
-        if key not in schema.names:
-            raise SpecError(spec.path or spec.name, f"grid.{key}", "is not a parameter of the notebook")
-    for key in spec.audience.by if spec.audience else {}:
-        if key not in schema.names:
-            raise SpecError(spec.path or spec.name, f"audience.by.{key}", "is not a parameter of the notebook")
-    parameters = schema.resolve(spec.parameters, given)
-    return Prepared(spec, parameters, hashlib.sha256(raw).hexdigest())
-
-
-def _read_bytes(path: Path) -> bytes:
-    from ..errors import NotebookError
-
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise NotebookError(path, "no such notebook") from None
 
 
 class _Stopwatch:
@@ -121,8 +69,6 @@ def run_report(
     checks raise :class:`DataCheckError` with the run marked ``blocked`` (nothing rendered).
     ``launcher`` starts the kernel (the batch fork server); None: a new kernel process.
     """
-    from ..execute.papermill_run import execute
-
     spec = prepared.spec
     run_id = new_run_id()
     run_dir = create_run_dir(out_dir or project.runs_dir, spec.name, run_id)
@@ -202,8 +148,6 @@ def render_run(run_dir: Path, project: Project, *, template: str | None = None, 
 
 def _check(run_dir: Path, record: RunRecord, spec: ReportSpec, records: dict[str, rec.Record]) -> None:
     """Run the spec's data checks; any failure blocks the run before anything is rendered."""
-    from ..checks import run_checks
-
     record.checks = run_checks(spec.checks, records)
     failures = [f"{r.check} ({r.detail})" for r in record.checks if not r.passed]
     if failures:
@@ -217,9 +161,6 @@ def _check(run_dir: Path, record: RunRecord, spec: ReportSpec, records: dict[str
 
 def _render(run_dir: Path, record: RunRecord, spec: ReportSpec, project: Project, clock: _Stopwatch,
             records: dict[str, rec.Record] | None = None) -> None:
-    from ..render import longtable
-    from ..render.html import ReportContext, render_html, write_assets, write_pdf
-
     with clock.stage("records"):
         if records is None:
             nb = nbformat.read(str(run_dir / "executed.ipynb"), as_version=4)

@@ -16,9 +16,9 @@ import os
 import signal
 import threading
 
-from ..notebook.analyst_api import RUN_ENV
 from ..errors import SchedulerError
-from ..runs.pipeline import Project
+from ..notebook.run_env import RUN_ENV
+from ..project import Project
 from .control import Control
 from .jobs import make_scheduler, scheduled_specs, sync_jobs
 from .tick import Settings, install, owner_mail, publishing, runnable

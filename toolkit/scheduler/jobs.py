@@ -16,13 +16,10 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..inputs.spec import ReportSpec, Schedule, load_spec
-
-if TYPE_CHECKING:  # the pipeline (papermill, nbformat) is not needed to list schedules
-    from ..runs.pipeline import Project
+from ..project import Project
 
 __all__ = ["JOB_FUNC", "TABLE", "default_jobs_url", "scheduled_specs", "make_scheduler", "sync_jobs", "next_fire_times",
            "SyncReport"]

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from ..errors import DataCheckError, NbpressError
 from ..deliver.owner_notice import Mailer, notify_owner
-from ..runs.pipeline import Project, prepare, run_report
+from ..inputs.prepare import prepare
+from ..project import Project
+from ..runs.pipeline import run_report
 from ..runs.run_folder import RunError, load_run, save_run
 from ..inputs.spec import ReportSpec, find_report
 from .control import Control, mark_cancelled
