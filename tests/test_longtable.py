@@ -23,7 +23,8 @@ from toolkit.notebook import records as rec
 from toolkit.render.inspect_pdf import inspect_pdf
 from toolkit.inputs.prepare import prepare
 from toolkit.runs.pipeline import run_report
-from toolkit.render.html import ReportContext, render_html, write_pdf
+from toolkit.render.html import ReportContext, render_html
+from toolkit.render.pdf import write_pdf
 from toolkit.inputs.spec import ReportSpec, TableOptions, find_report
 
 HEADER = re.compile(r"\brow\s+day\s+source\s+events\s+share\s+user\b")
@@ -125,7 +126,7 @@ def test_a_row_taller_than_planned_is_caught_and_numbers_stay_right(project, tmp
     tall = '<tr>\n      <th>150</th><td>2026-05-31</td><td>api<br>and<br>web<br>and<br>more</td><td>1</td><td>0.5</td><td>user-1</td>\n    </tr>'
     html = re.sub(r"<tr>\s*<th>150</th>.*?</tr>", lambda m: tall, html, count=1, flags=re.S)
     pdf = tmp_path / "report.pdf"
-    with caplog.at_level(logging.WARNING, logger="toolkit.longtable"):
+    with caplog.at_level(logging.WARNING, logger="toolkit.render.longtable"):
         longtable.write_pdf(html, pdf, base_dir=tmp_path, templates_dir=project.templates_dir, chunk_pages=2, workers=2)
     assert "writing them again" in caplog.text
     _check_table(_pages(pdf), 200)

@@ -12,7 +12,8 @@ from . import records as rec
 from ..errors import UsageError
 from ..inputs.params import read_schema, to_jsonable
 from ..project import Project
-from ..render.html import ReportContext, render_html, write_assets, write_pdf
+from ..render.html import ReportContext, render_html, write_assets
+from ..render.pdf import write_pdf
 from ..inputs.spec import ReportSpec, find_report
 
 __all__ = ["render_preview", "find_project"]

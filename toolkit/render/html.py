@@ -1,36 +1,29 @@
-"""Records -> HTML (Jinja, autoescaped, StrictUndefined) -> PDF (WeasyPrint, fenced URL fetcher).
+"""Records -> HTML: the report's Jinja template (autoescaped, StrictUndefined) filled in.
 
-WeasyPrint can read any local file and the network. The fetcher here serves only files under
-the template's static folder and the run folder; everything else is refused and listed, so a
-template cannot embed ``/etc/passwd`` or call out over HTTP.
+Tables become HTML here (thousands separators, ``max_rows`` cuts with a CSV attached); tables
+longer than ``long_table_rows`` are marked for :mod:`.longtable`. :mod:`.pdf` lays the HTML out.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
 import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from .. import __version__
-from . import longtable
-from ..notebook import records as rec
 from ..errors import RenderError
+from ..inputs.spec import ReportSpec
+from ..notebook import records as rec
+from . import longtable
 
-if TYPE_CHECKING:  # pydantic stays out of the long-table layout workers, which import this module
-    from ..inputs.spec import ReportSpec
+__all__ = ["ReportContext", "TableView", "render_html", "write_assets"]
 
-__all__ = ["ReportContext", "render_html", "write_pdf", "PdfResult", "FencedFetcher"]
-
-log = logging.getLogger(__name__)
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
@@ -174,81 +167,3 @@ def render_html(
         raise RenderError(f"template {exc.name or name} line {exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:
         raise RenderError(f"template {name}: {exc.message}") from None
-
-
-class _Refused(ValueError):
-    pass
-
-
-def _fetcher_class():
-    from weasyprint.urls import URLFetcher
-
-    class FencedFetcher(URLFetcher):
-        """Serves ``file:`` URLs under the allowed roots only; refuses everything else."""
-
-        def __init__(self, roots: list[Path]):
-            super().__init__(allowed_protocols={"file"}, allow_redirects=False)
-            self.roots = [Path(os.path.realpath(r)) for r in roots]
-            self.refused: list[str] = []
-
-        def fetch(self, url, headers=None):
-            parts = urlsplit(url)
-            if parts.scheme == "file" and parts.netloc in ("", "localhost"):
-                path = Path(os.path.realpath(unquote(parts.path)))
-                if any(path.is_relative_to(root) for root in self.roots):
-                    return super().fetch(url, headers)
-            self.refused.append(url)
-            raise _Refused(f"refused by nbpress: {url}")
-
-    return FencedFetcher
-
-
-def FencedFetcher(roots: list[Path]):  # noqa: N802 - a factory that reads like the class
-    return _fetcher_class()(roots)
-
-
-@dataclass
-class PdfResult:
-    pages: int
-    refused: list[str] = field(default_factory=list)
-
-
-def write_pdf(
-    html: str,
-    pdf_path: Path,
-    *,
-    base_dir: Path,
-    templates_dir: Path,
-    attachments: list[tuple[str, bytes]] = (),
-    workers: int | None = None,
-) -> PdfResult:
-    """Lay out ``html`` and write the PDF atomically (temp file + rename).
-
-    HTML with long tables marked by :func:`render_html` goes to :mod:`toolkit.longtable`
-    (parallel chunks on ``workers`` processes, default one per core); anything else, or
-    marked HTML that cannot be cut safely, is laid out in one piece here.
-    """
-    if longtable.BEGIN in html:
-        done = longtable.write_pdf(
-            html, pdf_path, base_dir=base_dir, templates_dir=templates_dir, attachments=attachments, workers=workers
-        )
-        if done is not None:
-            pages, refused = done
-            for url in refused:
-                log.warning("refused resource %s", url)
-            return PdfResult(pages=pages, refused=refused)
-
-    import weasyprint
-
-    fetcher = FencedFetcher([templates_dir / "static", base_dir])
-    files = [weasyprint.Attachment(string=data, name=name, url_fetcher=fetcher) for name, data in attachments]
-    try:
-        document = weasyprint.HTML(string=html, base_url=base_dir.resolve().as_uri() + "/", url_fetcher=fetcher).render()
-        tmp = pdf_path.with_name(pdf_path.name + ".part")
-        document.write_pdf(tmp, custom_metadata=True, attachments=files)
-    except Exception as exc:  # WeasyPrint raises many types; the run records which
-        raise RenderError(f"PDF rendering failed ({type(exc).__name__}: {exc})") from exc
-    os.replace(tmp, pdf_path)
-    for url in fetcher.refused:
-        log.warning("refused resource %s", url)
-    return PdfResult(pages=len(document.pages), refused=list(fetcher.refused))

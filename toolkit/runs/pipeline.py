@@ -29,7 +29,8 @@ from ..inputs.spec import ReportSpec
 from ..notebook import records as rec
 from ..project import Project
 from ..render import longtable
-from ..render.html import ReportContext, render_html, write_assets, write_pdf
+from ..render.html import ReportContext, render_html, write_assets
+from ..render.pdf import write_pdf
 from .run_folder import RunError, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
 
 __all__ = ["run_report", "render_run"]
