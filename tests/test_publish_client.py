@@ -32,7 +32,7 @@ from tests.portal.conftest import base_config, make_pdf
 from tests.portal.test_publishing import serve
 from toolkit.errors import PublishError, RunDirError, SpecError
 from toolkit.deliver.portal_client import load_publish_config, period_label, publish_run
-from toolkit.runs.run_folder import RunError, RunRecord, load_run, new_run_id, save_run
+from toolkit.runs.run_folder import FailureRecord, RunRecord, load_run, new_run_id, save_run
 from toolkit.inputs.spec import load_spec
 
 FAST = {"backoff": 0.01}
@@ -156,7 +156,7 @@ def test_a_run_that_did_not_succeed_is_never_published(portal_app, tmp_path, sta
 def test_a_run_whose_upload_failed_can_be_published_later(portal, tmp_path):
     run_dir = make_run_dir(tmp_path, status="failed")
     record = load_run(run_dir)
-    record.error = RunError(stage="publish", type="PublishError", message="portal unreachable")
+    record.error = FailureRecord(stage="publish", type="PublishError", message="portal unreachable")
     save_run(run_dir, record)
     published = publish_run(run_dir, portal.url, portal.token, **FAST)
     record = load_run(run_dir)
@@ -167,7 +167,7 @@ def test_a_run_whose_upload_failed_can_be_published_later(portal, tmp_path):
     # Any other failure still keeps a run off the portal, even with a PDF in its folder.
     other = make_run_dir(tmp_path / "other", status="failed")
     broken = load_run(other)
-    broken.error = RunError(stage="checks", type="DataCheckError", message="rows below the floor")
+    broken.error = FailureRecord(stage="checks", type="DataCheckError", message="rows below the floor")
     save_run(other, broken)
     with pytest.raises(PublishError, match="a failed run is never published"):
         publish_run(other, portal.url, portal.token, **FAST)

@@ -31,7 +31,7 @@ from ..project import Project
 from ..render import longtable
 from ..render.html import ReportContext, render_html, write_assets
 from ..render.pdf import write_pdf
-from .run_folder import RunError, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
+from .run_folder import FailureRecord, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
 
 __all__ = ["run_report", "render_run"]
 
@@ -155,7 +155,7 @@ def _check(run_dir: Path, record: RunRecord, spec: ReportSpec, records: dict[str
         error = DataCheckError(failures)
         record.status = "blocked"
         record.finished = dt.datetime.now(dt.timezone.utc)
-        record.error = RunError(stage="checks", type=type(error).__name__, message=str(error))
+        record.error = FailureRecord(stage="checks", type=type(error).__name__, message=str(error))
         save_run(run_dir, record)
         raise error
 
@@ -202,5 +202,5 @@ def _fail(run_dir: Path, record: RunRecord, stage: str, exc: BaseException) -> N
         fields = {"cell_index": exc.cell_index, "ename": exc.ename, "evalue": exc.evalue}
     record.status = "failed"
     record.finished = dt.datetime.now(dt.timezone.utc)
-    record.error = RunError(stage=stage, type=type(exc).__name__, message=str(exc) or type(exc).__name__, **fields)
+    record.error = FailureRecord(stage=stage, type=type(exc).__name__, message=str(exc) or type(exc).__name__, **fields)
     save_run(run_dir, record)

@@ -31,15 +31,21 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import RunDirError
 
-__all__ = ["RunRecord", "RunError", "CheckResult", "PublicationRef", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
+__all__ = ["RunRecord", "FailureRecord", "CheckResult", "PublicationRef", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
 
 Status = Literal["running", "succeeded", "failed", "blocked", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "blocked", "cancelled")
 RUN_FILE = "run.json"
 
 
-class RunError(BaseModel):
-    stage: str
+class FailureRecord(BaseModel):
+    """Why a run did not succeed, as ``run.json`` keeps it under ``error`` (a record, not an exception).
+
+    ``type`` names the toolkit error (:mod:`toolkit.errors`); ``cell_index``, ``ename`` and
+    ``evalue`` say where the notebook failed and with which of its own exceptions.
+    """
+
+    stage: str  # execute | checks | render | publish
     type: str
     message: str
     cell_index: int | None = None
@@ -78,7 +84,7 @@ class RunRecord(BaseModel):
     versions: dict[str, str] = {}
     pages: int | None = None
     refused_resources: list[str] = []
-    error: RunError | None = None
+    error: FailureRecord | None = None
     publication: PublicationRef | None = None
     checks: list[CheckResult] = []
     trigger: str = "manual"  # manual | batch | schedule

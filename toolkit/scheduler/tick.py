@@ -23,7 +23,7 @@ from ..deliver.owner_notice import Mailer, notify_owner
 from ..inputs.prepare import prepare
 from ..project import Project
 from ..runs.pipeline import run_report
-from ..runs.run_folder import RunError, load_run, save_run
+from ..runs.run_folder import FailureRecord, load_run, save_run
 from ..inputs.spec import ReportSpec, find_report
 from .control import Control, mark_cancelled
 from .transient import is_transient
@@ -249,7 +249,7 @@ def _publish(run_dir: Path, spec: ReportSpec, settings: Settings) -> str | None:
         # The PDF exists but did not reach its readers: the run failed, and the owner hears of it.
         record = load_run(run_dir)
         record.status = "failed"
-        record.error = RunError(stage="publish", type=type(exc).__name__, message=str(exc))
+        record.error = FailureRecord(stage="publish", type=type(exc).__name__, message=str(exc))
         save_run(run_dir, record)
         _notify(run_dir, spec, settings)
         return f"publish: {exc}"
