@@ -10,7 +10,8 @@ import yaml
 
 from tests.conftest import cli, make_notebook
 from toolkit.batch import members as batch
-from toolkit.batch.local import LocalExecutor, fork_available
+from toolkit.batch.local import LocalExecutor
+from toolkit.execute.forked_kernels import fork_available
 from toolkit.inputs.spec import find_report
 
 # Each member checks that nothing from an earlier run is visible, then leaves traces of its own:

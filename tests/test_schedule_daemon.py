@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import cli, make_notebook
-from toolkit.batch.local import fork_available
+from toolkit.execute.forked_kernels import fork_available
 from toolkit.runs.run_folder import load_run
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler

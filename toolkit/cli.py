@@ -2,6 +2,10 @@
 
 Exit status: 0 success; 1 a run failed (the run folder says why); 2 bad input (spec,
 parameters, notebook, arguments), refused before any kernel starts.
+
+Every command imports what it needs inside its function, on purpose: each ``nbpress`` call
+must start fast (``nbpress --help`` or ``nbpress runs`` do not load papermill, WeasyPrint,
+pandas or dask). This is the one module where imports inside functions are the rule.
 """
 
 from __future__ import annotations
@@ -9,16 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-from . import __version__
 from .errors import DataCheckError, NbpressError, UsageError
+from .project import Project
+from .version import __version__
 
 PROJECT_HELP = "Project root holding notebooks/, templates/ and runs/ [default: current directory]."
 PORTAL_HELP = "NBPRESS_PORTAL_URL, else `portal` in the publish config file"
@@ -47,9 +55,7 @@ def handle_errors(func):
     return wrapper
 
 
-def _project(ctx: click.Context):
-    from .project import Project
-
+def _project(ctx: click.Context) -> Project:
     return Project(Path(ctx.obj["project"]).resolve())
 
 
@@ -177,8 +183,6 @@ def _plan(spec, given, grid_options, use_spec_grid: bool, as_of: dt.datetime | N
 
 
 def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None, config, cluster: str | None = None) -> None:
-    import time
-
     from .batch import members as batch
     from .batch.executors import make_executor
     from .progress import interactive
@@ -255,8 +259,6 @@ def inspect(pdf: Path, as_json: bool) -> None:
 
 def _logging() -> None:
     """Timestamped lines on stderr for the daemon (APScheduler's own only when they matter)."""
-    import logging
-
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("nbpress").setLevel(logging.INFO)  # papermill's and WeasyPrint's INFO lines are noise here
 
@@ -427,8 +429,6 @@ def portal(args: tuple[str, ...]) -> None:
     if os.name == "posix":  # become it: signals (Ctrl-C, SIGTERM from a supervisor) reach the server
         sys.stdout.flush()
         os.execv(sys.executable, command)
-    import subprocess
-
     sys.exit(subprocess.call(command))
 
 

@@ -22,6 +22,7 @@ LocalCluster the scheduler is told not to retry such a task on another worker
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import shutil
@@ -32,9 +33,17 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from .members import Job, Outcome, execute_job
 from ..errors import ClusterUnreachableError, ExecutorError, UsageError
+from ..execute.forked_kernels import ForkServer, fork_available, fork_kernel_manager
+from ..execute.forkserver import DEFAULT_PRELOAD
+from ..project import Project
+from ..runs.run_folder import load_run, save_run
 from .bundle import ProjectBundle, pack_project, pack_run, unpack_project, unpack_run
+from .local import preload_worker_modules
+from .members import Job, Outcome, execute_job
+
+# dask and distributed (~1 s to import) load only when a cluster is used: the CLI imports this
+# module to check a --cluster value before anything runs.
 
 __all__ = ["ClusterTarget", "DaskExecutor", "parse_cluster", "run_member"]
 
@@ -104,35 +113,15 @@ def _project_root(bundle: ProjectBundle) -> Path:
 
 def _launcher(preload: list[str]):
     """A kernel manager class forking kernels from this worker's fork server (None: cold kernels)."""
-    from ..execute.forkserver import DEFAULT_PRELOAD
-    from ..execute.forked_kernels import ForkServer, fork_kernel_manager
-    from .local import fork_available
-
     if not fork_available():
         return None
     key = tuple(m for m in preload if m not in DEFAULT_PRELOAD)
     server = _servers.get(key)
     if server is None or server.process is None or server.process.poll() is not None:
         server = ForkServer(list(key)).launch()
-        _import_pipeline()  # this worker's own imports overlap the fork server's
+        preload_worker_modules()  # papermill, records, WeasyPrint: this worker's imports overlap the fork server's
         _servers[key] = server = server.wait_ready()
     return fork_kernel_manager(server.socket_path)
-
-
-def _shared_launcher(socket_path: str):
-    from ..execute.forked_kernels import fork_kernel_manager
-
-    return fork_kernel_manager(socket_path)
-
-
-def _import_pipeline() -> None:
-    """What every member needs in the worker itself (papermill, records, WeasyPrint), once."""
-    import pandas  # noqa: F401 - records are read back as DataFrames when rendering
-    import pyarrow.parquet  # noqa: F401 - records are Parquet
-    import weasyprint  # noqa: F401
-
-    from ..execute import papermill_run as execute  # noqa: F401
-    from ..render import html as render  # noqa: F401
 
 
 def stop_fork_servers() -> int:
@@ -163,7 +152,7 @@ def run_member(job: Job, bundle: ProjectBundle, fork_socket: str | None = None) 
         local_job = dataclasses.replace(job, prepared=dataclasses.replace(job.prepared, spec=local_spec),
                                         root=root, out_dir=out_dir)
         try:
-            launcher = _shared_launcher(fork_socket) if fork_socket else _launcher(spec.preload)
+            launcher = fork_kernel_manager(fork_socket) if fork_socket else _launcher(spec.preload)
             outcome = execute_job(local_job, launcher=launcher)
             data = pack_run(outcome.run_dir) if outcome.run_dir else None
         finally:
@@ -177,9 +166,6 @@ def run_member(job: Job, bundle: ProjectBundle, fork_socket: str | None = None) 
 
 def _receive(job: Job, outcome: Outcome, data: bytes | None) -> Outcome:
     """Write the returned run folder under this side's runs folder and point the outcome at it."""
-    from ..project import Project
-    from ..runs.run_folder import load_run, save_run
-
     if data is None:
         outcome.run_dir = None
         return outcome
@@ -216,8 +202,6 @@ class DaskExecutor:
         self.client = self.cluster = self.server = None
 
     def __enter__(self) -> DaskExecutor:
-        import logging
-
         import dask
         from distributed import Client, LocalCluster
 
@@ -268,10 +252,6 @@ class DaskExecutor:
     def _start_local_fork_server(self) -> None:
         """local:N workers share this machine: one kernel template serves them all (its imports
         overlap the cluster's start-up) instead of one per worker."""
-        from ..execute.forkserver import DEFAULT_PRELOAD
-        from ..execute.forked_kernels import ForkServer
-        from .local import fork_available
-
         if fork_available():
             self.server = ForkServer([m for m in self.preload if m not in DEFAULT_PRELOAD]).launch()
 

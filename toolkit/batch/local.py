@@ -26,23 +26,19 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from .members import Job, Outcome, execute_job
 from ..errors import ExecutorError
+from ..execute.forked_kernels import ForkServer, fork_available, fork_kernel_manager
 from ..execute.forkserver import DEFAULT_PRELOAD
-from ..execute.forked_kernels import ForkServer, fork_kernel_manager
+from .members import Job, Outcome, execute_job
 
-__all__ = ["LocalExecutor", "fork_available"]
+__all__ = ["LocalExecutor", "WORKER_MODULES", "preload_worker_modules"]
 
 _launcher = None  # in a worker: the KernelManager class bound to the fork server
 
 
-def fork_available() -> bool:
-    return hasattr(os, "fork") and os.path.isdir("/proc") and os.environ.get("NBPRESS_FORK_KERNELS", "1") != "0"
-
-
-# What every worker needs: papermill (via toolkit.execute.papermill_run), records read back as DataFrames
+# What every worker needs: the pipeline (papermill, the renderer), records read back as DataFrames
 # from Parquet, WeasyPrint. Imported before the first member, never on its critical path.
-WORKER_MODULES = ("pandas", "pyarrow.parquet", "weasyprint", "toolkit.execute.papermill_run", "toolkit.render.html")
+WORKER_MODULES = ("pandas", "pyarrow.parquet", "weasyprint", "toolkit.runs.pipeline")
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -53,11 +49,16 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def preload_worker_modules() -> None:
+    """Import :data:`WORKER_MODULES` (a Dask worker calls this too)."""
+    for name in WORKER_MODULES:
+        importlib.import_module(name)
+
+
 def _init_worker(socket_path: str | None) -> None:
     """Pay the worker's imports once, before its first member (free when forked preloaded)."""
     global _launcher
-    for name in WORKER_MODULES:
-        importlib.import_module(name)
+    preload_worker_modules()
     _launcher = fork_kernel_manager(socket_path) if socket_path else None
 
 

@@ -2,7 +2,7 @@
 
 :func:`plan` turns the spec's grid (and ``--grid`` options) into prepared members, all checked
 before anything runs: a bad value anywhere refuses the whole batch (exit 2) with no folder
-made. :func:`run` hands the members to an executor (:mod:`toolkit.executors`) and collects an
+made. :func:`run` hands the members to an executor (:mod:`toolkit.batch.executors`) and collects an
 :class:`Outcome` per member as they finish; a failed member never stops the others. The
 submitting side then tells owners about blocked members and publishes the succeeded ones.
 """
@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..deliver.owner_notice import notify_owner
 from ..errors import DataCheckError, NbpressError, UsageError
 from ..inputs.grid import expand, member_label, resolve_values
+from ..inputs.params import read_schema
 from ..inputs.prepare import Prepared, prepare
-from ..project import Project
 from ..inputs.spec import ReportSpec
+from ..project import Project
+from ..runs.run_folder import load_run
 
 __all__ = ["Job", "Outcome", "Reporter", "plan", "run", "execute_job", "after_batch", "summary_lines"]
 
@@ -79,8 +82,6 @@ def plan(spec: ReportSpec, given: dict[str, Any], grid_options: Iterable[tuple[s
     The grid is the spec's (unless ``use_spec_grid`` is false) with ``--grid`` options replacing
     keys of the same name; parameters given with ``-p``/``-f`` are fixed and leave the grid.
     """
-    from ..inputs.params import read_schema
-
     grid: dict[str, Any] = dict(spec.grid) if use_spec_grid else {}
     grid.update(dict(grid_options))
     for name in given:
@@ -95,6 +96,8 @@ def plan(spec: ReportSpec, given: dict[str, Any], grid_options: Iterable[tuple[s
 
 def execute_job(job: Job, launcher: Any = None) -> Outcome:
     """Run one member where this is called (a worker); never raises for the member's failures."""
+    # Here, not at the top: the submitting side plans and collects; papermill and the renderer
+    # load only where a member runs (a worker preloads them, see toolkit.batch.local).
     from ..runs.pipeline import run_report
 
     start = time.perf_counter()
@@ -129,16 +132,13 @@ def after_batch(outcomes: list[Outcome], spec: ReportSpec, publish_config=None, 
 
     A publication failure marks that member failed (its PDF exists but did not reach readers).
     """
-    from ..deliver.owner_notice import notify_owner
-    from ..runs.run_folder import load_run
-
     for outcome in outcomes:
         if outcome.run_dir is None:
             continue
         if outcome.status == "blocked":
             notify_owner(outcome.run_dir, load_run(outcome.run_dir), spec.owner, mailer)
         elif outcome.status == "succeeded" and publish_config is not None:
-            from ..deliver.portal_client import publish_run
+            from ..deliver.portal_client import publish_run  # requests (~0.1 s) only when publishing
 
             try:
                 published = publish_run(outcome.run_dir, publish_config.portal, publish_config.token)
@@ -170,7 +170,7 @@ class Reporter:
     def __init__(self, total: int, *, interactive: bool, stream=None):
         self.total, self.done, self.stream = total, 0, stream or sys.stderr
         self._progress = self._task = None
-        if interactive:
+        if interactive:  # rich (~0.1 s) only for a terminal
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -36,9 +36,10 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .. import __version__
 from ..errors import PublishError, RunDirError
+from ..inputs.spec import Audience
 from ..runs.run_folder import PublicationRef, RunRecord, load_run, save_run
+from ..version import __version__
 
 __all__ = ["PublishConfig", "PublishedRun", "load_publish_config", "publish_run", "period_label", "mask_url_passwords"]
 
@@ -207,8 +208,6 @@ def _variant_audience(audience: Mapping[str, Any] | None, parameters: dict[str, 
     goes to the north team, not to every team named in the mapping)."""
     if not audience or not audience.get("by"):
         return audience
-    from ..inputs.spec import Audience
-
     return Audience.model_validate(audience).for_values(parameters)
 
 

@@ -17,12 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..deliver.portal_client import publish_run
 from ..errors import NbpressError
 from ..inputs.prepare import prepare
+from ..inputs.spec import find_report
+from ..progress import run_progress
 from ..project import Project
 from ..runs.pipeline import run_report
-from ..progress import run_progress
-from ..inputs.spec import find_report
+from .demo_data import generate
 
 __all__ = ["build_demo_runs", "DemoPortal"]
 
@@ -32,8 +34,6 @@ DEMO_GROUP = "demo"
 
 def build_demo_runs(project: Project, weeks: int, say: Callable[[str], None]) -> list[Path]:
     """Generate the demo data and run the report for the last ``weeks`` weeks."""
-    from .demo_data import generate
-
     database = (project.root / "data" / "events.sqlite").resolve()
     summary = generate(database)
     say(f"demo data: {summary.path} ({summary.rows:,} events, {summary.first_day} .. {summary.last_day})")
@@ -118,8 +118,6 @@ class DemoPortal:
         return out.split("token:", 1)[1].strip().split()[0]
 
     def publish(self, run_dirs: list[Path], token: str, say: Callable[[str], None]) -> None:
-        from ..deliver.portal_client import publish_run
-
         for run_dir in run_dirs:
             result = publish_run(run_dir, self.url, token, audience={"groups": [DEMO_GROUP]})
             say(f"published {result.report} v{result.version}: {result.url}")

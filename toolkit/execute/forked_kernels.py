@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExecutorError
@@ -27,7 +28,11 @@ if TYPE_CHECKING:
 # jupyter_client and papermill are imported only where kernels are launched (the workers):
 # the submitting process needs ForkServer alone and would pay ~0.5 s of CPU for them.
 
-__all__ = ["ForkServer", "ForkedKernel", "fork_kernel_manager"]
+__all__ = ["ForkServer", "ForkedKernel", "fork_available", "fork_kernel_manager"]
+
+
+def fork_available() -> bool:
+    return hasattr(os, "fork") and os.path.isdir("/proc") and os.environ.get("NBPRESS_FORK_KERNELS", "1") != "0"
 
 
 class ForkServer:
@@ -172,8 +177,6 @@ def fork_kernel_manager(socket_path: str) -> type[IpcKernelManager]:
     class ForkKernelManager(IpcKernelManager):
         async def _async_pre_start_kernel(self, **kw: Any):
             if self.provisioner is None:
-                import uuid
-
                 self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
                 self.provisioner = ForkProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
             return await super()._async_pre_start_kernel(**kw)

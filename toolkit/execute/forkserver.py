@@ -23,6 +23,7 @@ stdout once the imports are done.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import select
@@ -30,6 +31,7 @@ import signal
 import socket
 import sys
 import threading
+import traceback
 
 __all__ = ["DEFAULT_PRELOAD", "serve"]
 
@@ -67,8 +69,6 @@ def _warm_up() -> None:
     caches on first use (SQL reader, pivot code, fonts, the SVG/PNG writers). Nothing here
     starts a thread (no pyarrow, which keeps a thread pool).
     """
-    import io
-
     modules = sys.modules
     if "pandas" in modules and "sqlalchemy" in modules:
         pd, sa = modules["pandas"], modules["sqlalchemy"]
@@ -112,7 +112,7 @@ def _kernel_child(request: dict, inherited: list[socket.socket]) -> None:
         os.dup2(null, 0)
         os.close(null)
         _reseed()
-        from ipykernel.kernelapp import IPKernelApp
+        from ipykernel.kernelapp import IPKernelApp  # imported by _preload (after MPLBACKEND is set): a lookup
 
         app = IPKernelApp.instance()
         app.initialize(["-f", request["connection_file"], f"--IPKernelApp.parent_handle={parent}"])
@@ -121,8 +121,6 @@ def _kernel_child(request: dict, inherited: list[socket.socket]) -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0
     except BaseException:
-        import traceback
-
         traceback.print_exc()
     finally:
         sys.stdout.flush()

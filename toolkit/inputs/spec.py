@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -142,8 +143,6 @@ class Schedule(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        import zoneinfo
-
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -157,8 +156,6 @@ class Schedule(_Strict):
 
     def trigger(self):
         """The APScheduler trigger (imported here: only schedules pay for APScheduler)."""
-        import zoneinfo
-
         from apscheduler.triggers.cron import CronTrigger
 
         if len(self.cron.split()) != 5:

@@ -19,6 +19,9 @@ from ..errors import RecordError
 from . import records as rec
 from .run_env import RUN_ENV
 
+# pandas, matplotlib, IPython's display and the preview's renderer are imported inside the calls
+# that use them: `import toolkit` stays cheap (tests/test_packaging.py checks it).
+
 _session: dict[str, rec.Record] = {}
 
 
@@ -30,7 +33,7 @@ def _publish(record: rec.Record, bundle: dict[str, Any]) -> rec.Record:
     _session[record.name] = record
     ipython = sys.modules.get("IPython")
     if ipython is not None and ipython.get_ipython() is not None:  # in a kernel (or IPython)
-        from IPython.display import display
+        from IPython.display import display  # only in a kernel
 
         display({**bundle, rec.MIME_TYPE: rec.encode(record)}, raw=True)
     return record
@@ -38,7 +41,7 @@ def _publish(record: rec.Record, bundle: dict[str, Any]) -> rec.Record:
 
 def table(name: str, df: Any, caption: str | None = None) -> rec.Table:
     """Record a pandas DataFrame (or Series) as a table; dtypes and index are kept."""
-    import pandas as pd
+    import pandas as pd  # on first use
 
     rec.check_name(name)
     if isinstance(df, pd.Series):
@@ -56,7 +59,7 @@ def table(name: str, df: Any, caption: str | None = None) -> rec.Table:
 
 def figure(name: str, fig: Any, caption: str | None = None) -> rec.Figure:
     """Record a matplotlib figure: SVG (text kept as text) for the PDF, PNG as a fallback."""
-    import matplotlib
+    import matplotlib  # on first use
 
     rec.check_name(name)
     if not hasattr(fig, "savefig"):
@@ -98,6 +101,6 @@ def preview(report: str | None = None, *, project: str | os.PathLike | None = No
     """
     if os.environ.get(RUN_ENV):
         return None
-    from .preview import render_preview
+    from .preview import render_preview  # Jinja, pydantic, WeasyPrint: only when previewing
 
     return render_preview(dict(_session), report, project)

@@ -29,7 +29,7 @@ def find_project(start: Path) -> Project:
 
 def _user_namespace() -> dict:
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # in a kernel; the preview also works without IPython
     except ImportError:
         return {}
     shell = get_ipython()
@@ -80,7 +80,7 @@ def render_preview(
     pdf = out / "preview.pdf"
     write_pdf(html, pdf, base_dir=out, templates_dir=project.templates_dir)
     if display:
-        from IPython.display import display as show
+        from IPython.display import display as show  # only when showing it in a kernel
 
         data = base64.b64encode(pdf.read_bytes()).decode("ascii")
         show({"application/pdf": data, "text/plain": f"preview: {pdf}"}, raw=True)

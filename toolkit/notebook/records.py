@@ -40,7 +40,7 @@ class Table:
 
     @property
     def frame(self):
-        import pandas as pd
+        import pandas as pd  # on first use: the notebook API imports this module
 
         return pd.read_parquet(io.BytesIO(self.parquet))
 

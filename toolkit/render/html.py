@@ -16,10 +16,10 @@ import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from .. import __version__
 from ..errors import RenderError
 from ..inputs.spec import ReportSpec
 from ..notebook import records as rec
+from ..version import __version__
 from . import longtable
 
 __all__ = ["ReportContext", "TableView", "render_html", "write_assets"]

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+
 from ..errors import UsageError
 
 __all__ = ["inspect_pdf"]
@@ -14,9 +17,6 @@ PROVENANCE_KEY = "/nbpressprovenance"  # WeasyPrint keeps only the alphanumerics
 
 
 def inspect_pdf(path: Path) -> dict[str, Any]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
     try:
         reader = PdfReader(str(path))
         info = reader.metadata or {}

@@ -260,7 +260,7 @@ class _Job:
 
 def _join(paths: Sequence[Path], pdf_path: Path) -> None:
     """Concatenate the parts; the first one's catalog (metadata, attachments, outline) is kept."""
-    from pypdf import PdfWriter
+    from pypdf import PdfWriter  # ~0.1 s, only when long tables are joined
 
     writer = PdfWriter(clone_from=str(paths[0]))
     for path in paths[1:]:

@@ -50,6 +50,8 @@ def make_scheduler(jobs_url: str, *, max_runs: int, background: bool = True):
     Job defaults: one run per tick however many were missed (``coalesce``) and never two runs of
     one report at once (``max_instances=1``); the grace time is set per job from its spec.
     """
+    # The job store (APScheduler's schedulers, SQLAlchemy) loads here: `nbpress schedule --list`
+    # imports this module and needs the triggers alone.
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
