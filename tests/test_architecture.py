@@ -160,3 +160,21 @@ def test_every_toolkit_folder_is_a_package_setuptools_finds():
     found = set(find_packages(str(ROOT), include=find["include"], exclude=find.get("exclude", ())))
     folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "toolkit").rglob("*.py")}
     assert folders <= found, f"not packaged (no __init__.py?): {sorted(folders - found)}"
+
+
+def test_the_error_tree_in_the_errors_docstring_is_the_class_tree():
+    import inspect
+    import re
+
+    from toolkit import errors
+
+    drawn, path = {}, []
+    for line in errors.__doc__.splitlines():
+        if match := re.match(r"^    ((?:[│ ]   )*)(?:[├└]── )?([A-Z][A-Za-z]*Error)\b", line):
+            depth = len(match[1]) // 4 + ("──" in line)
+            path = path[:depth] + [match[2]]
+            drawn[match[2]] = path[-2] if depth else None
+    classes = {name: cls for name, cls in vars(errors).items()
+               if inspect.isclass(cls) and issubclass(cls, Exception) and cls.__module__ == errors.__name__}
+    real = {name: cls.__base__.__name__ if cls.__base__.__name__ in classes else None for name, cls in classes.items()}
+    assert drawn == real
