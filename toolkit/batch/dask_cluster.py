@@ -10,7 +10,7 @@ per batch (:mod:`.bundle`) and scatters it; a worker unpacks it into its own scr
 executes *and renders* the member there (a fresh kernel per run, forked from a fork server
 living in that worker process; on ``local:N`` one fork server on this machine serves all
 workers), then sends the whole run folder back as a tarball. The submitting side unpacks it
-under its runs folder, so publishing and owner notices (:func:`toolkit.batch.after_batch`)
+under its runs folder, so publishing and owner notices (:func:`toolkit.batch.members.after_batch`)
 work as for local batches.
 
 A member that fails on a worker comes back like any failed run (partial notebook and

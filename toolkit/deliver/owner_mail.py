@@ -6,7 +6,7 @@ operator configures mail once: ``NBPRESS_MAIL_URL`` (``smtp+starttls://host:587`
 ``NBPRESS_MAIL_FROM``, ``NBPRESS_MAIL_USERNAME`` / ``NBPRESS_MAIL_PASSWORD`` (sent only over
 TLS), ``NBPRESS_MAIL_EHLO``, ``NBPRESS_MAIL_TIMEOUT_SECONDS``, ``NBPRESS_MAIL_CA_FILE``,
 ``NBPRESS_MAIL_CERT_FILE``, ``NBPRESS_MAIL_KEY_FILE``. Unset (or ``file:...``): messages stay
-``notification.eml`` files in the run folders (:class:`~toolkit.notify.RunFolderMailer`).
+``notification.eml`` files in the run folders (:class:`~toolkit.deliver.owner_notice.RunFolderMailer`).
 
 The run folder always gets its copy first; a mail server that is down is logged, never fatal to
 the run. (The toolkit never imports the portal: this is a small sibling of its SMTP mailer.)

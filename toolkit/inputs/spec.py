@@ -6,7 +6,7 @@ A notebook without a spec is still a report, with defaults taken from its file n
 
 For unattended operation a spec may also carry::
 
-    grid:                       # run every combination (see toolkit.grid)
+    grid:                       # run every combination (see toolkit.inputs.grid)
       region: [north, south]
       week: last 4              # the Mondays of the 4 weeks that ended before the as-of day
     schedule:                   # for `nbpress schedule` (5-field crontab, IANA time zone)

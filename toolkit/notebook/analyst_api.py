@@ -1,6 +1,6 @@
 """The analyst's API, used inside notebooks: ``import toolkit as tk; tk.table("summary", df)``.
 
-Each call displays the object normally and attaches a record (see :mod:`toolkit.records`).
+Each call displays the object normally and attaches a record (see :mod:`toolkit.notebook.records`).
 Under an nbpress run (``NBPRESS_RUN_ID`` is set in the kernel's environment) a record name used
 twice is an error; interactively, re-running a cell replaces the earlier record.
 """

@@ -56,7 +56,7 @@ class TableView:
     rows: int
     shown: int
     csv_name: str | None  # attached CSV when the body is cut at max_rows
-    long: bool = False  # marked for the chunked layout (see toolkit.longtable)
+    long: bool = False  # marked for the chunked layout (see toolkit.render.longtable)
     kind = "table"
 
     @property

@@ -1,6 +1,6 @@
 """``nbpress runs``: the run history, read from the ``run.json`` files under ``runs/``.
 
-Nothing else keeps it: the run folders are the record (see :mod:`toolkit.runs`). Unreadable
+Nothing else keeps it: the run folders are the record (see :mod:`toolkit.runs.run_folder`). Unreadable
 ``run.json`` files are skipped with a note, so one damaged folder does not hide the others.
 """
 
