@@ -15,10 +15,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from toolkit.project import Project
 from toolkit.inputs.prepare import prepare
-from toolkit.runs.pipeline import run_report
 from toolkit.inputs.spec import find_report
+from toolkit.project import Project
+from toolkit.runs.pipeline import run_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_END = dt.date(2026, 11, 22)  # a Sunday: tests pin the data's dates

@@ -18,8 +18,8 @@ from distributed import LocalCluster
 
 from tests.conftest import cli, make_notebook, pdf_text
 from toolkit.batch import members as batch
-from toolkit.errors import UsageError
 from toolkit.batch.dask_cluster import ClusterTarget, DaskExecutor, parse_cluster
+from toolkit.errors import UsageError
 from toolkit.inputs.spec import find_report
 
 GRID = """

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 
 from tests.conftest import DEMO_END, pdf_text
 from toolkit.demo.demo_data import generate
-from toolkit.render.inspect_pdf import inspect_pdf
 from toolkit.inputs.prepare import prepare
-from toolkit.runs.pipeline import run_report
-from toolkit.notebook.records import read_records
 from toolkit.inputs.spec import find_report
+from toolkit.notebook.records import read_records
+from toolkit.render.inspect_pdf import inspect_pdf
+from toolkit.runs.pipeline import run_report
 
 WEEK = dt.date(2026, 11, 16)
 

@@ -18,14 +18,14 @@ import pandas as pd
 import pytest
 
 from tests.conftest import make_notebook
-from toolkit.render import longtable
-from toolkit.notebook import records as rec
-from toolkit.render.inspect_pdf import inspect_pdf
 from toolkit.inputs.prepare import prepare
-from toolkit.runs.pipeline import run_report
-from toolkit.render.html import ReportContext, render_html
-from toolkit.render.pdf import write_pdf
 from toolkit.inputs.spec import ReportSpec, TableOptions, find_report
+from toolkit.notebook import records as rec
+from toolkit.render import longtable
+from toolkit.render.html import ReportContext, render_html
+from toolkit.render.inspect_pdf import inspect_pdf
+from toolkit.render.pdf import write_pdf
+from toolkit.runs.pipeline import run_report
 
 HEADER = re.compile(r"\brow\s+day\s+source\s+events\s+share\s+user\b")
 ROW = re.compile(r"^\s*(\d+)\s+\d{4}-\d{2}-\d{2}\s", re.M)

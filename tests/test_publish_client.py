@@ -30,10 +30,10 @@ from publish_server.publishing import create_publisher_token
 from tests.conftest import make_notebook
 from tests.portal.conftest import base_config, make_pdf
 from tests.portal.test_publishing import serve
-from toolkit.errors import PublishError, RunDirError, SpecError
 from toolkit.deliver.portal_client import load_publish_config, period_label, publish_run
-from toolkit.runs.run_folder import FailureRecord, RunRecord, load_run, new_run_id, save_run
+from toolkit.errors import PublishError, RunDirError, SpecError
 from toolkit.inputs.spec import load_spec
+from toolkit.runs.run_folder import FailureRecord, RunRecord, load_run, new_run_id, save_run
 
 FAST = {"backoff": 0.01}
 

@@ -9,9 +9,9 @@ import pytest
 
 import toolkit as tk
 from tests.conftest import pdf_text
+from toolkit.errors import RecordError
 from toolkit.notebook import analyst_api as api
 from toolkit.notebook import records as rec
-from toolkit.errors import RecordError
 from toolkit.notebook.preview import render_preview
 
 

@@ -20,10 +20,10 @@ import pytest
 
 from tests.conftest import ROOT, cli, make_notebook
 from toolkit.errors import RenderError
-from toolkit.project import Project
 from toolkit.inputs.prepare import prepare
-from toolkit.runs.pipeline import render_run, run_report
 from toolkit.inputs.spec import find_report
+from toolkit.project import Project
+from toolkit.runs.pipeline import render_run, run_report
 
 SMALL_PARAMS = """
 import datetime

@@ -8,13 +8,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from . import records as rec
 from ..errors import UsageError
 from ..inputs.params import read_schema, to_jsonable
+from ..inputs.spec import ReportSpec, find_report
 from ..project import Project
 from ..render.html import ReportContext, render_html, write_assets
 from ..render.pdf import write_pdf
-from ..inputs.spec import ReportSpec, find_report
+from . import records as rec
 
 __all__ = ["render_preview", "find_project"]
 
