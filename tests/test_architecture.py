@@ -70,7 +70,10 @@ def _imports(name: str, *, module_level: bool) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).strip(".") if node.level else node.module
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).strip(".")
+            else:
+                base = node.module
             for alias in node.names:
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base)
     return found
@@ -111,7 +114,8 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def _toolkit_graph(*, module_level: bool) -> dict[str, set[str]]:
     toolkit = [name for name in MODULES if name.split(".")[0] == "toolkit"]
-    return {name: {t for t in _imports(name, module_level=module_level) if t in MODULES and t != name} for name in toolkit}
+    return {name: {t for t in _imports(name, module_level=module_level) if t in MODULES and t != name}
+            for name in toolkit}
 
 
 def test_the_toolkit_has_no_import_loops():
