@@ -66,7 +66,7 @@ def _demo_project(tmp: Path) -> tuple[Path, Path]:
         time.sleep(10)
     else:
         raise SystemExit("notebooks/weekly_statistics.ipynb does not exist")
-    from toolkit.demo_data import generate
+    from toolkit.demo.demo_data import generate
 
     project = tmp / "project"
     shutil.copytree(ROOT / "notebooks", project / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))

@@ -2,7 +2,7 @@
 
     python -m benchmarks.render_pdf REPORT.html OUT.pdf --base-dir RUN_DIR --templates TEMPLATES
 
-Calls :func:`toolkit.render.write_pdf` exactly as ``nbpress run`` does: marked long tables go
+Calls :func:`toolkit.render.pdf.write_pdf` exactly as ``nbpress run`` does: marked long tables go
 to the parallel chunked layout, anything else is laid out in one piece.
 """
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
 
-    from toolkit.render import write_pdf
+    from toolkit.render.pdf import write_pdf
 
     result = write_pdf(args.html.read_text(encoding="utf-8"), args.pdf, base_dir=args.base_dir, templates_dir=args.templates, workers=args.workers)
     print(result.pages)

@@ -44,9 +44,9 @@ def frame(rows: int, seed: int = 7):
 
 def write_html(rows: int, folder: Path, templates_dir: Path) -> tuple[Path, Path]:
     """Write ``marked.html`` and ``plain.html`` for a ``rows``-row table into ``folder``."""
-    from toolkit import records as rec
-    from toolkit.render import ReportContext, render_html
-    from toolkit.spec import ReportSpec
+    from toolkit.inputs.spec import ReportSpec
+    from toolkit.notebook import records as rec
+    from toolkit.render.html import ReportContext, render_html
 
     buffer = io.BytesIO()
     frame(rows).to_parquet(buffer)

@@ -15,8 +15,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from toolkit.pipeline import Project, prepare, run_report
-from toolkit.spec import find_report
+from toolkit.inputs.prepare import prepare
+from toolkit.inputs.spec import find_report
+from toolkit.project import Project
+from toolkit.runs.pipeline import run_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_END = dt.date(2026, 11, 22)  # a Sunday: tests pin the data's dates
@@ -86,7 +88,7 @@ def small_report(project: Project) -> Project:
 
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory) -> Path:
-    from toolkit.demo_data import generate
+    from toolkit.demo.demo_data import generate
 
     path = tmp_path_factory.mktemp("demo") / "events.sqlite"
     generate(path, end=DEMO_END)

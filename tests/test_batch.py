@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from tests.conftest import cli, make_notebook
-from toolkit import batch
-from toolkit.executors.local import LocalExecutor, fork_available
-from toolkit.spec import find_report
+from toolkit.batch import members as batch
+from toolkit.batch.local import LocalExecutor
+from toolkit.execute.forked_kernels import fork_available
+from toolkit.inputs.spec import find_report
 
 # Each member checks that nothing from an earlier run is visible, then leaves traces of its own:
 # a global, an attribute on an imported module, a sys.modules entry and a matplotlib rcParam.

@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
+from toolkit.batch import bundle
 from toolkit.errors import ExecutorError
-from toolkit.executors import bundle
 
 
 def test_the_project_bundle_holds_the_notebook_folder_and_templates_only(tmp_path):

@@ -11,14 +11,15 @@ import pytest
 import yaml
 
 from tests.conftest import cli, make_notebook
-from toolkit import records as rec
 from toolkit.checks import DataCheck, run_checks
+from toolkit.deliver.owner_notice import RecordingMailer, notify_owner
+from toolkit.deliver.portal_client import publish_run
 from toolkit.errors import DataCheckError, PublishError
-from toolkit.notify import RecordingMailer, notify_owner
-from toolkit.pipeline import prepare, run_report
-from toolkit.publish import publish_run
-from toolkit.runs import load_run
-from toolkit.spec import find_report
+from toolkit.inputs.prepare import prepare
+from toolkit.inputs.spec import find_report
+from toolkit.notebook import records as rec
+from toolkit.runs.pipeline import run_report
+from toolkit.runs.run_folder import load_run
 
 
 def _table(name, frame):

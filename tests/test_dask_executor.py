@@ -17,10 +17,10 @@ import yaml
 from distributed import LocalCluster
 
 from tests.conftest import cli, make_notebook, pdf_text
-from toolkit import batch
+from toolkit.batch import members as batch
+from toolkit.batch.dask_cluster import ClusterTarget, DaskExecutor, parse_cluster
 from toolkit.errors import UsageError
-from toolkit.executors.dask_cluster import ClusterTarget, DaskExecutor, parse_cluster
-from toolkit.spec import find_report
+from toolkit.inputs.spec import find_report
 
 GRID = """
 import os, toolkit as tk

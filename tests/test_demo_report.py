@@ -13,11 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import DEMO_END, pdf_text
-from toolkit.demo_data import generate
-from toolkit.inspect_pdf import inspect_pdf
-from toolkit.pipeline import prepare, run_report
-from toolkit.records import read_records
-from toolkit.spec import find_report
+from toolkit.demo.demo_data import generate
+from toolkit.inputs.prepare import prepare
+from toolkit.inputs.spec import find_report
+from toolkit.notebook.records import read_records
+from toolkit.render.inspect_pdf import inspect_pdf
+from toolkit.runs.pipeline import run_report
 
 WEEK = dt.date(2026, 11, 16)
 

@@ -9,11 +9,11 @@ import sqlalchemy as sa
 
 from tests.conftest import make_notebook
 from tests.test_publish_client import FAST, make_run_dir, portal, portal_app  # noqa: F401 - fixtures
+from toolkit.deliver.portal_client import publish_run
 from toolkit.errors import SpecError, UsageError
-from toolkit.grid import RelativeDates, expand, member_label, parse_grid_option, resolve_values
-from toolkit.pipeline import prepare
-from toolkit.publish import publish_run
-from toolkit.spec import Audience, load_spec
+from toolkit.inputs.grid import RelativeDates, expand, member_label, parse_grid_option, resolve_values
+from toolkit.inputs.prepare import prepare
+from toolkit.inputs.spec import Audience, load_spec
 
 D = dt.date
 

@@ -18,12 +18,14 @@ import pandas as pd
 import pytest
 
 from tests.conftest import make_notebook
-from toolkit import longtable
-from toolkit import records as rec
-from toolkit.inspect_pdf import inspect_pdf
-from toolkit.pipeline import prepare, run_report
-from toolkit.render import ReportContext, render_html, write_pdf
-from toolkit.spec import ReportSpec, TableOptions, find_report
+from toolkit.inputs.prepare import prepare
+from toolkit.inputs.spec import ReportSpec, TableOptions, find_report
+from toolkit.notebook import records as rec
+from toolkit.render import longtable
+from toolkit.render.html import ReportContext, render_html
+from toolkit.render.inspect_pdf import inspect_pdf
+from toolkit.render.pdf import write_pdf
+from toolkit.runs.pipeline import run_report
 
 HEADER = re.compile(r"\brow\s+day\s+source\s+events\s+share\s+user\b")
 ROW = re.compile(r"^\s*(\d+)\s+\d{4}-\d{2}-\d{2}\s", re.M)
@@ -124,7 +126,7 @@ def test_a_row_taller_than_planned_is_caught_and_numbers_stay_right(project, tmp
     tall = '<tr>\n      <th>150</th><td>2026-05-31</td><td>api<br>and<br>web<br>and<br>more</td><td>1</td><td>0.5</td><td>user-1</td>\n    </tr>'
     html = re.sub(r"<tr>\s*<th>150</th>.*?</tr>", lambda m: tall, html, count=1, flags=re.S)
     pdf = tmp_path / "report.pdf"
-    with caplog.at_level(logging.WARNING, logger="toolkit.longtable"):
+    with caplog.at_level(logging.WARNING, logger="toolkit.render.longtable"):
         longtable.write_pdf(html, pdf, base_dir=tmp_path, templates_dir=project.templates_dir, chunk_pages=2, workers=2)
     assert "writing them again" in caplog.text
     _check_table(_pages(pdf), 200)

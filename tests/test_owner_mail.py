@@ -13,9 +13,9 @@ import yaml
 
 from tests.conftest import make_notebook
 from tests.portal.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpServer, make_pki, text_of
+from toolkit.deliver.owner_mail import owner_mailer_from_env
+from toolkit.deliver.owner_notice import Notification
 from toolkit.errors import UsageError
-from toolkit.notify import Notification
-from toolkit.owner_mail import owner_mailer_from_env
 
 
 @pytest.fixture(scope="module")

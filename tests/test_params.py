@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import make_notebook
 from toolkit.errors import NotebookError, ParameterError
-from toolkit.params import read_schema
+from toolkit.inputs.params import read_schema
 
 CELL = """
 import datetime

@@ -10,9 +10,10 @@ import pytest
 
 from tests.conftest import make_notebook, pdf_text
 from toolkit.errors import CellTimeoutError, ExecutionError, KernelDiedError, RenderError, RunDirError
-from toolkit.pipeline import prepare, render_run, run_report
-from toolkit.records import read_records
-from toolkit.spec import find_report
+from toolkit.inputs.prepare import prepare
+from toolkit.inputs.spec import find_report
+from toolkit.notebook.records import read_records
+from toolkit.runs.pipeline import render_run, run_report
 
 
 def _run(project, name, given=None):

@@ -30,10 +30,10 @@ from publish_server.publishing import create_publisher_token
 from tests.conftest import make_notebook
 from tests.portal.conftest import base_config, make_pdf
 from tests.portal.test_publishing import serve
+from toolkit.deliver.portal_client import load_publish_config, period_label, publish_run
 from toolkit.errors import PublishError, RunDirError, SpecError
-from toolkit.publish import load_publish_config, period_label, publish_run
-from toolkit.runs import RunError, RunRecord, load_run, new_run_id, save_run
-from toolkit.spec import load_spec
+from toolkit.inputs.spec import load_spec
+from toolkit.runs.run_folder import FailureRecord, RunRecord, load_run, new_run_id, save_run
 
 FAST = {"backoff": 0.01}
 
@@ -156,7 +156,7 @@ def test_a_run_that_did_not_succeed_is_never_published(portal_app, tmp_path, sta
 def test_a_run_whose_upload_failed_can_be_published_later(portal, tmp_path):
     run_dir = make_run_dir(tmp_path, status="failed")
     record = load_run(run_dir)
-    record.error = RunError(stage="publish", type="PublishError", message="portal unreachable")
+    record.error = FailureRecord(stage="publish", type="PublishError", message="portal unreachable")
     save_run(run_dir, record)
     published = publish_run(run_dir, portal.url, portal.token, **FAST)
     record = load_run(run_dir)
@@ -167,7 +167,7 @@ def test_a_run_whose_upload_failed_can_be_published_later(portal, tmp_path):
     # Any other failure still keeps a run off the portal, even with a PDF in its folder.
     other = make_run_dir(tmp_path / "other", status="failed")
     broken = load_run(other)
-    broken.error = RunError(stage="checks", type="DataCheckError", message="rows below the floor")
+    broken.error = FailureRecord(stage="checks", type="DataCheckError", message="rows below the floor")
     save_run(other, broken)
     with pytest.raises(PublishError, match="a failed run is never published"):
         publish_run(other, portal.url, portal.token, **FAST)
@@ -441,7 +441,7 @@ def test_cli_run_publish_publishes_a_succeeded_run_and_never_a_failed_one(portal
 
 
 def test_the_toolkit_does_not_import_the_portal():
-    code = ("import sys, toolkit.publish, toolkit.cli; "
+    code = ("import sys, toolkit.deliver.portal_client, toolkit.cli; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('publish_server', 'flask')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

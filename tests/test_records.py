@@ -9,10 +9,10 @@ import pytest
 
 import toolkit as tk
 from tests.conftest import pdf_text
-from toolkit import api
-from toolkit import records as rec
 from toolkit.errors import RecordError
-from toolkit.inline_preview import render_preview
+from toolkit.notebook import analyst_api as api
+from toolkit.notebook import records as rec
+from toolkit.notebook.preview import render_preview
 
 
 @pytest.fixture(autouse=True)

@@ -21,8 +21,8 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 
 from tests.conftest import make_notebook
+from toolkit.inputs.spec import Schedule
 from toolkit.scheduler.jobs import JOB_FUNC, next_fire_times, scheduled_specs, sync_jobs
-from toolkit.spec import Schedule
 
 UTC = dt.timezone.utc
 

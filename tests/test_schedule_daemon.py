@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from tests.conftest import cli, make_notebook
-from toolkit.executors.local import fork_available
-from toolkit.runs import load_run
+from toolkit.execute.forked_kernels import fork_available
+from toolkit.runs.run_folder import load_run
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 

@@ -13,8 +13,8 @@ from email import message_from_bytes
 import yaml
 
 from tests.conftest import cli, make_notebook
-from toolkit.notify import RecordingMailer
-from toolkit.runs import load_run
+from toolkit.deliver.owner_notice import RecordingMailer
+from toolkit.runs.run_folder import load_run
 from toolkit.scheduler.tick import Settings, run_tick
 
 FAST = {"max": 2, "backoff": 0.05}
@@ -137,7 +137,7 @@ def fake_run(project, report_name: str, minutes_ago: int, **fields):
     """A finished run folder as the pipeline leaves it (no kernel needed to read history)."""
     import datetime as dt
 
-    from toolkit.runs import RunRecord, create_run_dir, new_run_id, save_run
+    from toolkit.runs.run_folder import RunRecord, create_run_dir, new_run_id, save_run
 
     started = dt.datetime(2026, 11, 23, 5, 0, tzinfo=dt.timezone.utc) - dt.timedelta(minutes=minutes_ago)
     run_id = new_run_id(started)
@@ -152,7 +152,7 @@ def test_runs_is_a_table_on_a_terminal_and_lines_in_a_pipe(project):
     import sys
     from pathlib import Path
 
-    from toolkit.runs import PublicationRef
+    from toolkit.runs.run_folder import PublicationRef
 
     fake_run(project, "weekly", 60, status="succeeded", parameters={"region": "[north]"}, trigger="schedule", attempt=2,
              publication=PublicationRef(id="p1", version=3, portal="https://portal", url="https://portal/d/p1"))

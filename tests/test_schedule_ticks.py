@@ -7,10 +7,10 @@ import yaml
 from tests.conftest import make_notebook
 from tests.portal.test_publishing import serve
 from tests.test_publish_client import Scripted, free_port, portal_app  # noqa: F401 - the fixture
-from toolkit.history import history
-from toolkit.notify import RecordingMailer
-from toolkit.publish import PublishConfig
-from toolkit.runs import load_run
+from toolkit.deliver.owner_notice import RecordingMailer
+from toolkit.deliver.portal_client import PublishConfig
+from toolkit.runs.history import history
+from toolkit.runs.run_folder import load_run
 from toolkit.scheduler.tick import Settings, run_tick
 
 

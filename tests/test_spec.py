@@ -6,8 +6,8 @@ import pytest
 
 from tests.conftest import make_notebook
 from toolkit.errors import SpecError, UsageError
-from toolkit.pipeline import prepare
-from toolkit.spec import find_report, load_spec
+from toolkit.inputs.prepare import prepare
+from toolkit.inputs.spec import find_report, load_spec
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from publish_server.publishing import mask_url_passwords as portal_mask
 from tests.deadline import deadline
-from toolkit.publish import mask_url_passwords as toolkit_mask
+from toolkit.deliver.portal_client import mask_url_passwords as toolkit_mask
 
 MASKS = pytest.mark.parametrize("mask", [toolkit_mask, portal_mask], ids=["toolkit", "portal"])
 

@@ -10,11 +10,12 @@ Inside a notebook::
     tk.preview()
 
 Importing this package is cheap: pandas, matplotlib, papermill and WeasyPrint load on first use.
+The pipeline lives in the stage folders (inputs, execute, notebook, checks, render, deliver,
+runs, batch, scheduler); see docs/architecture.md.
 """
 
-__version__ = "0.1.0"
-
-from .api import figure, metric, preview, table, text  # noqa: E402
-from .errors import NbpressError  # noqa: E402
+from .errors import NbpressError
+from .notebook.analyst_api import figure, metric, preview, table, text
+from .version import __version__
 
 __all__ = ["__version__", "figure", "metric", "preview", "table", "text", "NbpressError"]

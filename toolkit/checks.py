@@ -14,7 +14,7 @@ report is rendered, on the same records the template would show::
 
 A failed check does not mean the notebook is wrong (it ran to the end), but that the data is
 not fit to send: the run is marked ``blocked``, nothing is rendered or published, and the
-report's owner is told which checks failed (see :mod:`toolkit.notify`).
+report's owner is told which checks failed (see :mod:`toolkit.deliver.owner_notice`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
-from . import records as rec
-from .runs import CheckResult
+from .notebook import records as rec
+from .runs.run_folder import CheckResult
 
 __all__ = ["DataCheck", "run_checks"]
 

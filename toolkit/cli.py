@@ -2,6 +2,10 @@
 
 Exit status: 0 success; 1 a run failed (the run folder says why); 2 bad input (spec,
 parameters, notebook, arguments), refused before any kernel starts.
+
+Every command imports what it needs inside its function, on purpose: each ``nbpress`` call
+must start fast (``nbpress --help`` or ``nbpress runs`` do not load papermill, WeasyPrint,
+pandas or dask). This is the one module where imports inside functions are the rule.
 """
 
 from __future__ import annotations
@@ -9,16 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-from . import __version__
 from .errors import DataCheckError, NbpressError, UsageError
+from .project import Project
+from .version import __version__
 
 PROJECT_HELP = "Project root holding notebooks/, templates/ and runs/ [default: current directory]."
 PORTAL_HELP = "NBPRESS_PORTAL_URL, else `portal` in the publish config file"
@@ -47,9 +55,7 @@ def handle_errors(func):
     return wrapper
 
 
-def _project(ctx: click.Context):
-    from .pipeline import Project
-
+def _project(ctx: click.Context) -> Project:
     return Project(Path(ctx.obj["project"]).resolve())
 
 
@@ -71,8 +77,8 @@ def params(ctx: click.Context, report: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .params import read_schema, to_jsonable
-    from .spec import find_report
+    from .inputs.params import read_schema, to_jsonable
+    from .inputs.spec import find_report
 
     spec = find_report(report, _project(ctx).notebooks_dir)
     schema = read_schema(spec.notebook)
@@ -128,13 +134,14 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     \b
     Workers on other machines: see docs/scale-out.md.
     """
-    from .params import read_schema
-    from .pipeline import prepare, run_report
+    from .inputs.params import read_schema
+    from .inputs.prepare import prepare
+    from .runs.pipeline import run_report
     from .progress import run_progress
-    from .spec import find_report
+    from .inputs.spec import find_report
 
     if cluster:
-        from .executors.dask_cluster import parse_cluster
+        from .batch.dask_cluster import parse_cluster
 
         parse_cluster(cluster)  # a bad value is refused before anything else happens
         if workers:
@@ -145,11 +152,11 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     given.update(read_schema(spec.notebook).parse_assignments(list(assignments)))
     config = None
     if publish_after or portal:
-        from .publish import load_publish_config
+        from .deliver.portal_client import load_publish_config
 
         config = load_publish_config(portal)  # before the run: a missing token fails fast
     if grid_options or (spec.grid and not no_grid) or cluster:
-        from .grid import parse_grid_option
+        from .inputs.grid import parse_grid_option
 
         members = _plan(spec, given, [parse_grid_option(g) for g in grid_options], not no_grid, as_of)
         _run_batch(project, spec, members, out_dir, workers, config, cluster)
@@ -159,8 +166,8 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
         with run_progress(spec.name) as progress:
             run_dir, record = run_report(prepared, project, out_dir=out_dir, progress=progress)
     except DataCheckError as exc:
-        from .notify import notify_owner
-        from .runs import load_run
+        from .deliver.owner_notice import notify_owner
+        from .runs.run_folder import load_run
 
         notify_owner(exc.run_dir, load_run(exc.run_dir), spec.owner)
         raise
@@ -170,16 +177,14 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
 
 
 def _plan(spec, given, grid_options, use_spec_grid: bool, as_of: dt.datetime | None):
-    from .batch import plan
+    from .batch.members import plan
 
     return plan(spec, given, grid_options, use_spec_grid=use_spec_grid, as_of=as_of.date() if as_of else None)
 
 
 def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None, config, cluster: str | None = None) -> None:
-    import time
-
-    from . import batch
-    from .executors import make_executor
+    from .batch import members as batch
+    from .batch.executors import make_executor
     from .progress import interactive
 
     jobs = [batch.Job(i, label, prepared, project.root, out_dir.resolve() if out_dir else None)
@@ -197,7 +202,7 @@ def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None
 
 
 def _publish(run_dir: Path, config) -> None:
-    from .publish import publish_run
+    from .deliver.portal_client import publish_run
 
     published = publish_run(run_dir, config.portal, config.token)
     verb = "published" if published.created else "already published"
@@ -215,7 +220,7 @@ def publish(run_dir: Path, portal: str | None) -> None:
     (NBPRESS_PUBLISH_CONFIG, default ~/.config/nbpress/publish.toml, keys portal and token),
     never from the command line. Publishing the same run again is harmless.
     """
-    from .publish import load_publish_config
+    from .deliver.portal_client import load_publish_config
 
     _publish(run_dir, load_publish_config(portal))
 
@@ -227,7 +232,7 @@ def publish(run_dir: Path, portal: str | None) -> None:
 @handle_errors
 def render(ctx: click.Context, run_dir: Path, template: str | None) -> None:
     """Render a finished run again from its executed notebook (no execution)."""
-    from .pipeline import render_run
+    from .runs.pipeline import render_run
 
     record = render_run(run_dir, _project(ctx), template=template)
     click.echo(f"{run_dir / 'report.pdf'}  ({record.pages} pages)")
@@ -239,7 +244,7 @@ def render(ctx: click.Context, run_dir: Path, template: str | None) -> None:
 @handle_errors
 def inspect(pdf: Path, as_json: bool) -> None:
     """Print a report PDF's metadata and provenance (report, run, parameters, notebook hash)."""
-    from .inspect_pdf import inspect_pdf
+    from .render.inspect_pdf import inspect_pdf
 
     info = inspect_pdf(pdf)
     if as_json:
@@ -254,8 +259,6 @@ def inspect(pdf: Path, as_json: bool) -> None:
 
 def _logging() -> None:
     """Timestamped lines on stderr for the daemon (APScheduler's own only when they matter)."""
-    import logging
-
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("nbpress").setLevel(logging.INFO)  # papermill's and WeasyPrint's INFO lines are noise here
 
@@ -312,7 +315,7 @@ def _list_schedules(specs, count: int) -> None:
 
 def _run_once(project, report: str) -> None:
     from .scheduler.tick import Settings, owner_mail, publishing, run_tick, runnable
-    from .spec import find_report
+    from .inputs.spec import find_report
 
     runnable(find_report(report, project.notebooks_dir))  # bad input is exit 2, not a failed run
     _logging()
@@ -332,7 +335,7 @@ def _run_once(project, report: str) -> None:
 
 
 def _safe_record(run_dir: Path):
-    from .runs import load_run
+    from .runs.run_folder import load_run
 
     try:
         return load_run(run_dir)
@@ -350,7 +353,7 @@ def runs(ctx: click.Context, report: str | None, limit: int, as_json: bool) -> N
     """The run history, newest first: when, report, status, duration, trigger and attempt,
     parameters and publication, read from each run folder's run.json (of REPORT only, if given).
     A table on a terminal, tab-separated lines otherwise."""
-    from .history import history, plain_lines, rich_table
+    from .runs.history import history, plain_lines, rich_table
 
     skipped: list[str] = []
     rows = history(_project(ctx).runs_dir, report, limit=limit, skipped=skipped)
@@ -376,7 +379,7 @@ def runs(ctx: click.Context, report: str | None, limit: int, as_json: bool) -> N
 @handle_errors
 def demo_data(out: Path, seed: int, end: dt.datetime | None, weeks: int, rows: int) -> None:
     """Generate the demo event log (a SQLite file), deterministic given the seed."""
-    from .demo_data import generate
+    from .demo.demo_data import generate
 
     summary = generate(out, seed=seed, end=end.date() if end else None, weeks=weeks, rows=rows)
     click.echo(f"{summary.path}: {summary.rows:,} events, {summary.first_day} .. {summary.last_day}")
@@ -390,7 +393,7 @@ def demo_data(out: Path, seed: int, end: dt.datetime | None, weeks: int, rows: i
 @handle_errors
 def demo(ctx: click.Context, weeks: int, serve: bool, port: int) -> None:
     """Demo data -> Weekly Statistics PDFs for the last weeks -> a local portal serving them."""
-    from .demo import DemoPortal, build_demo_runs
+    from .demo.demo import DemoPortal, build_demo_runs
 
     project = _project(ctx)
     run_dirs = build_demo_runs(project, weeks, click.echo)
@@ -426,8 +429,6 @@ def portal(args: tuple[str, ...]) -> None:
     if os.name == "posix":  # become it: signals (Ctrl-C, SIGTERM from a supervisor) reach the server
         sys.stdout.flush()
         os.execv(sys.executable, command)
-    import subprocess
-
     sys.exit(subprocess.call(command))
 
 

@@ -1,26 +1,33 @@
 """The toolkit's error tree. Every error the CLI reports is one of these.
 
-    NbpressError                    base; ``exit_code`` is what the CLI exits with
+    NbpressError                    base; ``exit_code`` is what the CLI exits with (1 unless noted)
     ├── UsageError                  bad input from the user (exit 2)
-    │   ├── SpecError               a report spec is invalid (file, key)
-    │   ├── ParameterError          a parameter value is refused (name, given, expected)
-    │   └── NotebookError           a notebook cannot be read or has no parameters cell
+    │   ├── SpecError               a report spec is invalid (``file``, ``key``, ``message``)
+    │   ├── ParameterError          a parameter value is refused (``name``, ``given``, ``expected``)
+    │   ├── NotebookError           a notebook cannot be read or has no parameters cell (``path``,
+    │   │                           ``message``)
+    │   └── RunDirError             a run folder is missing or incomplete (no ``run.json``, an
+    │                               unreadable one, nothing to render or publish)
     ├── RecordError                 a record is malformed or its name is used twice
-    ├── ExecutionError              the notebook failed while running (cell, ename, evalue)
+    ├── ExecutionError              the notebook failed while running (``cell_index``, ``ename``,
+    │   │                           ``evalue``)
     │   ├── CellTimeoutError        a cell ran past its timeout
     │   └── KernelDiedError         the kernel process died
     ├── DataCheckError              the records failed the spec's data checks (run ``blocked``;
     │                               ``failures``: the checks that failed)
-    ├── RunCancelledError           a run was stopped on purpose (scheduler shutdown)
+    ├── RunCancelledError           a run was stopped on purpose (scheduler shutdown); ``run.json``
+    │                               names it as the error type of a ``cancelled`` run
     ├── SchedulerError              the scheduler's job store cannot be opened or reached
     ├── ExecutorError               a batch executor broke down (worker pool, fork server,
     │   │                           a Dask worker lost); not the notebook's fault
     │   └── ClusterUnreachableError no Dask scheduler answers at the given address, or it has
     │                               no workers (exit 2)
     ├── RenderError                 the template or the PDF could not be produced
-    ├── RunDirError                 a run folder is missing or incomplete
     └── PublishError                the portal could not be reached or refused the upload
                                     (``status``: the HTTP status, ``attempts``: requests made)
+
+A run's failure as ``run.json`` keeps it is :class:`toolkit.runs.run_folder.FailureRecord`, a
+record (not one of these exceptions) naming the error's class in ``type``.
 """
 
 from __future__ import annotations

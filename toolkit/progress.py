@@ -20,7 +20,7 @@ def run_progress(label: str) -> Iterator:
     if not interactive():
         yield None
         return
-    from rich.console import Console
+    from rich.console import Console  # rich (~0.1 s) only for a terminal
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(

@@ -20,8 +20,10 @@ import pytest
 
 from tests.conftest import ROOT, cli, make_notebook
 from toolkit.errors import RenderError
-from toolkit.pipeline import Project, prepare, render_run, run_report
-from toolkit.spec import find_report
+from toolkit.inputs.prepare import prepare
+from toolkit.inputs.spec import find_report
+from toolkit.project import Project
+from toolkit.runs.pipeline import render_run, run_report
 
 SMALL_PARAMS = """
 import datetime

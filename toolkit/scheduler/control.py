@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..execute import IpcKernelManager
-from ..runs import RunError, load_run, save_run
+from ..execute.papermill_run import IpcKernelManager
+from ..runs.run_folder import FailureRecord, load_run, save_run
 
 __all__ = ["Control", "mark_cancelled"]
 
@@ -158,6 +158,6 @@ def mark_cancelled(run_dir: Path, reason: str) -> None:
     before = record.error
     record.status = "cancelled"
     record.finished = record.finished or dt.datetime.now(dt.timezone.utc)
-    record.error = RunError(stage=before.stage if before else "execute", type="RunCancelledError", message=reason,
+    record.error = FailureRecord(stage=before.stage if before else "execute", type="RunCancelledError", message=reason,
                             cell_index=before.cell_index if before else None)
     save_run(run_dir, record)

@@ -16,9 +16,12 @@ import os
 import signal
 import threading
 
-from ..api import RUN_ENV
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
 from ..errors import SchedulerError
-from ..pipeline import Project
+from ..notebook.run_env import RUN_ENV
+from ..project import Project
 from .control import Control
 from .jobs import make_scheduler, scheduled_specs, sync_jobs
 from .tick import Settings, install, owner_mail, publishing, runnable
@@ -30,8 +33,6 @@ CANCEL_WAIT = 60.0  # seconds for cancelled runs to write their run.json after t
 
 
 def _describe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -88,8 +89,6 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
 
 def _open(scheduler, jobs_url: str) -> None:
     """Start paused: the store is open (its table made), nothing fires before the sync."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     try:
         scheduler.start(paused=True)
     except SQLAlchemyError as exc:  # the driver's message may quote the URL: name the class only

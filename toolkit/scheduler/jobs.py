@@ -16,13 +16,10 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..spec import ReportSpec, Schedule, load_spec
-
-if TYPE_CHECKING:  # the pipeline (papermill, nbformat) is not needed to list schedules
-    from ..pipeline import Project
+from ..inputs.spec import ReportSpec, Schedule, load_spec
+from ..project import Project
 
 __all__ = ["JOB_FUNC", "TABLE", "default_jobs_url", "scheduled_specs", "make_scheduler", "sync_jobs", "next_fire_times",
            "SyncReport"]
@@ -53,6 +50,8 @@ def make_scheduler(jobs_url: str, *, max_runs: int, background: bool = True):
     Job defaults: one run per tick however many were missed (``coalesce``) and never two runs of
     one report at once (``max_instances=1``); the grace time is set per job from its spec.
     """
+    # The job store (APScheduler's schedulers, SQLAlchemy) loads here: `nbpress schedule --list`
+    # imports this module and needs the triggers alone.
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler

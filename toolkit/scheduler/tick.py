@@ -18,11 +18,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..batch import members as batch
+from ..batch.executors import make_executor
+from ..deliver.owner_mail import owner_mailer_from_env
+from ..deliver.owner_notice import Mailer, notify_owner
+from ..deliver.portal_client import CONFIG_ENV, DEFAULT_CONFIG, TOKEN_ENV, load_publish_config, publish_run
 from ..errors import DataCheckError, NbpressError
-from ..notify import Mailer, notify_owner
-from ..pipeline import Project, prepare, run_report
-from ..runs import RunError, load_run, save_run
-from ..spec import ReportSpec, find_report
+from ..inputs.prepare import prepare
+from ..inputs.spec import ReportSpec, find_report
+from ..project import Project
+from ..runs.pipeline import run_report
+from ..runs.run_folder import FailureRecord, load_run, save_run
 from .control import Control, mark_cancelled
 from .transient import is_transient
 
@@ -37,7 +43,7 @@ class Settings:
     """What every tick of one daemon shares (never stored in the job store)."""
 
     control: Control = field(default_factory=Control)
-    publish: object | None = None  # a toolkit.publish.PublishConfig, or None: do not publish
+    publish: object | None = None  # a toolkit.deliver.portal_client.PublishConfig, or None: do not publish
     mailer: Mailer | None = None  # None: notification.eml in the run folder
     workers: int | None = None  # batch workers for a grid tick (None: CPU count)
 
@@ -74,8 +80,6 @@ def scheduled_tick(root: str, report: str) -> None:
 
 def publishing() -> tuple[object | None, str]:
     """The portal scheduled runs publish to, or None when none is configured; and a line saying so."""
-    from ..publish import CONFIG_ENV, DEFAULT_CONFIG, TOKEN_ENV, load_publish_config
-
     configured = os.environ.get(TOKEN_ENV) or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG).expanduser().is_file()
     if not configured:
         return None, f"publishing off: no publisher token ({TOKEN_ENV} or {DEFAULT_CONFIG}); PDFs stay in the run folders"
@@ -85,8 +89,6 @@ def publishing() -> tuple[object | None, str]:
 
 def owner_mail() -> tuple[Mailer | None, str]:
     """How owners hear about runs (SMTP when NBPRESS_MAIL_URL says so), and a line saying so."""
-    from ..owner_mail import owner_mailer_from_env
-
     mailer = owner_mailer_from_env()
     if mailer is None:
         return None, "owner mail: notification.eml in the run folder (set NBPRESS_MAIL_URL to send it by SMTP)"
@@ -96,9 +98,7 @@ def owner_mail() -> tuple[Mailer | None, str]:
 def runnable(spec: ReportSpec) -> None:
     """Raise a UsageError (exit 2) when REPORT cannot run with its defaults and grid: a required
     parameter without a value would otherwise fail at every tick, unattended."""
-    from ..batch import plan
-
-    plan(spec, {}, use_spec_grid=bool(spec.grid))
+    batch.plan(spec, {}, use_spec_grid=bool(spec.grid))
 
 
 def run_tick(project: Project, report: str, settings: Settings) -> TickResult:
@@ -158,8 +158,6 @@ def _single(project: Project, spec: ReportSpec, settings: Settings) -> TickResul
 
 def _grid(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
     """A tick of a report with a grid runs the whole batch on the local executor."""
-    from .. import batch
-
     control = settings.control
     try:
         members = batch.plan(spec, {})
@@ -189,9 +187,6 @@ def _grid(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
 def _batch_attempts(jobs: list, spec: ReportSpec, settings: Settings, final: dict, runs: list[Path]) -> str:
     """Run the batch, then again the members that failed transiently; fills ``final`` and
     ``runs``; returns why the executor itself broke down ("" when it did not)."""
-    from .. import batch
-    from ..executors import make_executor
-
     control = settings.control
     try:
         with make_executor(workers=settings.workers, preload=spec.preload) as executor, control.fork_server_of(executor):
@@ -238,8 +233,6 @@ def _publish(run_dir: Path, spec: ReportSpec, settings: Settings) -> str | None:
     config = settings.publish
     if config is None:
         return None
-    from ..publish import publish_run
-
     try:
         published = publish_run(run_dir, config.portal, config.token, retries=spec.retries.max,
                                 backoff=spec.retries.backoff)
@@ -247,7 +240,7 @@ def _publish(run_dir: Path, spec: ReportSpec, settings: Settings) -> str | None:
         # The PDF exists but did not reach its readers: the run failed, and the owner hears of it.
         record = load_run(run_dir)
         record.status = "failed"
-        record.error = RunError(stage="publish", type=type(exc).__name__, message=str(exc))
+        record.error = FailureRecord(stage="publish", type=type(exc).__name__, message=str(exc))
         save_run(run_dir, record)
         _notify(run_dir, spec, settings)
         return f"publish: {exc}"

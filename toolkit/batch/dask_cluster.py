@@ -1,0 +1,289 @@
+"""The Dask executor: batch members run on a dask.distributed cluster, run folders come back as bytes.
+
+``--cluster tcp://HOST:PORT`` connects to an existing scheduler; ``--cluster local:N`` starts a
+LocalCluster of N worker processes (one thread each) on this machine. Same interface as the
+local executor: a context manager whose ``run(jobs)`` yields an :class:`Outcome` per member as
+it finishes.
+
+No shared filesystem: the submitting side packs the notebook's folder and ``templates/`` once
+per batch (:mod:`.bundle`) and scatters it; a worker unpacks it into its own scratch folder,
+executes *and renders* the member there (a fresh kernel per run, forked from a fork server
+living in that worker process; on ``local:N`` one fork server on this machine serves all
+workers), then sends the whole run folder back as a tarball. The submitting side unpacks it
+under its runs folder, so publishing and owner notices (:func:`toolkit.batch.members.after_batch`)
+work as for local batches.
+
+A member that fails on a worker comes back like any failed run (partial notebook and
+``run.json`` included). A worker that dies mid-run surfaces as a failed member; on a
+LocalCluster the scheduler is told not to retry such a task on another worker
+(``allowed-failures: 0``), on an existing cluster its own setting applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import ClusterUnreachableError, ExecutorError, UsageError
+from ..execute.forked_kernels import ForkServer, fork_available, fork_kernel_manager
+from ..execute.forkserver import DEFAULT_PRELOAD
+from ..project import Project
+from ..runs.run_folder import load_run, save_run
+from .bundle import ProjectBundle, pack_project, pack_run, unpack_project, unpack_run
+from .local import preload_worker_modules
+from .members import Job, Outcome, execute_job
+
+# dask and distributed (~1 s to import) load only when a cluster is used: the CLI imports this
+# module to check a --cluster value before anything runs.
+
+__all__ = ["ClusterTarget", "DaskExecutor", "parse_cluster", "run_member"]
+
+KEEP_PROJECTS = 8  # unpacked project bundles a worker keeps for the next batches
+CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported, not waited for
+WORKER_WAIT = 30.0  # seconds for a reachable scheduler to have at least one worker
+_TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})/?$")
+_LOCAL = re.compile(r"^local:(?P<n>\d{1,3})$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterTarget:
+    """Where to run: an existing scheduler's address, or a LocalCluster of ``workers`` processes."""
+
+    address: str | None = None
+    workers: int | None = None
+
+    def __str__(self) -> str:
+        return self.address or f"local:{self.workers}"
+
+
+def parse_cluster(value: str) -> ClusterTarget:
+    """``tcp://HOST:PORT`` or ``local:N``; anything else is a :class:`UsageError` (exit 2)."""
+    text = value.strip()
+    if match := _LOCAL.match(text):
+        workers = int(match["n"])
+        if not 1 <= workers <= 256:
+            raise UsageError(f"--cluster {value!r}: N in local:N must be between 1 and 256")
+        return ClusterTarget(workers=workers)
+    if match := _TCP.match(text):
+        if not 1 <= int(match["port"]) <= 65535:
+            raise UsageError(f"--cluster {value!r}: port must be between 1 and 65535")
+        return ClusterTarget(address=text.rstrip("/"))
+    raise UsageError(f"--cluster {value!r}: expected tcp://HOST:PORT (a running Dask scheduler) or local:N")
+
+
+# --- on the worker --------------------------------------------------------------------------
+
+# One member at a time per worker process: execute() marks the kernel's environment through
+# os.environ, which threads would share. Start workers with `--nthreads 1` (see docs/scale-out.md).
+_worker_lock = threading.Lock()
+_projects: dict[str, Path] = {}  # bundle sha256 -> unpacked project root (once per worker)
+_servers: dict[tuple[str, ...], object] = {}  # spec preload -> this worker's kernel fork server
+
+
+def _scratch() -> Path:
+    """The worker's own scratch folder (never the submitting side's paths)."""
+    try:
+        from distributed import get_worker
+
+        return Path(get_worker().local_directory)
+    except ValueError:  # called outside a worker (tests of this function alone)
+        return Path(tempfile.gettempdir())
+
+
+def _project_root(bundle: ProjectBundle) -> Path:
+    """The bundle unpacked in this worker (called under the member lock, so no member of this
+    worker is using any project while old ones are removed)."""
+    root = _projects.pop(bundle.sha256, None)
+    if root is None or not root.is_dir():
+        root = unpack_project(bundle, Path(tempfile.mkdtemp(prefix="nbpress-project-", dir=_scratch())))
+    _projects[bundle.sha256] = root  # most recently used last
+    while len(_projects) > KEEP_PROJECTS:  # long-lived workers serve many batches
+        shutil.rmtree(_projects.pop(next(iter(_projects))), ignore_errors=True)
+    return root
+
+
+def _launcher(preload: list[str]):
+    """A kernel manager class forking kernels from this worker's fork server (None: cold kernels)."""
+    if not fork_available():
+        return None
+    key = tuple(m for m in preload if m not in DEFAULT_PRELOAD)
+    server = _servers.get(key)
+    if server is None or server.process is None or server.process.poll() is not None:
+        server = ForkServer(list(key)).launch()
+        preload_worker_modules()  # papermill, records, WeasyPrint: this worker's imports overlap the fork server's
+        _servers[key] = server = server.wait_ready()
+    return fork_kernel_manager(server.socket_path)
+
+
+def stop_fork_servers() -> int:
+    """Stop this worker's fork servers (run on every worker when a batch ends).
+
+    Not under the member lock: this runs on the worker's event loop, which must not wait for a
+    member still running after an interrupted batch (that member's kernel dies with its server).
+    """
+    servers = list(_servers.values())
+    _servers.clear()
+    for server in servers:
+        server.stop()
+    return len(servers)
+
+
+def run_member(job: Job, bundle: ProjectBundle, fork_socket: str | None = None) -> tuple[Outcome, bytes | None]:
+    """Execute and render one member in this worker's scratch folder; return the outcome and
+    the run folder as a tarball (None when no folder was made).
+
+    ``fork_socket``: a kernel fork server on this machine shared by all workers (``local:N``);
+    None: this worker's own.
+    """
+    with _worker_lock:
+        root = _project_root(bundle)
+        spec = job.prepared.spec
+        local_spec = spec.model_copy(update={"notebook": root / "notebooks" / spec.notebook.name})
+        out_dir = Path(tempfile.mkdtemp(prefix="nbpress-runs-", dir=_scratch()))
+        local_job = dataclasses.replace(job, prepared=dataclasses.replace(job.prepared, spec=local_spec),
+                                        root=root, out_dir=out_dir)
+        try:
+            launcher = fork_kernel_manager(fork_socket) if fork_socket else _launcher(spec.preload)
+            outcome = execute_job(local_job, launcher=launcher)
+            data = pack_run(outcome.run_dir) if outcome.run_dir else None
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)  # the submitting side keeps the only copy
+    outcome.extra.update(worker_pid=os.getpid(), worker_dir=str(out_dir))
+    return outcome, data
+
+
+# --- on the submitting side -----------------------------------------------------------------
+
+
+def _receive(job: Job, outcome: Outcome, data: bytes | None) -> Outcome:
+    """Write the returned run folder under this side's runs folder and point the outcome at it."""
+    if data is None:
+        outcome.run_dir = None
+        return outcome
+    spec = job.prepared.spec
+    report_dir = (job.out_dir or Project(job.root).runs_dir) / spec.name
+    try:
+        run_dir = unpack_run(data, report_dir)
+        record = load_run(run_dir)
+        record.notebook = str(spec.notebook)  # where the notebook lives, not the worker's copy
+        save_run(run_dir, record)
+    except (OSError, ExecutorError) as exc:
+        outcome.status, outcome.run_dir = "failed", None
+        outcome.error, outcome.error_type = f"run folder not received: {exc}", type(exc).__name__
+        return outcome
+    outcome.run_dir = run_dir
+    return outcome
+
+
+def _lost(exc: BaseException) -> ExecutorError:
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return ExecutorError("the Dask worker died while running this member")
+    first = (str(exc).splitlines() or [""])[0]
+    return ExecutorError(f"the Dask cluster could not run this member ({type(exc).__name__}: {first})")
+
+
+class DaskExecutor:
+    def __init__(self, cluster: str | ClusterTarget, *, preload: list[str] | tuple[str, ...] = (),
+                 connect_timeout: float = CONNECT_TIMEOUT, worker_wait: float = WORKER_WAIT):
+        self.target = cluster if isinstance(cluster, ClusterTarget) else parse_cluster(cluster)
+        self.preload = list(preload)
+        self.connect_timeout, self.worker_wait = connect_timeout, worker_wait
+        self.client = self.cluster = self.server = None
+
+    def __enter__(self) -> DaskExecutor:
+        import dask
+        from distributed import Client, LocalCluster
+
+        if self.target.workers:
+            try:
+                self._start_local_fork_server()
+                # A worker that dies mid-run fails that member instead of killing worker after worker.
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                    # dashboard/HTTP on any free port: no "port 8787 in use" warning beside another cluster
+                    self.cluster = LocalCluster(n_workers=self.target.workers, threads_per_worker=1, processes=True,
+                                                dashboard_address=":0", silence_logs=logging.ERROR)
+                self.client = Client(self.cluster)
+                if self.server is not None:
+                    self.server.wait_ready()
+            except BaseException:
+                self.__exit__()  # `with` does not call it when __enter__ fails: nothing may be left running
+                raise
+            return self
+        try:
+            self.client = Client(self.target.address, timeout=self.connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterUnreachableError(
+                f"cannot reach the Dask scheduler at {self.target.address} within {self.connect_timeout:g} s"
+                f" ({type(exc).__name__}); is `dask scheduler` running there?") from None
+        try:  # a scheduler without workers would queue the members forever
+            self.client.wait_for_workers(1, timeout=self.worker_wait)
+        except TimeoutError:
+            self.client.close()
+            self.client = None
+            raise ClusterUnreachableError(
+                f"the Dask scheduler at {self.target.address} has no workers (waited {self.worker_wait:g} s);"
+                f" start some with `dask worker {self.target.address} --nthreads 1`") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.client is not None:
+            try:
+                self.client.run(stop_fork_servers)  # no idle template processes left on shared workers
+            except Exception:  # a dead worker has nothing left to stop
+                pass
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        if self.server is not None:
+            self.server.stop()
+        self.client = self.cluster = self.server = None
+
+    def _start_local_fork_server(self) -> None:
+        """local:N workers share this machine: one kernel template serves them all (its imports
+        overlap the cluster's start-up) instead of one per worker."""
+        if fork_available():
+            self.server = ForkServer([m for m in self.preload if m not in DEFAULT_PRELOAD]).launch()
+
+    def run(self, jobs: list[Job]) -> Iterator[Outcome]:
+        from distributed import as_completed
+
+        if not jobs:
+            return
+        if self.client is None:
+            raise ExecutorError("DaskExecutor.run() outside its `with` block")
+        bundles: dict[tuple[Path, Path], object] = {}
+        futures = {}
+        batch = uuid.uuid4().hex[:8]
+        for job in jobs:
+            where = (job.prepared.spec.notebook.parent, job.root / "templates")
+            if where not in bundles:  # shipped once per batch; workers fetch it as they need it
+                bundles[where] = self.client.scatter(pack_project(*where), hash=False)
+            fork_socket = self.server.socket_path if self.server else None
+            future = self.client.submit(run_member, job, bundles[where], fork_socket, key=f"nbpress-{batch}-{job.index}",
+                                        pure=False, retries=0)
+            futures[future] = (job, time.perf_counter())
+        try:
+            for future in as_completed(futures):
+                job, started = futures.pop(future)
+                try:
+                    outcome, data = future.result()
+                except Exception as exc:  # the worker died, or the cluster went away
+                    error = _lost(exc)
+                    yield Outcome(job.index, job.label, "failed", time.perf_counter() - started,
+                                  error=str(error), error_type=type(error).__name__)
+                    continue
+                yield _receive(job, outcome, data)
+        finally:
+            for future in futures:  # interrupted: do not leave members running on the cluster
+                future.cancel()

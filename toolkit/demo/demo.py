@@ -1,0 +1,141 @@
+"""The demo: event data -> Weekly Statistics PDFs for recent weeks -> a local portal serving them.
+
+The portal runs as its own process (``python -m publish_server.admin``); the toolkit talks to it
+only through its command line and its HTTP API, as any publisher would.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..deliver.portal_client import publish_run
+from ..errors import NbpressError
+from ..inputs.prepare import prepare
+from ..inputs.spec import find_report
+from ..progress import run_progress
+from ..project import Project
+from ..runs.pipeline import run_report
+from .demo_data import generate
+
+__all__ = ["build_demo_runs", "DemoPortal"]
+
+DEMO_EMAIL = "demo@example.org"
+DEMO_GROUP = "demo"
+
+
+def build_demo_runs(project: Project, weeks: int, say: Callable[[str], None]) -> list[Path]:
+    """Generate the demo data and run the report for the last ``weeks`` weeks."""
+    database = (project.root / "data" / "events.sqlite").resolve()
+    summary = generate(database)
+    say(f"demo data: {summary.path} ({summary.rows:,} events, {summary.first_day} .. {summary.last_day})")
+    spec = find_report("weekly_statistics", project.notebooks_dir)
+    run_dirs = []
+    for week in summary.weeks[-weeks:]:
+        prepared = prepare(spec, {"week": week, "database_url": f"sqlite:///{database}"})
+        with run_progress(f"week {week}") as progress:
+            run_dir, record = run_report(prepared, project, progress=progress)
+        run_dirs.append(run_dir)
+        say(f"week of {week}: {run_dir / 'report.pdf'} ({record.pages} pages)")
+    return run_dirs
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class DemoPortal:
+    """A development portal in ``<project>/instance`` with a demo recipient and publisher."""
+
+    project: Project
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    def __post_init__(self):
+        self.port = self.port or _free_port(self.host)
+        self.instance = self.project.root / "instance"
+        self.env = {**os.environ, "NBPRESS_INSTANCE": str(self.instance)}
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _admin(self, *args: str, stdin: str | None = None) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "publish_server.admin", *args],
+            input=stdin, capture_output=True, text=True, env=self.env, timeout=120,
+        )
+        if result.returncode != 0:
+            raise NbpressError(f"portal {args[0]} {args[1] if len(args) > 1 else ''}: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'failed'}")
+        return result.stdout
+
+    def start(self) -> None:
+        """Start the server (it writes dev secrets once and migrates) and wait until it answers."""
+        self.instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log = open(self.instance / "portal.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "publish_server.admin", "serve", "--dev", "--host", self.host, "--port", str(self.port)],
+            env=self.env, stdout=log, stderr=log,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise NbpressError(f"the portal stopped while starting (see {log.name})")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise NbpressError("the portal did not start within 60 s")
+
+    def demo_recipient(self) -> tuple[str, str]:
+        """Create (or reset) the demo recipient with a fresh random password; returns it once."""
+        password = secrets.token_urlsafe(12)
+        if DEMO_GROUP not in self._admin("groups", "list").split():
+            self._admin("groups", "add", DEMO_GROUP)
+        users = self._admin("users", "list")
+        if DEMO_EMAIL in users:  # a second demo: a new one-time password, old sessions end
+            out = self._admin("users", "reset-password", DEMO_EMAIL)
+            password = out.split("one-time password:", 1)[1].strip().split()[0]
+        else:
+            self._admin("users", "add", DEMO_EMAIL, "--name", "Demo Recipient", "--group", DEMO_GROUP, "--password-stdin", stdin=password + "\n")
+        return DEMO_EMAIL, password
+
+    def publisher_token(self) -> str:
+        out = self._admin("tokens", "create", f"demo-{int(time.time())}")
+        return out.split("token:", 1)[1].strip().split()[0]
+
+    def publish(self, run_dirs: list[Path], token: str, say: Callable[[str], None]) -> None:
+        for run_dir in run_dirs:
+            result = publish_run(run_dir, self.url, token, audience={"groups": [DEMO_GROUP]})
+            say(f"published {result.report} v{result.version}: {result.url}")
+
+    def wait(self) -> None:
+        """Serve until Ctrl-C or SIGTERM, then stop the portal too."""
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            self.process.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

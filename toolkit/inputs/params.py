@@ -1,0 +1,359 @@
+"""Parameter schema: read from a notebook's ``parameters`` cell, values checked before a kernel starts.
+
+The cell is parsed with :mod:`ast` and never executed. Supported annotations: ``str``, ``int``,
+``float``, ``bool``, ``datetime.date``, ``datetime.datetime``, ``list[T]``, ``Literal[...]`` and
+``Optional[T]`` / ``T | None``. A name annotated without a value (``week: datetime.date``) is
+required. Values from the command line are parsed per type; nothing is ever evaluated as code.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from ..errors import NotebookError, ParameterError
+
+__all__ = ["ParamType", "Parameter", "Schema", "read_schema", "find_parameters_cell"]
+
+_SCALARS = {"str", "int", "float", "bool", "date", "datetime"}
+_INT_RE = re.compile(r"[+-]?\d+")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class ParamType:
+    """A parameter's type: a scalar kind, ``list`` of an item type, or ``literal`` choices."""
+
+    kind: str
+    item: ParamType | None = None
+    choices: tuple[Any, ...] = ()
+    optional: bool = False
+
+    def describe(self) -> str:
+        if self.kind == "list":
+            text = f"list[{self.item.describe()}]"
+        elif self.kind == "literal":
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        else:
+            text = self.kind
+        return f"{text} or None" if self.optional else text
+
+    def parse_text(self, name: str, text: str) -> Any:
+        """Parse a command-line string (``-p name=value``) into a value of this type."""
+        if self.optional and text.strip().lower() in {"none", "null"}:
+            return None
+        if self.kind == "list":
+            stripped = text.strip()
+            if stripped.startswith("["):
+                try:
+                    items = json.loads(stripped)
+                except json.JSONDecodeError:
+                    raise ParameterError(name, text, self.describe()) from None
+                if not isinstance(items, list):
+                    raise ParameterError(name, text, self.describe())
+                return [self.item.coerce(name, v) for v in items]
+            parts = [p.strip() for p in stripped.split(",")] if stripped else []
+            return [self.item.parse_text(name, p) for p in parts]
+        if self.kind == "literal":
+            for choice in self.choices:
+                if text == str(choice):
+                    return choice
+            raise ParameterError(name, text, self.describe())
+        return self._parse_scalar(name, text)
+
+    def _parse_scalar(self, name: str, text: str) -> Any:
+        kind = self.kind
+        try:
+            if kind == "str":
+                return text
+            if kind == "int" and _INT_RE.fullmatch(text.strip()):
+                return int(text)
+            if kind == "float":
+                value = float(text)
+                if math.isfinite(value):
+                    return value
+            if kind == "bool" and text.strip().lower() in _TRUE | _FALSE:
+                return text.strip().lower() in _TRUE
+            if kind == "date":
+                return dt.date.fromisoformat(text.strip())
+            if kind == "datetime":
+                return dt.datetime.fromisoformat(text.strip())
+        except ValueError:
+            pass
+        raise ParameterError(name, text, self.describe())
+
+    def coerce(self, name: str, value: Any) -> Any:
+        """Check an already-typed value (YAML file, spec default, notebook default)."""
+        if value is None:
+            if self.optional:
+                return None
+            raise ParameterError(name, value, self.describe())
+        kind = self.kind
+        if isinstance(value, str) and kind not in {"str", "literal"}:
+            return self.parse_text(name, value)
+        if kind == "list" and isinstance(value, (list, tuple)):
+            return [self.item.coerce(name, v) for v in value]
+        if kind == "literal" and value in self.choices and type(value) in {type(c) for c in self.choices}:
+            return value
+        if kind == "str" and isinstance(value, str):
+            return value
+        if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
+        if kind == "bool" and isinstance(value, bool):
+            return value
+        if kind == "date" and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        if kind == "datetime" and isinstance(value, dt.datetime):
+            return value
+        raise ParameterError(name, value, self.describe())
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: ParamType
+    default: Any = _MISSING
+    help: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The parameters a notebook declares, in cell order."""
+
+    source: str
+    parameters: tuple[Parameter, ...] = field(default_factory=tuple)
+
+    def __getitem__(self, name: str) -> Parameter:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    def parse_assignments(self, items: list[str]) -> dict[str, Any]:
+        """Parse ``name=value`` strings from the command line."""
+        values: dict[str, Any] = {}
+        for item in items:
+            name, sep, text = item.partition("=")
+            name = name.strip()
+            if not sep or not name:
+                raise ParameterError(name or item, item, "name=value", problem=f"expected name=value, got {item!r}")
+            values[name] = self._known(name, item).type.parse_text(name, text)
+        return values
+
+    def resolve(self, *layers: dict[str, Any]) -> dict[str, Any]:
+        """Merge value layers (later wins) over the notebook defaults and check every value.
+
+        Returns a value for every parameter; raises :class:`ParameterError` for an unknown
+        name, a missing required value or a value of the wrong type.
+        """
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            for name, value in layer.items():
+                merged[name] = self.check(name, value)
+        resolved: dict[str, Any] = {}
+        for p in self.parameters:
+            if p.name in merged:
+                resolved[p.name] = merged[p.name]
+            elif p.required:
+                raise ParameterError(p.name, None, p.type.describe(), problem=f"missing required value ({p.type.describe()})")
+            else:
+                resolved[p.name] = p.default
+        return resolved
+
+    def check(self, name: str, value: Any) -> Any:
+        """The value of parameter ``name`` checked against its type; unknown names are refused."""
+        return self._known(name, value).type.coerce(name, value)
+
+    def _known(self, name: str, given: Any) -> Parameter:
+        try:
+            return self[name]
+        except KeyError:
+            known = ", ".join(self.names) or "none"
+            raise ParameterError(name, given, "", problem=f"unknown parameter (known: {known})") from None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Parameters as they appear in run.json and PDF metadata (dates as ISO strings)."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def find_parameters_cell(nb: nbformat.NotebookNode) -> tuple[int, nbformat.NotebookNode] | None:
+    for index, cell in enumerate(nb.cells):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return index, cell
+    return None
+
+
+def load_notebook(path: Path) -> nbformat.NotebookNode:
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except FileNotFoundError:
+        raise NotebookError(path, "no such notebook") from None
+    except Exception as exc:  # nbformat raises JSON, validation and reader errors
+        raise NotebookError(path, f"not a valid notebook ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+
+
+def read_schema(path: Path, nb: nbformat.NotebookNode | None = None) -> Schema:
+    """Read the parameter schema of the notebook at ``path`` without starting a kernel."""
+    nb = nb if nb is not None else load_notebook(path)
+    found = find_parameters_cell(nb)
+    if found is None:
+        raise NotebookError(path, "no cell tagged 'parameters' (add the tag to the cell that declares inputs)")
+    _, cell = found
+    source = cell.source
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise NotebookError(path, f"parameters cell line {exc.lineno}: {exc.msg}") from None
+    lines = source.splitlines()
+    params = []
+    for stmt in tree.body:
+        param = _parameter_from(stmt, lines, path)
+        if param is not None:
+            params.append(param)
+    return Schema(source=str(path), parameters=tuple(params))
+
+
+def _parameter_from(stmt: ast.stmt, lines: list[str], path: Path) -> Parameter | None:
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+        name = stmt.target.id
+        ptype = _type_from(stmt.annotation, path, name)
+        value_node = stmt.value
+    elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        name = stmt.targets[0].id
+        value_node = stmt.value
+        ptype = _type_of_default(_literal(value_node, path, name), path, name)
+    else:
+        return None  # imports, comments, helper code: not parameters
+    default = _MISSING
+    if value_node is not None:
+        try:
+            default = ptype.coerce(name, _literal(value_node, path, name))
+        except ParameterError as exc:
+            raise NotebookError(path, f"parameters cell: default of '{name}' does not match its type ({exc})") from None
+    return Parameter(name=name, type=ptype, default=default, help=_trailing_comment(lines, stmt))
+
+
+def _trailing_comment(lines: list[str], stmt: ast.stmt) -> str:
+    line = lines[stmt.end_lineno - 1][stmt.end_col_offset :]
+    _, hash_, comment = line.partition("#")
+    return comment.strip() if hash_ else ""
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+_TYPE_NAMES = {
+    "str": "str", "int": "int", "float": "float", "bool": "bool",
+    "datetime.date": "date", "date": "date", "datetime.datetime": "datetime", "datetime": "datetime",
+}
+
+
+def _type_from(node: ast.expr, path: Path, name: str) -> ParamType:
+    def fail() -> NotebookError:
+        return NotebookError(path, f"parameters cell: unsupported annotation for '{name}': {ast.unparse(node)}")
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):  # "quoted" annotation
+        try:
+            return _type_from(ast.parse(node.value, mode="eval").body, path, name)
+        except SyntaxError:
+            raise fail() from None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        sides = [node.left, node.right]
+        nones = [s for s in sides if isinstance(s, ast.Constant) and s.value is None]
+        if len(nones) == 1:
+            other = sides[0] if sides[1] is nones[0] else sides[1]
+            return _with_optional(_type_from(other, path, name))
+        raise fail()
+    dotted = _dotted(node)
+    if dotted in _TYPE_NAMES:
+        return ParamType(_TYPE_NAMES[dotted])
+    if isinstance(node, ast.Subscript):
+        head = (_dotted(node.value) or "").rsplit(".", 1)[-1]
+        args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if head in {"list", "List"} and len(args) == 1:
+            item = _type_from(args[0], path, name)
+            if item.kind == "list":
+                raise fail()
+            return ParamType("list", item=item)
+        if head == "Optional" and len(args) == 1:
+            return _with_optional(_type_from(args[0], path, name))
+        if head == "Literal":
+            try:
+                choices = tuple(ast.literal_eval(a) for a in args)
+            except ValueError:
+                raise fail() from None
+            if not choices or not all(isinstance(c, (str, int, bool)) for c in choices):
+                raise fail()
+            return ParamType("literal", choices=choices)
+    raise fail()
+
+
+def _with_optional(ptype: ParamType) -> ParamType:
+    return ParamType(ptype.kind, item=ptype.item, choices=ptype.choices, optional=True)
+
+
+def _type_of_default(value: Any, path: Path, name: str) -> ParamType:
+    """Infer the type of an unannotated parameter from its default."""
+    for kind, cls in (("bool", bool), ("int", int), ("float", float), ("str", str), ("datetime", dt.datetime), ("date", dt.date)):
+        if isinstance(value, cls):
+            return ParamType(kind)
+    if isinstance(value, list) and value:
+        item = _type_of_default(value[0], path, name)
+        if all(isinstance(v, type(value[0])) for v in value):
+            return ParamType("list", item=item)
+    raise NotebookError(path, f"parameters cell: cannot infer the type of '{name}'; add an annotation")
+
+
+def _literal(node: ast.expr, path: Path, name: str) -> Any:
+    """Evaluate a default safely: Python literals and ``datetime.date(...)``-style constructors."""
+    if isinstance(node, ast.Call):
+        func = _dotted(node.func) or ""
+        kind = _TYPE_NAMES.get(func.removesuffix(".fromisoformat"))
+        if kind in {"date", "datetime"} and not node.keywords:
+            cls = dt.date if kind == "date" else dt.datetime
+            try:
+                args = [ast.literal_eval(a) for a in node.args]
+                if func.endswith(".fromisoformat"):
+                    return cls.fromisoformat(*args)
+                if all(isinstance(a, int) for a in args):
+                    return cls(*args)
+            except (ValueError, TypeError):
+                pass
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise NotebookError(
+            path, f"parameters cell: the default of '{name}' must be a literal, got {ast.unparse(node)}"
+        ) from None

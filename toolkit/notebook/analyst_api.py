@@ -1,0 +1,106 @@
+"""The analyst's API, used inside notebooks: ``import toolkit as tk; tk.table("summary", df)``.
+
+Each call displays the object normally and attaches a record (see :mod:`toolkit.notebook.records`).
+Under an nbpress run (``NBPRESS_RUN_ID`` is set in the kernel's environment) a record name used
+twice is an error; interactively, re-running a cell replaces the earlier record.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import sys
+import warnings
+from numbers import Real
+from typing import Any
+
+from ..errors import RecordError
+from . import records as rec
+from .run_env import RUN_ENV
+
+# pandas, matplotlib, IPython's display and the preview's renderer are imported inside the calls
+# that use them: `import toolkit` stays cheap (tests/test_packaging.py checks it).
+
+_session: dict[str, rec.Record] = {}
+
+
+def _publish(record: rec.Record, bundle: dict[str, Any]) -> rec.Record:
+    if record.name in _session:
+        if os.environ.get(RUN_ENV):
+            raise RecordError(f"record name {record.name!r} used twice")
+        warnings.warn(f"record {record.name!r} replaced", stacklevel=3)
+    _session[record.name] = record
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and ipython.get_ipython() is not None:  # in a kernel (or IPython)
+        from IPython.display import display  # only in a kernel
+
+        display({**bundle, rec.MIME_TYPE: rec.encode(record)}, raw=True)
+    return record
+
+
+def table(name: str, df: Any, caption: str | None = None) -> rec.Table:
+    """Record a pandas DataFrame (or Series) as a table; dtypes and index are kept."""
+    import pandas as pd  # on first use
+
+    rec.check_name(name)
+    if isinstance(df, pd.Series):
+        df = df.to_frame()
+    if not isinstance(df, pd.DataFrame):
+        raise RecordError(f"table {name!r}: expected a pandas DataFrame, got {type(df).__name__}")
+    buffer = io.BytesIO()
+    # Parquet needs string column names; keep MultiIndex/pivot headers readable.
+    frame = df.copy(deep=False)
+    frame.columns = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in frame.columns]
+    frame.to_parquet(buffer, index=True)
+    record = rec.Table(name, buffer.getvalue(), caption)
+    return _publish(record, {"text/html": df.to_html(max_rows=50), "text/plain": repr(df)})
+
+
+def figure(name: str, fig: Any, caption: str | None = None) -> rec.Figure:
+    """Record a matplotlib figure: SVG (text kept as text) for the PDF, PNG as a fallback."""
+    import matplotlib  # on first use
+
+    rec.check_name(name)
+    if not hasattr(fig, "savefig"):
+        raise RecordError(f"figure {name!r}: expected a matplotlib Figure, got {type(fig).__name__}")
+    svg, png = io.BytesIO(), io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
+        fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None})  # reproducible
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    record = rec.Figure(name, svg.getvalue().decode("utf-8"), png.getvalue(), caption)
+    return _publish(record, {"image/png": png.getvalue(), "text/plain": f"<figure {name}>"})
+
+
+def metric(name: str, value: Any, label: str | None = None) -> rec.Metric:
+    """Record a key figure (a number or a short string) with an optional label."""
+    rec.check_name(name)
+    if hasattr(value, "item"):  # numpy scalars -> Python numbers
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (Real, str)):
+        raise RecordError(f"metric {name!r}: expected a number or a string, got {type(value).__name__}")
+    record = rec.Metric(name, value, label)
+    shown = f"{label or name}: {value}"
+    return _publish(record, {"text/plain": shown, "text/html": f"<p><b>{html.escape(label or name)}</b>: {html.escape(str(value))}</p>"})
+
+
+def text(name: str, markdown: str) -> rec.Text:
+    """Record a paragraph of Markdown (raw HTML in it is not rendered)."""
+    rec.check_name(name)
+    if not isinstance(markdown, str):
+        raise RecordError(f"text {name!r}: expected a string, got {type(markdown).__name__}")
+    record = rec.Text(name, markdown)
+    return _publish(record, {"text/markdown": markdown, "text/plain": markdown})
+
+
+def preview(report: str | None = None, *, project: str | os.PathLike | None = None) -> Any:
+    """Render the records made so far with the report's template and show the PDF inline.
+
+    ``report`` is the spec name in ``notebooks/`` (default: the only spec there, else the base
+    template). Under an nbpress run this does nothing: the run renders the report itself.
+    """
+    if os.environ.get(RUN_ENV):
+        return None
+    from .preview import render_preview  # Jinja, pydantic, WeasyPrint: only when previewing
+
+    return render_preview(dict(_session), report, project)

@@ -1,0 +1,12 @@
+"""Render: records -> HTML (Jinja) -> PDF (WeasyPrint), and reading a PDF back.
+
+    html              the report's HTML from its records and template
+    pdf               HTML -> PDF, in one piece or through longtable
+    fetcher           the fenced URL fetcher every layout uses (template static folder, run folder)
+    longtable         long tables laid out in parallel page-aligned chunks, then joined
+    longtable_split   ... the HTML side: the report cut at its long tables, each part's document
+    longtable_layout  ... the layout side: WeasyPrint layouts on this process and spawned workers
+    inspect_pdf       a report PDF's metadata and provenance (``nbpress inspect``)
+
+Nothing is imported here: the long-table workers import only the layout side, not Jinja.
+"""

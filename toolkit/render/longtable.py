@@ -1,0 +1,271 @@
+"""Long tables: laid out in page-aligned chunks on every core, then joined into one PDF.
+
+WeasyPrint lays a document out in one process, at ~10 ms and ~190 KiB per table row, and a
+little worse than linearly: a 5,000-row table takes over a minute and ~0.9 GiB. Pages of a long
+table do not depend on each other once every row has the same height, so :func:`write_pdf`:
+
+1. splits the report's HTML at the tables the ``table`` macro marks with :data:`BEGIN` and
+   :data:`END`; the rest of the report becomes *flow* parts laid out as usual;
+2. measures each long table in three small layouts: its column widths (automatic layout of
+   its widest cells, so every chunk gets the same columns) and how many rows fit on its first
+   page and on the following ones; with ``table-layout: fixed`` and ``white-space: nowrap``
+   each row is one line high, so pages hold a constant number of rows;
+3. lays the flow parts out once to count their pages, so every page number is known before
+   anything is written;
+4. writes all parts on every core, this process and spawned workers each taking the next part
+   when free. Each part is a whole document with the report's ``<head>`` and running header;
+   its footer says "Page N of TOTAL" because the page counter starts at N (``@page :first
+   { counter-set: page N }``) and ``counter(pages)`` is renamed, in every stylesheet, to a
+   counter set to TOTAL;
+5. checks every part has the pages it was planned with (another pass with the real counts if
+   not) and joins them with pypdf, keeping the first part's metadata and attachments.
+
+Workers are started with ``spawn``: forking a process that has loaded cairo/pango is unsafe
+(so, as with any ``spawn``, a script that renders must guard its top level with ``if __name__
+== "__main__":``). Every part gets its own fenced URL fetcher: a part can fetch no more than the
+whole report could.
+
+This module plans the pages and runs the job; :mod:`.longtable_split` cuts the HTML and builds
+each part's document (step 1), :mod:`.longtable_layout` does the layouts and runs them on every
+core (steps 2-4).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .longtable_layout import (LayoutEnv, Lanes, Task, column_widths, count_pages, default_workers, rows_per_page,
+                               weasyprint_log, write_part)
+from .longtable_split import BEGIN, END, MarkedTable, SplitReport, is_blank, rename_pages_counter, split_report
+
+__all__ = ["LONG_TABLE_ROWS", "CHUNK_PAGES", "BEGIN", "END", "write_pdf", "rename_pages_counter"]
+
+log = logging.getLogger(__name__)
+
+LONG_TABLE_ROWS = 1500  # tables with more body rows than this are laid out in chunks
+CHUNK_PAGES = 4  # pages per chunk: small enough to balance two workers and bound their memory
+
+_CALIBRATION_ROWS = 50  # rows laid out to count a page's rows (doubled until a page is full)
+
+
+# --- Planning pages -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """How a long table falls on pages: ``first`` rows on its first page, then ``per_page``."""
+
+    widths: tuple[float, ...]
+    first: int
+    per_page: int
+
+    def pages(self, rows: int) -> int:
+        """Whole pages laid out as chunks; the remaining 1..per_page rows (the tail) start the next flow."""
+        if rows <= self.first:
+            return 0
+        return math.ceil((rows - self.first) / self.per_page)
+
+    def start(self, page: int) -> int:
+        """Index of the first row on the table's ``page`` (0-based)."""
+        return 0 if page == 0 else self.first + (page - 1) * self.per_page
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """A few rows of a table laid out as a first (or a continued) chunk, to count a page's rows."""
+
+    table: MarkedTable
+    continued: bool
+    rows: int
+
+    def full(self, pages: list[int]) -> bool:
+        """Whether the first page was filled (or the table has no more rows to try)."""
+        return len(pages) > 1 or (1 if self.continued else 0) + self.rows >= len(self.table.rows)
+
+    def doubled(self) -> _Probe:
+        return _Probe(self.table, self.continued, self.rows * 2)
+
+
+@dataclass
+class _Part:
+    """One document of the joined PDF: a flow part, or a run of a long table's pages."""
+
+    body: str
+    pages: int  # planned: counted for flows, computed for chunks
+    continued: bool  # starts in the middle of a table
+    chunk: bool = False
+    attachments: Sequence[tuple[str, bytes]] = ()
+    path: Path | None = None
+
+
+def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
+    """Flow ``index``: the tail of the table before it (if any), then the report's next markup.
+
+    Its pages are counted by laying it out (:meth:`_Job.plan`).
+    """
+    if index == 0:
+        return _Part(report.flows[0], 0, continued=False)
+    table, fit = report.tables[index - 1], fits[index - 1]
+    tail = fit.start(fit.pages(len(table.rows)))
+    body = report.running + table.fragment(tail, len(table.rows), fit.widths) + report.flows[index]
+    return _Part(body, 0, continued=tail > 0)
+
+
+def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int) -> list[_Part]:
+    pages = fit.pages(len(table.rows))
+    return [
+        _Part(
+            report.running + table.fragment(fit.start(a), fit.start(min(a + chunk_pages, pages)), fit.widths),
+            min(chunk_pages, pages - a),
+            continued=a > 0,
+            chunk=True,
+        )
+        for a in range(0, pages, chunk_pages)
+    ]
+
+
+
+# --- The whole job --------------------------------------------------------------------------
+
+
+def write_pdf(
+    html: str,
+    pdf_path: Path,
+    *,
+    base_dir: Path,
+    templates_dir: Path,
+    attachments: Sequence[tuple[str, bytes]] = (),
+    workers: int | None = None,
+    chunk_pages: int = CHUNK_PAGES,
+) -> tuple[int, list[str]] | None:
+    """Write ``html``'s PDF with its marked long tables laid out in parallel chunks.
+
+    ``workers``: processes laying out, this one included (default: one per core). Returns
+    ``(pages, refused URLs)``, or ``None`` when the HTML cannot be cut safely or the parts do
+    not come out with the planned pages (the caller then lays it out in one piece).
+    """
+    report = split_report(html)
+    if report is None:
+        return None
+    env = LayoutEnv(base_dir.resolve().as_uri() + "/", (str(templates_dir / "static"), str(base_dir)))
+    with tempfile.TemporaryDirectory(prefix=".parts-", dir=pdf_path.parent) as tmp:
+        started = time.perf_counter()
+        lanes = Lanes(max(1, workers or default_workers()))
+        weasyprint_log().seen = set()
+        try:
+            job = _Job(report, env, lanes, max(1, chunk_pages))
+            parts = job.plan()
+            planned = time.perf_counter()
+            parts[0].attachments = attachments
+            refused = job.write(parts, Path(tmp))
+        finally:
+            lanes.close()  # the workers' memory is given back before the join needs some
+            weasyprint_log().seen = None
+        if refused is None:
+            return None
+        written = time.perf_counter()
+        _join([part.path for part in parts], pdf_path)
+        log.debug(
+            "%d long table(s), %d parts: planned in %.2f s, written in %.2f s, joined in %.2f s",
+            len(report.tables), len(parts), planned - started, written - planned, time.perf_counter() - written,
+        )
+    return sum(part.pages for part in parts), refused
+
+
+class _Job:
+    """One report's parts, planned and then written, each step's layouts run on all lanes."""
+
+    def __init__(self, report: SplitReport, env: LayoutEnv, lanes: Lanes, chunk_pages: int):
+        self.report, self.env, self.lanes, self.chunk_pages = report, env, lanes, chunk_pages
+
+    def task(self, function: Callable, body: str, *args, continued: bool = False, first_page: int = 1, total: int = 0) -> Task:
+        html = self.report.document(body, first_page=first_page, total=total, continued=continued)
+        return function, (html, self.env, *args)
+
+    def plan(self) -> list[_Part]:
+        """Measure the tables and count the flows' pages: every part with its planned pages."""
+        report, tables = self.report, self.report.tables
+        flows = [_flow(report, (), 0)]
+        # Step 1, all at once: column widths, rows per page, and the first flow's pages.
+        probes = [_Probe(t, continued, _CALIBRATION_ROWS) for t in tables for continued in (False, True)]
+        tasks = [self.task(column_widths, t.measuring_fragment(), t.columns) for t in tables]
+        tasks += [self._probe(probe) for probe in probes]
+        first_flow = not is_blank(report.flows[0], report.running)
+        tasks += [self.task(count_pages, flows[0].body)] if first_flow else []
+        results = self.lanes.run(tasks)
+        widths, rows_per_page = results[: len(tables)], self._rows(probes, results[len(tables) : 3 * len(tables)])
+        flows[0].pages = results[-1] if first_flow else 0
+        fits = [_Fit(tuple(widths[i]), rows_per_page[2 * i], max(rows_per_page[2 * i + 1], 1)) for i in range(len(tables))]
+        log.debug("long tables fit %s", fits)
+        # Step 2: the flows that start with a table's tail, now that the tails are known.
+        flows += [_flow(report, fits, i) for i in range(1, len(report.flows))]
+        counts = self.lanes.run([self.task(count_pages, f.body, continued=f.continued) for f in flows[1:]])
+        for flow, pages in zip(flows[1:], counts):
+            flow.pages = pages
+        parts = []
+        for i, flow in enumerate(flows):
+            if flow.pages:
+                parts.append(flow)
+            if i < len(tables):
+                parts += _chunks(report, tables[i], fits[i], self.chunk_pages)
+        return parts
+
+    def _probe(self, probe: _Probe) -> Task:
+        start = 1 if probe.continued else 0
+        end = min(len(probe.table.rows), start + probe.rows)
+        fragment = self.report.running + probe.table.fragment(start, end, (), ids=True)
+        return self.task(rows_per_page, fragment, continued=probe.continued)
+
+    def _rows(self, probes: list[_Probe], pages: list[list[int]]) -> list[int]:
+        """Rows on each probe's first page; a page that held every row laid out was not full,
+        so those probes are laid out again with twice the rows."""
+        while retry := [i for i, probe in enumerate(probes) if not probe.full(pages[i])]:
+            for i in retry:
+                probes[i] = probes[i].doubled()
+            for i, again in zip(retry, self.lanes.run([self._probe(probes[i]) for i in retry])):
+                pages[i] = again
+        return [p[0] for p in pages]
+
+    def write(self, parts: list[_Part], folder: Path) -> list[str] | None:
+        """Write every part; returns the refused URLs, or None if pages still differ from the plan.
+
+        A part that comes out with other pages than planned (a row taller than the rest, say)
+        shifts every later page number, so all parts are written again with the real counts.
+        """
+        for attempt in (1, 2):
+            total, first_page, tasks = sum(p.pages for p in parts), 1, []
+            for i, part in enumerate(parts):
+                part.path = folder / f"{attempt}-{i:04d}.pdf"
+                args = (part.body, str(part.path), part.attachments)
+                tasks.append(self.task(write_part, *args, continued=part.continued, first_page=first_page, total=total))
+                first_page += part.pages
+            # Chunks first: the smaller flow parts fill in while the last chunks finish.
+            order = sorted(range(len(parts)), key=lambda i: not parts[i].chunk)
+            written = dict(zip(order, self.lanes.run([tasks[i] for i in order])))
+            wrong = {i: pages for i, (pages, _) in written.items() if pages != parts[i].pages}
+            if not wrong:
+                return list(dict.fromkeys(url for i in range(len(parts)) for url in written[i][1]))
+            log.warning("long-table parts %s came out with other page counts than planned; writing them again", wrong)
+            for i, pages in wrong.items():
+                parts[i].pages = pages
+        return None
+
+
+def _join(paths: Sequence[Path], pdf_path: Path) -> None:
+    """Concatenate the parts; the first one's catalog (metadata, attachments, outline) is kept."""
+    from pypdf import PdfWriter  # ~0.1 s, only when long tables are joined
+
+    writer = PdfWriter(clone_from=str(paths[0]))
+    for path in paths[1:]:
+        writer.append(str(path))
+    tmp = pdf_path.with_name(pdf_path.name + ".part")
+    with open(tmp, "wb") as out:
+        writer.write(out)
+    os.replace(tmp, pdf_path)

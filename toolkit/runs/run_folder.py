@@ -1,0 +1,131 @@
+"""Run folders and their ``run.json``: the evidence each run leaves behind.
+
+    runs/<report>/<run-id>/
+        executed.ipynb   the notebook as it ran (kept also when it failed)
+        assets/          figures referenced by the HTML
+        report.html      the rendered HTML
+        report.pdf       the PDF (written to a temp name, then renamed)
+        run.json         parameters, status, timings per stage, versions, error, checks
+        notification.eml what the owner was told (blocked or failed scheduled runs)
+
+Statuses: ``running`` -> ``succeeded`` | ``failed`` (a stage raised) | ``blocked`` (the
+notebook ran but a data check failed: nothing rendered or published) | ``cancelled`` (stopped
+on purpose, e.g. the scheduler was told to stop; the run folder says so).
+
+``run.json`` is rewritten atomically at each stage, so a crash leaves the last known state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import threading
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import RunDirError
+
+__all__ = ["RunRecord", "FailureRecord", "CheckResult", "PublicationRef", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
+
+Status = Literal["running", "succeeded", "failed", "blocked", "cancelled"]
+FINAL_STATUSES = ("succeeded", "failed", "blocked", "cancelled")
+RUN_FILE = "run.json"
+
+
+class FailureRecord(BaseModel):
+    """Why a run did not succeed, as ``run.json`` keeps it under ``error`` (a record, not an exception).
+
+    ``type`` names the toolkit error (:mod:`toolkit.errors`); ``cell_index``, ``ename`` and
+    ``evalue`` say where the notebook failed and with which of its own exceptions.
+    """
+
+    stage: str  # execute | checks | render | publish
+    type: str
+    message: str
+    cell_index: int | None = None
+    ename: str | None = None
+    evalue: str | None = None
+
+
+class CheckResult(BaseModel):
+    """One data check's outcome (see :mod:`toolkit.checks`)."""
+
+    check: str
+    passed: bool
+    detail: str = ""
+
+
+class PublicationRef(BaseModel):
+    """Where a run was published (written by ``nbpress publish``)."""
+
+    id: str
+    version: int
+    portal: str
+    url: str
+
+
+class RunRecord(BaseModel):
+    report: str
+    run_id: str
+    status: Status = "running"
+    parameters: dict[str, Any]
+    spec: dict[str, Any]
+    notebook: str
+    notebook_sha256: str
+    started: dt.datetime
+    finished: dt.datetime | None = None
+    timings: dict[str, float] = {}
+    versions: dict[str, str] = {}
+    pages: int | None = None
+    refused_resources: list[str] = []
+    error: FailureRecord | None = None
+    publication: PublicationRef | None = None
+    checks: list[CheckResult] = []
+    trigger: str = "manual"  # manual | batch | schedule
+    attempt: int = 1  # retries of a scheduled run get new folders with attempt 2, 3, ...
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """Sortable and unique: UTC time to the second plus 32 random bits."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def create_run_dir(runs_dir: Path, report: str, run_id: str) -> Path:
+    run_dir = runs_dir / report / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)  # a run never reuses a folder
+    return run_dir
+
+
+def save_run(run_dir: Path, record: RunRecord) -> None:
+    # A temporary name of its own per writer: two threads saving one run (racing publishers)
+    # must not rename each other's half-written file.
+    tmp = run_dir / f".{RUN_FILE}.{os.getpid()}.{threading.get_ident()}.part"
+    tmp.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / RUN_FILE)
+
+
+def load_run(run_dir: Path) -> RunRecord:
+    path = run_dir / RUN_FILE
+    try:
+        return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir}: not a run folder (no {RUN_FILE})") from None
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise RunDirError(f"{path}: unreadable ({type(exc).__name__})") from None
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for dist in ("nbpress", "papermill", "nbclient", "ipykernel", "pandas", "matplotlib", "weasyprint", "jinja2"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
