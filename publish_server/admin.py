@@ -29,7 +29,8 @@ from sqlalchemy import select
 from . import audit
 from .extensions import db
 from .models import AuditEvent, Grant, Group, Membership, Publication, PublisherToken, Report, User, utcnow
-from .passwords import PasswordRejected, Passwords
+from .errors import PasswordRejected
+from .passwords import Passwords
 from .text import first_control
 
 __all__ = ["init_app", "main"]

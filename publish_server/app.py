@@ -55,10 +55,10 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
     jwt.init_app(app)
     limiter.init_app(app)
 
-    from . import admin, api, auth, devices_pages, errors_http, pages, tokens, twostep  # blueprints and hooks
+    from . import admin, api, auth, devices_pages, error_pages, pages, tokens, twostep  # blueprints and hooks
 
     tokens.init_app(app)
-    errors_http.init_app(app)
+    error_pages.init_app(app)
     processes.init_app(app)
     hosts.init_app(app, parse_trusted_hosts(settings["TRUSTED_HOSTS"]))  # after: its check runs first of all
     app.register_blueprint(auth.bp)

@@ -25,10 +25,9 @@ from jwt.exceptions import PyJWTError
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from . import audit, signin, throttle, tokens, twostep
-from .errors import BadRequest, Forbidden, HTTPError, PasswordChangeRequired, TooManyRequests, Unauthorized
+from .errors import BadRequest, Forbidden, HTTPError, PasswordChangeRequired, PasswordRejected, TooManyRequests, Unauthorized
 from .extensions import db, limiter
 from .openapi import ErrorOut, operation, parse_body
-from .passwords import PasswordRejected
 from .session import (
     PASSWORD_CHANGE_REQUIRED_NOTE, api_user_required, cookie_args, cookie_name, csrf_field, csrf_token, login_required_page,
     remember_csrf, safe_next,
@@ -332,9 +331,9 @@ def api_change_password():
     body = parse_body(PasswordIn)
     try:
         signin.change_password(user, body.current_password, body.new_password, body.new_password, client="api")
-    except PasswordRejected as exc:
+    except PasswordRejected:
         db.session.commit()  # the audit row only; the password is untouched
-        raise BadRequest(str(exc), code="password_rejected") from None
+        raise  # 400 password_rejected with the reason as its message
     pair = tokens.issue_pair(user)  # as on the account page: every device needs a code again
     db.session.commit()
     return jsonify(tokens_json(pair))

@@ -27,13 +27,13 @@ from sqlalchemy import update
 
 from . import audit, counters
 from .devices import hash_secret
-from .errors import HTTPError
+from .errors import CodeProblem
 from .extensions import db
 from .mail import MailError, send_template
 from .models import Device, LoginChallenge, User, utcnow
 from .neighbours import MacReading
 
-__all__ = ["now", "CodeProblem", "start", "resend", "verify", "find", "parse_code"]
+__all__ = ["now", "start", "resend", "verify", "find", "parse_code"]
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,6 @@ def now() -> dt.datetime:
     """The current time (naive UTC); tests set ``NBPRESS_CLOCK`` to control it."""
     clock = current_app.config.get("NBPRESS_CLOCK")
     return clock() if clock is not None else utcnow()
-
-
-class CodeProblem(HTTPError):
-    """Why a code step failed; ``code`` is the public error code, the message is safe to show."""
-
-    status, code, message = 400, "code_invalid", "That code is not right. Check the email and try again."
 
 
 def _problem(status: int, code: str, message: str) -> CodeProblem:

@@ -17,13 +17,11 @@ from pathlib import Path
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = ["Passwords", "PasswordRejected"]
+from .errors import PasswordRejected
+
+__all__ = ["Passwords"]
 
 COMMON_LIST = Path(__file__).with_name("data") / "common-passwords.txt.gz"
-
-
-class PasswordRejected(ValueError):
-    """A new password does not meet the policy; ``str()`` is safe to show the user."""
 
 
 @functools.cache

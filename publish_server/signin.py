@@ -14,7 +14,8 @@ from flask import current_app
 from . import audit, tokens
 from .extensions import db
 from .models import User
-from .passwords import PasswordRejected, Passwords
+from .errors import PasswordRejected
+from .passwords import Passwords
 
 __all__ = ["authenticate", "change_password", "normalise_email", "passwords"]
 

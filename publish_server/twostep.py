@@ -24,7 +24,7 @@ from flask import Blueprint, current_app, jsonify, make_response, redirect, rend
 from pydantic import BaseModel, Field, StrictStr
 
 from . import audit, challenges, devices
-from .challenges import CodeProblem
+from .errors import CodeProblem
 from .extensions import db, limiter
 from .mail import MailError, send_template
 from .models import Device, User

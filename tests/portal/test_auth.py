@@ -22,7 +22,8 @@ from publish_server import create_app, signin
 from publish_server.extensions import db
 from publish_server.models import AuditEvent, RevokedToken, User, utcnow
 from publish_server.openapi import build_document
-from publish_server.passwords import PasswordRejected, Passwords
+from publish_server.errors import PasswordRejected
+from publish_server.passwords import Passwords
 from publish_server.session import api_user_required, login_required_page, safe_next
 from publish_server.settings import SETTINGS
 
