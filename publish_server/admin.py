@@ -30,7 +30,7 @@ from . import audit
 from .extensions import db
 from .models import AuditEvent, Grant, Group, Membership, Publication, PublisherToken, Report, User, utcnow
 from .errors import PasswordRejected
-from .passwords import Passwords
+from .signin.passwords import Passwords
 from .text import first_control
 
 __all__ = ["init_app", "main"]
@@ -186,7 +186,7 @@ def users_add(email: str, name: str, admin: bool, group_names: tuple[str, ...], 
 @click.argument("email", type=TEXT)
 def users_disable(email: str) -> None:
     """Disable a user and end all their sessions and tokens."""
-    from . import tokens as jwt_tokens
+    from .signin import session_tokens as jwt_tokens
 
     user = _user(email)
     user.active = False
@@ -211,7 +211,7 @@ def users_enable(email: str) -> None:
 @click.argument("email", type=TEXT)
 def users_reset_password(email: str) -> None:
     """Set a new one-time password (printed once) and end all the user's sessions."""
-    from . import tokens as jwt_tokens
+    from .signin import session_tokens as jwt_tokens
 
     user = _user(email)
     passwords = _passwords()
@@ -219,7 +219,7 @@ def users_reset_password(email: str) -> None:
     user.password_hash = passwords.hash(password)
     user.must_change_password = True
     jwt_tokens.revoke_all_for(user)
-    from .devices import revoke_all as revoke_devices
+    from .signin.devices import revoke_all as revoke_devices
 
     revoke_devices(user, utcnow(), by="operator")
     audit.record("password_reset", "ok", user_id=user.id, by="operator")
@@ -453,7 +453,7 @@ devices_group = AppGroup("devices", help="A user's trusted devices (sign-in with
 @click.argument("email", type=TEXT)
 def devices_list(email: str) -> None:
     """List a user's devices: id, name, state, last seen, IPs and MAC status."""
-    from .devices import for_user
+    from .signin.devices import for_user
 
     rows = [[d.public_id, d.name, "revoked" if d.revoked_at else "trusted", d.client, _when(d.last_seen_at),
              ",".join(d.ips or []) or "-", ",".join(d.macs or []) or d.mac_status]
@@ -467,7 +467,7 @@ def devices_list(email: str) -> None:
 @click.option("--all", "every", is_flag=True, help="Revoke every device of the user (and end all their sessions).")
 def devices_revoke(email: str, device_id: str | None, every: bool) -> None:
     """Revoke one device (its sessions end at once) or, with --all, every device."""
-    from .devices import get_for_user, revoke, revoke_all
+    from .signin.devices import get_for_user, revoke, revoke_all
 
     user = _user(email)
     if every == bool(device_id):

@@ -17,11 +17,11 @@ from pathlib import Path
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from .errors import PasswordRejected
+from ..errors import PasswordRejected
 
 __all__ = ["Passwords"]
 
-COMMON_LIST = Path(__file__).with_name("data") / "common-passwords.txt.gz"
+COMMON_LIST = Path(__file__).parent.parent / "data" / "common-passwords.txt.gz"  # publish_server/data
 
 
 @functools.cache
