@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, error_pages, hosts, pages, processes
+from . import admin, api, error_pages, hosts, pages, processes
 from .errors import ConfigError
 from .extensions import db, jwt, limiter, migrate
 from .hosts import parse_trusted_hosts
@@ -56,8 +56,6 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     jwt.init_app(app)
     limiter.init_app(app)
-
-    from . import admin  # admin imports this module (its entry builds the app)
 
     session_tokens.init_app(app)
     error_pages.init_app(app)
