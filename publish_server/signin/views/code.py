@@ -1,5 +1,5 @@
-"""The emailed-code views: the code form, and verify/resend for API clients (blueprints ``twostep`` and
-``twostep_api``).
+"""The emailed-code views: the code form and resend for browsers (blueprint ``twostep``),
+``/api/v1/auth/verify`` and ``/resend`` for API clients (blueprint ``twostep_api``).
 
 Thin views over :mod:`second_step` (which starts a challenge after the password) and
 :mod:`code_challenges`. A correct code trusts the device (:func:`second_step.finish`) and
