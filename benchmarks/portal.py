@@ -88,7 +88,7 @@ def seed(instance: Path, pdf: bytes, password: str) -> str:
     from publish_server import create_app
     from publish_server.extensions import db
     from publish_server.models import Grant, Publication, Report, User
-    from publish_server.passwords import Passwords
+    from publish_server.signin.passwords import Passwords
     from publish_server.storage import FileStore
 
     app = create_app(instance_path=instance)

@@ -25,7 +25,7 @@ from .extensions import db
 from .models import Publication, Report, User
 from .openapi import ErrorOut, build_document, operation
 from .pages import file_response, publication_path
-from .session import api_user_required
+from .signin.session import api_user_required
 
 __all__ = ["bp", "PublicationOut", "PublicationList", "publication_json", "find_publications"]
 

@@ -12,11 +12,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import hosts, processes
+from . import admin, api, error_pages, hosts, pages, processes
 from .errors import ConfigError
 from .extensions import db, jwt, limiter, migrate
 from .hosts import parse_trusted_hosts
 from .settings import SETTINGS, load_settings
+from .signin import session_tokens, views as signin_views
+from .signin.session import cookie_name
 
 __all__ = ["create_app"]
 
@@ -55,17 +57,12 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
     jwt.init_app(app)
     limiter.init_app(app)
 
-    from . import admin, api, auth, devices_pages, errors_http, pages, tokens, twostep  # blueprints and hooks
-
-    tokens.init_app(app)
-    errors_http.init_app(app)
+    session_tokens.init_app(app)
+    error_pages.init_app(app)
     processes.init_app(app)
     hosts.init_app(app, parse_trusted_hosts(settings["TRUSTED_HOSTS"]))  # after: its check runs first of all
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(auth.api_bp)
-    app.register_blueprint(twostep.bp)
-    app.register_blueprint(twostep.api_bp)
-    app.register_blueprint(devices_pages.bp)
+    for blueprint in signin_views.BLUEPRINTS:
+        app.register_blueprint(blueprint)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     admin.init_app(app)
@@ -74,8 +71,6 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
 
 
 def _flask_config(settings: dict[str, Any], instance: Path) -> dict[str, Any]:
-    from .session import cookie_name
-
     database = settings["DATABASE_URL"] or f"sqlite:///{instance / 'portal.sqlite3'}"
     secure = settings["COOKIE_SECURE"]
     return {
@@ -108,7 +103,7 @@ def _flask_config(settings: dict[str, Any], instance: Path) -> dict[str, Any]:
         "JWT_DECODE_AUDIENCE": settings["JWT_AUDIENCE"],
         "JWT_ENCODE_NBF": True,
         "JWT_COOKIE_SECURE": secure,
-        # __Host- names when Secure (see session.cookie_name), so Path=/ for all four cookies, in
+        # __Host- names when Secure (see signin.session.cookie_name), so Path=/ for all four cookies, in
         # both modes: one behaviour. Only /auth/refresh reads the refresh cookie.
         "JWT_ACCESS_COOKIE_NAME": cookie_name("access_token_cookie", secure=secure),
         "JWT_REFRESH_COOKIE_NAME": cookie_name("refresh_token_cookie", secure=secure),

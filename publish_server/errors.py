@@ -1,9 +1,14 @@
-"""The portal's error tree. HTTP errors carry their status; one handler answers HTML or JSON.
+"""The portal's error tree: every error class the portal raises is defined here and drawn below.
+
+HTTP errors carry their status and a public ``code``; one handler (:mod:`error_pages`) answers
+HTML or JSON with the class's public message, never the exception's internals.
 
     PortalError                     base
     ├── ConfigError                 bad settings: start-up stops with one line
+    ├── MailError                   a mail was not handed to the mail server (its text is for the log only)
     └── HTTPError                   answered to the client with ``status`` and a public ``code``
         ├── BadRequest              400 malformed input
+        │   └── PasswordRejected    400 a new password is refused (policy, mismatch, wrong current one)
         ├── Unauthorized            401 no or bad credentials
         ├── Forbidden               403 authenticated but not allowed (CSRF, disabled account)
         │   └── PasswordChangeRequired  403 a one-time password: the API allows only changing it
@@ -11,8 +16,15 @@
         ├── Conflict                409 a state conflict
         ├── PayloadTooLarge         413 upload over the cap
         ├── UnsupportedMediaType    415 not a PDF
+        ├── ChecksumMismatch        422 the file's SHA-256 is not the one announced
         ├── TooManyRequests         429 rate limited
-        └── ServiceUnavailable      503 cannot serve as configured (see the log)
+        ├── ServiceUnavailable      503 cannot serve as configured (see the log)
+        ├── StorageFull             507 no room for the file: nothing was stored
+        └── CodeProblem             400 a sign-in code step failed (401, 429 or 503 set per case)
+
+One more class is a ``ConfigError`` but lives elsewhere: ``processes.StartUpError`` is also
+gunicorn's ``AppImportError`` (so gunicorn logs one line), and this module imports nothing.
+tests/portal/test_layout.py checks that this drawing and the classes agree.
 """
 
 from __future__ import annotations
@@ -24,6 +36,10 @@ class PortalError(Exception):
 
 class ConfigError(PortalError):
     pass
+
+
+class MailError(PortalError):
+    """The message could not be handed to the mail server (or was refused before sending)."""
 
 
 class HTTPError(PortalError):
@@ -39,6 +55,12 @@ class HTTPError(PortalError):
 
 class BadRequest(HTTPError):
     status, code, message = 400, "bad_request", "The request is not valid."
+
+
+class PasswordRejected(BadRequest):
+    """A new password is refused; ``str()`` (the message) is safe to show the user."""
+
+    code, message = "password_rejected", "That password cannot be used."
 
 
 class Unauthorized(HTTPError):
@@ -69,9 +91,27 @@ class UnsupportedMediaType(HTTPError):
     status, code, message = 415, "unsupported_media_type", "Only PDF files are accepted."
 
 
+class ChecksumMismatch(HTTPError):
+    status, code, message = 422, "checksum_mismatch", "The file's SHA-256 does not match the metadata."
+
+
 class TooManyRequests(HTTPError):
     status, code, message = 429, "too_many_requests", "Too many attempts. Please wait and try again."
 
 
 class ServiceUnavailable(HTTPError):
     status, code, message = 503, "unavailable", "The portal is not available. Please try again later."
+
+
+class StorageFull(HTTPError):
+    status, code, message = 507, "storage_full", "The portal has no room for the file right now; nothing was stored. Try again later."
+
+
+class CodeProblem(HTTPError):
+    """Why a code step failed; ``code`` is the public error code, the message is safe to show.
+
+    The status is set per case (see :mod:`signin.code_challenges`): 401 for a wrong code or an
+    ended challenge, 429 for too many codes, 503 when the code could not be sent.
+    """
+
+    status, code, message = 400, "code_invalid", "That code is not right. Check the email and try again."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_migrate import Migrate
@@ -15,8 +16,6 @@ class Base(DeclarativeBase):
 
 def _client_ip() -> str:
     # request.remote_addr is already corrected by ProxyFix for the configured proxies only.
-    from flask import request
-
     return request.remote_addr or "unknown"
 
 

@@ -10,7 +10,7 @@ The transport is chosen by the ``MAIL_URL`` setting (see :func:`parse_mail_url`)
 
 TLS contexts come from :func:`ssl.create_default_context` (certificate and host name checked),
 optionally with a private CA file and a client certificate. A username and password are sent
-only over TLS. Every failure to deliver becomes :class:`MailError`, whose text is for the log,
+only over TLS. Every failure to deliver becomes :class:`errors.MailError`, whose text is for the log,
 never for the user. Bodies come from ``templates/mail/<name>.txt`` and ``.html``; header
 values (addresses, subjects, the sender) with CR, LF or other control characters are refused, so
 no header can be injected. A recipient's display name comes from the database, where an old row
@@ -35,17 +35,13 @@ from urllib.parse import urlsplit
 
 from flask import current_app, render_template
 
-from .errors import ConfigError, PortalError
+from .errors import ConfigError, MailError
 from .text import without_controls
 
-__all__ = ["MailError", "MailTarget", "parse_mail_url", "SmtpMailer", "FileOutbox", "RecordingMailer",
+__all__ = ["MailTarget", "parse_mail_url", "SmtpMailer", "FileOutbox", "RecordingMailer",
            "mailer", "compose", "send_template"]
 
 log = logging.getLogger(__name__)
-
-
-class MailError(PortalError):
-    """The message could not be handed to the mail server (or was refused before sending)."""
 
 
 @dataclass(frozen=True)

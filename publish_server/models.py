@@ -228,8 +228,8 @@ class LoginChallenge(db.Model):
 class GuessCounter(db.Model):
     """How many guesses one key (a submitted email, an account's codes) has used in its window.
 
-    Changed only by :mod:`counters`, with conditional UPDATEs, so concurrent requests in any
-    number of processes take exactly the allowed number of slots.
+    Changed only by :mod:`signin.guess_counters`, with conditional UPDATEs, so concurrent requests
+    in any number of processes take exactly the allowed number of slots.
     """
 
     __tablename__ = "guess_counters"

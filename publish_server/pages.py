@@ -21,7 +21,7 @@ from . import access, audit
 from .errors import NotFound
 from .extensions import db
 from .models import Publication, Report, User
-from .session import login_required_page
+from .signin.session import login_required_page
 from .storage import FileStore
 
 __all__ = ["bp", "ReportGroup", "list_groups", "report_history", "download_name", "publication_path", "file_response"]

@@ -33,6 +33,8 @@ def _gunicorn_config() -> Any | None:
     """The Config of the gunicorn that is loading this app, or None (no gunicorn on the stack)."""
     if "gunicorn.config" not in sys.modules:
         return None
+    # Imported only once gunicorn has loaded it: at module level it would always be in sys.modules
+    # (defeating the test above) and every portal process would load gunicorn's config machinery.
     from gunicorn.config import Config
 
     frame = sys._getframe(1)

@@ -39,13 +39,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, jsonbody
-from .errors import BadRequest, Conflict, HTTPError, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from .errors import (
+    BadRequest, ChecksumMismatch, Conflict, HTTPError, NotFound, PayloadTooLarge, StorageFull, Unauthorized, UnsupportedMediaType,
+)
 from .extensions import db
 from .models import Grant, Group, Publication, PublisherToken, Report, User, utcnow
 from .storage import FileStore
 
 __all__ = [
-    "Audience", "PublishMetadata", "PublishPolicy", "PublishResult", "ChecksumMismatch", "StorageFull",
+    "Audience", "PublishMetadata", "PublishPolicy", "PublishResult",
     "create_publisher_token", "authenticate_publisher", "parse_metadata", "publish", "mask_url_passwords",
 ]
 
@@ -59,14 +61,6 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")  # RFC 3986
 METADATA_MAX_BYTES = 256 * 1024  # a few KiB in use; below what the parameter caps add up to (100 x 4,096)
 MAX_PARAMETERS, MAX_PARAMETER_NAME, MAX_PARAMETER_VALUE = 100, 100, 4096
-
-
-class ChecksumMismatch(HTTPError):
-    status, code, message = 422, "checksum_mismatch", "The file's SHA-256 does not match the metadata."
-
-
-class StorageFull(HTTPError):
-    status, code, message = 507, "storage_full", "The portal has no room for the file right now; nothing was stored. Try again later."
 
 
 def _refusal(error: HTTPError, reason: str) -> HTTPError:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .hosts import parse_trusted_hosts
+from .mail import parse_mail_url
 
 __all__ = ["SETTINGS", "Setting", "load_settings", "write_dev_secrets"]
 
@@ -161,11 +163,8 @@ def load_settings(instance_path: Path, overrides: dict[str, Any] | None = None) 
     values["ACCEL_REDIRECT_PREFIX"] = prefix
     if values["DEVICE_IP_POLICY"] not in {"exact", "prefix", "off"}:
         raise ConfigError("setting DEVICE_IP_POLICY: expected exact, prefix or off")
-    from .hosts import parse_trusted_hosts  # raises ConfigError naming TRUSTED_HOSTS
-    from .mail import parse_mail_url  # raises ConfigError naming MAIL_URL
-
-    parse_trusted_hosts(values["TRUSTED_HOSTS"])
-    parse_mail_url(values["MAIL_URL"])
+    parse_trusted_hosts(values["TRUSTED_HOSTS"])  # raises ConfigError naming TRUSTED_HOSTS
+    parse_mail_url(values["MAIL_URL"])  # raises ConfigError naming MAIL_URL
     return values
 
 

@@ -97,7 +97,7 @@ def client(app):
 
 @pytest.fixture
 def passwords(app):
-    from publish_server.passwords import Passwords
+    from publish_server.signin.passwords import Passwords
 
     return Passwords.from_settings(app.config["NBPRESS"])
 

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from publish_server.extensions import db
 from publish_server.models import PublisherToken, User
-from publish_server.passwords import PasswordRejected, Passwords
+from publish_server.errors import PasswordRejected
+from publish_server.signin.passwords import Passwords
 from tests.conftest import ROOT
 from tests.portal.conftest import TEST_PASSWORD, make_pdf
 from tests.portal.test_publishing import metadata_for, new_publisher_token, post_publication, publish_ok

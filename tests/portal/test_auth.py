@@ -1,4 +1,4 @@
-"""Sign-in, tokens, sign-out, refresh and the account page (publish_server.auth and friends).
+"""Sign-in, tokens, sign-out, refresh and the account page (publish_server.signin.views.password and friends).
 
 Each rule on passwords and sessions in docs/security-model.md has a test here that fails when
 the rule is broken. Tokens are forged with PyJWT where a test needs a bad one; nothing under test
@@ -18,12 +18,14 @@ import sqlalchemy as sa
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_migrate import upgrade
 
-from publish_server import create_app, signin
+from publish_server import create_app
+from publish_server.signin import password_step
 from publish_server.extensions import db
 from publish_server.models import AuditEvent, RevokedToken, User, utcnow
 from publish_server.openapi import build_document
-from publish_server.passwords import PasswordRejected, Passwords
-from publish_server.session import api_user_required, login_required_page, safe_next
+from publish_server.errors import PasswordRejected
+from publish_server.signin.passwords import Passwords
+from publish_server.signin.session import api_user_required, login_required_page, safe_next
 from publish_server.settings import SETTINGS
 
 from .conftest import TEST_PASSWORD, api_sign_in, base_config, last_code
@@ -147,7 +149,7 @@ class CountingHasher:
 
 @pytest.fixture
 def counting(app):
-    hasher = signin.passwords()
+    hasher = password_step.passwords()
     spy = CountingHasher(hasher.hasher)
     hasher.hasher = spy
     yield spy
@@ -221,7 +223,7 @@ def test_every_cookie_is_host_prefixed_secure_and_path_root_when_cookies_are_sec
         if not database_url:
             upgrade()
         # A one-time password, so the flow includes the password change and its new session.
-        db.session.add(User(email=EMAIL, display_name="ana", password_hash=signin.passwords().hash(TEST_PASSWORD),
+        db.session.add(User(email=EMAIL, display_name="ana", password_hash=password_step.passwords().hash(TEST_PASSWORD),
                             must_change_password=True))
         db.session.commit()
         client = app.test_client()

@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 from publish_server import create_app
 from publish_server.extensions import db
 from publish_server.models import AuditEvent, Grant, Publication, Report, User
-from publish_server.passwords import Passwords
+from publish_server.signin.passwords import Passwords
 from publish_server.storage import FileStore
 
 from .conftest import TEST_PASSWORD, base_config, make_pdf

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from publish_server import create_app
-from publish_server.errors import ConfigError
-from publish_server.mail import FileOutbox, MailError, RecordingMailer, SmtpMailer, compose, mailer, parse_mail_url, send_template
+from publish_server.errors import ConfigError, MailError
+from publish_server.mail import FileOutbox, RecordingMailer, SmtpMailer, compose, mailer, parse_mail_url, send_template
 
 from .conftest import base_config
 from .smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpServer, free_port, make_pki, text_of

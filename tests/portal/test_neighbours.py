@@ -1,4 +1,4 @@
-"""MAC addresses from the kernel's neighbour table (publish_server.neighbours).
+"""MAC addresses from the kernel's neighbour table (publish_server.signin.mac_addresses).
 
 Parsing is tested on samples in the real formats of /proc/net/arp, ``ip -j neigh`` and
 ``ip -j addr``. Then, for real (as root, which CI is): a network namespace joined to the host by
@@ -24,8 +24,8 @@ from werkzeug.serving import make_server
 from publish_server import create_app
 from publish_server.extensions import db
 from publish_server.models import Device, User
-from publish_server.neighbours import KernelSources, MacReading, parse_ip_addr, parse_ip_neigh, parse_proc_arp, read_mac
-from publish_server.signin import passwords
+from publish_server.signin.mac_addresses import KernelSources, MacReading, parse_ip_addr, parse_ip_neigh, parse_proc_arp, read_mac
+from publish_server.signin.password_step import passwords
 
 from .conftest import TEST_PASSWORD, base_config, last_code
 

@@ -79,7 +79,7 @@ def portal_logs(caplog):
     in-process, as the app fixture does; switch ours back on so the records can be checked."""
     import logging
 
-    for name in ("publish_server.pages", "publish_server.errors_http"):
+    for name in ("publish_server.pages", "publish_server.error_pages"):
         logging.getLogger(name).disabled = False
     return caplog
 

@@ -1,4 +1,4 @@
-"""Two-step sign-in: device check, emailed code, challenge rules (publish_server.twostep and friends).
+"""Two-step sign-in: device check, emailed code, challenge rules (publish_server.signin.second_step, views.code and friends).
 
 Each rule on codes and devices in docs/security-model.md has a test that fails when the rule
 breaks. Codes are read from the recording mailer (the documented test double of the mail seam;
@@ -329,7 +329,7 @@ def test_forwarded_for_counts_only_from_configured_proxies(tmp_path, database_ur
 
     from publish_server import create_app
     from publish_server.models import User
-    from publish_server.signin import passwords
+    from publish_server.signin.password_step import passwords
 
     app = create_app(base_config(DATABASE_URL=database_url, TRUSTED_PROXIES=1), instance_path=tmp_path / "proxied")
     with app.app_context():

@@ -56,7 +56,7 @@ def seed_instance(instance: Path, users: int, *, database_url: str = "") -> tupl
     from publish_server import create_app
     from publish_server.extensions import db
     from publish_server.models import Grant, Group, Membership, Publication, Report, User
-    from publish_server.passwords import Passwords
+    from publish_server.signin.passwords import Passwords
     from publish_server.publishing import create_publisher_token
     from publish_server.storage import FileStore
 

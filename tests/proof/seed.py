@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from publish_server.extensions import db
 from publish_server.models import Grant, Group, Membership, PublisherToken, Report, User, utcnow
-from publish_server.passwords import Passwords
+from publish_server.signin.passwords import Passwords
 from tests.portal.conftest import TEST_PASSWORD, api_sign_in, make_pdf
 from tests.portal.test_publishing import new_publisher_token, publish_ok
 

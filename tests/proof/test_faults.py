@@ -50,7 +50,7 @@ def smtp_app(tmp_path, database_url):
             if not database_url:
                 upgrade()
             from publish_server.models import User
-            from publish_server.passwords import Passwords
+            from publish_server.signin.passwords import Passwords
 
             db.session.add(User(email="ida@example.com", display_name="Ida",
                                 password_hash=Passwords.from_settings(app.config["NBPRESS"]).hash(TEST_PASSWORD)))

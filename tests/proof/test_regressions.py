@@ -109,7 +109,6 @@ def test_a_nul_in_a_device_name_is_400(app, client, make_user, login, proof):
     proof.case("regressions", "NUL in a device's new name", "found writing the ASVS table: a 500 on PostgreSQL; now 400, the name unchanged")
     from publish_server.extensions import db
     from publish_server.models import Device
-    from publish_server.session import csrf_token
 
     make_user("ines@example.com")
     login(client, "ines@example.com")

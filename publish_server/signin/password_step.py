@@ -1,20 +1,22 @@
 """Password sign-in and password change: services that never touch ``request``.
 
-:func:`authenticate` is the first (and, until device verification lands, only) sign-in step:
-it answers a ``User`` or ``None`` and nothing else, so a second step can slot in between it and
-the issuing of tokens in the views. Unknown user, wrong password and disabled account take the
-same path through one Argon2 verification (a dummy hash for unknown users) and give the same
-answer, so neither the message nor the timing tells them apart.
+:func:`authenticate` is the first sign-in step: it answers a ``User`` or ``None`` and nothing
+else; the second step (:mod:`second_step`) comes between it and the issuing of tokens. Unknown
+user, wrong password and disabled account take the same path through one Argon2 verification
+(a dummy hash for unknown users) and give the same answer, so neither the message nor the
+timing tells them apart.
 """
 
 from __future__ import annotations
 
 from flask import current_app
 
-from . import audit, tokens
-from .extensions import db
-from .models import User
-from .passwords import PasswordRejected, Passwords
+from .. import audit
+from ..errors import PasswordRejected
+from ..extensions import db
+from ..models import User, utcnow
+from .devices import revoke_all
+from .passwords import Passwords
 
 __all__ = ["authenticate", "change_password", "normalise_email", "passwords"]
 
@@ -80,8 +82,5 @@ def change_password(user: User, current: object, new: object, repeat: object, **
         raise refuse("wrong_current", "Your current password is not correct.")
     user.password_hash = hasher.hash(text)
     user.must_change_password = False
-    from .devices import revoke_all
-    from .models import utcnow
-
     revoke_all(user, utcnow(), by="password_change")  # every device needs a code again; every token ends
     audit.record("password.change", "ok", user_id=user.id, **audit_detail)

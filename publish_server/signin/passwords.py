@@ -18,13 +18,11 @@ from pathlib import Path
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = ["Passwords", "PasswordRejected"]
+from ..errors import PasswordRejected
 
-COMMON_LIST = Path(__file__).with_name("data") / "common-passwords.txt.gz"
+__all__ = ["Passwords"]
 
-
-class PasswordRejected(ValueError):
-    """A new password does not meet the policy; ``str()`` is safe to show the user."""
+COMMON_LIST = Path(__file__).parent.parent / "data" / "common-passwords.txt.gz"  # publish_server/data
 
 
 @functools.cache

@@ -19,15 +19,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import time
-
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token, get_jwt
 from sqlalchemy import bindparam, select
 
-from .extensions import db, jwt
-from .models import Device, RevokedToken, User, utcnow
+from ..errors import Unauthorized
+from ..extensions import db, jwt
+from ..models import Device, RevokedToken, User, utcnow
 
 __all__ = ["init_app", "user_for", "revoke", "revoke_all_for", "TokenPair", "issue_pair", "rotate", "revoke_pair"]
 
@@ -81,8 +81,6 @@ def init_app(app: Flask) -> None:
 
     @jwt.user_lookup_error_loader
     def _lookup_failed(_header, _payload):
-        from .errors import Unauthorized
-
         raise Unauthorized()
 
     @jwt.token_in_blocklist_loader
@@ -99,8 +97,6 @@ def init_app(app: Flask) -> None:
 
 
 def _unauthorized(*_args):
-    from .errors import Unauthorized
-
     raise Unauthorized()
 
 
@@ -136,8 +132,6 @@ class TokenPair:
 
 
 def _session_ended() -> Exception:
-    from .errors import Unauthorized
-
     return Unauthorized("Your session has ended. Please sign in again.", code="session_expired")
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .errors import HTTPError
+from .extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,7 @@ def _respond(status: int, code: str, message: str, headers=None):
     if wants_json():
         response = jsonify(error=code, message=message)
     else:
-        response = render_template("error.html", status=status, message=message), status
-        from flask import make_response
-
-        response = make_response(response)
+        response = make_response(render_template("error.html", status=status, message=message), status)
     response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -84,8 +82,6 @@ def init_app(app: Flask) -> None:
         # Runs before Flask-SQLAlchemy's own teardown (registered earlier; teardowns run in reverse).
         # If the database went away after the answer was made, ending the transaction fails; caught
         # here, SQLAlchemy drops that connection, and the answer goes out instead of a server's 500.
-        from .extensions import db
-
         try:
             db.session.rollback()
         except OperationalError as exc:

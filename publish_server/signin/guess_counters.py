@@ -23,8 +23,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .extensions import db
-from .models import GuessCounter
+from ..extensions import db
+from ..models import GuessCounter
 
 __all__ = ["take", "give_back"]
 

@@ -1,6 +1,7 @@
 """Sign-in, sign-out, token refresh and the account page (blueprints ``auth`` and ``auth_api``).
 
-Thin views over :mod:`signin` (credentials) and :mod:`tokens` (sessions). Browsers get the
+Thin views over :mod:`brake` and :mod:`password_step` (the password), :mod:`second_step` (device
+or emailed code), :mod:`new_session` and :mod:`session_tokens` (sessions). Browsers get the
 tokens as HttpOnly, SameSite=Strict cookies; cookie-authenticated POSTs carry the access token's
 CSRF value (flask-jwt-extended double submit). The sign-in form, posted before any JWT exists,
 has its own double submit: a random ``login_csrf`` value in a SameSite=Strict, HttpOnly cookie
@@ -24,15 +25,13 @@ from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from . import audit, signin, throttle, tokens, twostep
-from .errors import BadRequest, Forbidden, HTTPError, PasswordChangeRequired, TooManyRequests, Unauthorized
-from .extensions import db, limiter
-from .openapi import ErrorOut, operation, parse_body
-from .passwords import PasswordRejected
-from .session import (
-    PASSWORD_CHANGE_REQUIRED_NOTE, api_user_required, cookie_args, cookie_name, csrf_field, csrf_token, login_required_page,
-    remember_csrf, safe_next,
-)
+from ... import audit
+from ...errors import BadRequest, Forbidden, HTTPError, PasswordChangeRequired, PasswordRejected, TooManyRequests, Unauthorized
+from ...extensions import db, limiter
+from ...openapi import ErrorOut, operation, parse_body
+from .. import brake, password_step, second_step, session_tokens
+from ..new_session import TokensOut, start_browser_session, tokens_json
+from ..session import api_user_required, cookie_args, cookie_name, csrf_field, csrf_token, login_required_page, safe_next
 
 bp = Blueprint("auth", __name__)
 api_bp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth")
@@ -49,15 +48,6 @@ def _failed_only(response) -> bool:
 # Jinja globals (not a context processor) so macros imported without context see them too.
 bp.add_app_template_global(csrf_token, "csrf_token")
 bp.add_app_template_global(csrf_field, "csrf_field")
-
-
-def start_browser_session(response, user, device=None):
-    """Set the cookies of a new (or renewed) session on ``response`` (tied to ``device`` if given)."""
-    pair = tokens.issue_pair(user, device_id=device.public_id if device is not None else None)
-    set_access_cookies(response, pair.access)
-    set_refresh_cookies(response, pair.refresh)
-    remember_csrf(pair.access)
-    return response
 
 
 # --- sign-in form -------------------------------------------------------------------------
@@ -88,18 +78,18 @@ def login_submit():
     if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
         return _render_login(status=403, error="This form has expired. Please try again.", email=email, next_url=next_url)
     try:
-        attempt = throttle.admit(email, request.cookies.get(twostep.device_cookie_name()), ip=twostep.client_ip(),
-                                 read_mac=twostep.client_mac)
+        attempt = brake.admit(email, request.cookies.get(second_step.device_cookie_name()), ip=second_step.client_ip(),
+                              read_mac=second_step.client_mac)
     except TooManyRequests as exc:
         db.session.commit()
         return _render_login(status=429, error=exc.message, email=email.strip()[:254], next_url=next_url)
-    user = signin.authenticate(email, request.form.get("password", ""))
+    user = password_step.authenticate(email, request.form.get("password", ""))
     if user is not None:
         attempt.succeeded()
     db.session.commit()  # the audit row (and a rehash) are kept whatever the outcome
     if user is None:
         return _render_login(status=401, error=LOGIN_FAILED, email=email.strip()[:254], next_url=next_url)
-    response = twostep.after_password_web(user, next_url, _render_login)
+    response = second_step.after_password_web(user, next_url, _render_login)
     if response.status_code == 303:
         response.delete_cookie(cookie_name(LOGIN_CSRF_COOKIE), **cookie_args())
     db.session.commit()
@@ -124,8 +114,8 @@ def logout():
         except (JWTExtendedException, PyJWTError):
             payload = None  # not ours or damaged: nothing to revoke, the cookies go anyway
         if payload is not None:
-            tokens.revoke_pair(payload)
-            user = tokens.user_for(payload)
+            session_tokens.revoke_pair(payload)
+            user = session_tokens.user_for(payload)
             audit.record("logout", "ok", user_id=user.id if user else None)
             db.session.commit()
     response = redirect(url_for("auth.login_form"), code=303)
@@ -139,7 +129,7 @@ def _rotate_from_cookie():
     user = get_current_user()
     if user is None or not user.active:
         raise Unauthorized()
-    return tokens.rotate(get_jwt(), user)
+    return session_tokens.rotate(get_jwt(), user)
 
 
 def _set_pair(response, pair):
@@ -194,7 +184,7 @@ def change_password():
     user = get_current_user()
     form = request.form
     try:
-        signin.change_password(user, form.get("current_password", ""), form.get("new_password", ""), form.get("new_password_again", ""))
+        password_step.change_password(user, form.get("current_password", ""), form.get("new_password", ""), form.get("new_password_again", ""))
     except PasswordRejected as exc:
         db.session.commit()  # the audit row only; the password is untouched
         body = render_template("account.html", user=user, notice=None, error=str(exc), policy=_policy())
@@ -227,48 +217,32 @@ class PasswordIn(BaseModel):
                                     description="Must meet the password policy (length limits, not a common password)")
 
 
-class TokensOut(BaseModel):
-    access_token: str
-    refresh_token: str
-    token_type: str = "Bearer"
-    expires_in: int = Field(description="Seconds until the access token expires")
-    password_change_required: bool = Field(default=False, description=PASSWORD_CHANGE_REQUIRED_NOTE)
-
-
 class LogoutIn(BaseModel):
     refresh_token: StrictStr | None = Field(default=None, max_length=8192)
-
-
-def tokens_json(pair) -> dict:
-    return TokensOut(access_token=pair.access, refresh_token=pair.refresh, expires_in=pair.expires_in,
-                     password_change_required=pair.password_change_required).model_dump()
-
-
-_tokens_json = tokens_json
 
 
 @api_bp.post("/login")
 @operation("Sign in with email and password: tokens on a trusted device, else 202 and an emailed code",
            body=LoginIn, tags=("auth",),
-           responses={200: TokensOut, 202: twostep.ChallengeOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
+           responses={200: TokensOut, 202: second_step.ChallengeOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
 @limiter.limit(LOGIN_RATE, deduct_when=_failed_only)
 def api_login():
     body = parse_body(LoginIn)
     # Commit the refusal's audit row only on a refusal: committing while a database error is
     # raised would hide it behind another one (a 500 instead of the 503 "try again").
     try:
-        attempt = throttle.admit(body.email, body.device_token, ip=twostep.client_ip(), read_mac=twostep.client_mac)
+        attempt = brake.admit(body.email, body.device_token, ip=second_step.client_ip(), read_mac=second_step.client_mac)
     except TooManyRequests:
         db.session.commit()
         raise
-    user = signin.authenticate(body.email, body.password)
+    user = password_step.authenticate(body.email, body.password)
     if user is not None:
         attempt.succeeded()
     db.session.commit()
     if user is None:
         raise Unauthorized(LOGIN_FAILED, code="invalid_credentials")
     try:
-        answer = twostep.after_password_api(user, body.device_token)  # tokens, or 202 and an emailed code
+        answer = second_step.after_password_api(user, body.device_token)  # tokens, or 202 and an emailed code
     except HTTPError:
         db.session.commit()  # a failed send leaves its audit row and nothing else
         raise
@@ -289,9 +263,9 @@ def api_refresh():
         raise Unauthorized()
     if user.must_change_password:
         raise PasswordChangeRequired()  # a one-time password's session is not kept alive either
-    pair = tokens.rotate(get_jwt(), user)
+    pair = session_tokens.rotate(get_jwt(), user)
     db.session.commit()
-    return jsonify(_tokens_json(pair))
+    return jsonify(tokens_json(pair))
 
 
 @api_bp.post("/logout")
@@ -313,8 +287,8 @@ def api_logout():
             raise BadRequest("refresh_token: not a valid token") from None
         if refresh.get("type") != "refresh" or refresh.get("sub") != user.public_id:
             raise BadRequest("refresh_token: not a refresh token of this user")
-        tokens.revoke(refresh)
-    tokens.revoke_pair(get_jwt())
+        session_tokens.revoke(refresh)
+    session_tokens.revoke_pair(get_jwt())
     audit.record("logout", "ok", user_id=user.id, client="api")
     db.session.commit()
     return "", 204
@@ -331,10 +305,10 @@ def api_change_password():
     user = get_current_user()
     body = parse_body(PasswordIn)
     try:
-        signin.change_password(user, body.current_password, body.new_password, body.new_password, client="api")
-    except PasswordRejected as exc:
+        password_step.change_password(user, body.current_password, body.new_password, body.new_password, client="api")
+    except PasswordRejected:
         db.session.commit()  # the audit row only; the password is untouched
-        raise BadRequest(str(exc), code="password_rejected") from None
-    pair = tokens.issue_pair(user)  # as on the account page: every device needs a code again
+        raise  # 400 password_rejected with the reason as its message
+    pair = session_tokens.issue_pair(user)  # as on the account page: every device needs a code again
     db.session.commit()
     return jsonify(tokens_json(pair))

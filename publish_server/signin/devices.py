@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from . import audit, tokens
-from .errors import BadRequest
-from .extensions import db
-from .models import Device, User
-from .neighbours import MacReading
-from .text import first_control
+from .. import audit
+from ..errors import BadRequest
+from ..extensions import db
+from ..models import Device, User
+from . import session_tokens
+from .mac_addresses import MacReading
+from ..text import first_control
 
 __all__ = ["Verdict", "check", "find", "trust", "hash_secret", "ip_allowed", "for_user", "get_for_user",
            "rename", "revoke", "revoke_all", "is_revoked"]
@@ -149,7 +150,7 @@ def rename(device: Device, name: str) -> None:
 
 
 def revoke(device: Device, now: dt.datetime, *, by: str = "user") -> None:
-    """The device needs a code again, and sessions it started end at once (see :mod:`tokens`)."""
+    """The device needs a code again, and sessions it started end at once (see :mod:`session_tokens`)."""
     if device.revoked_at is None:
         device.revoked_at = now
         audit.record("device.revoke", "ok", user_id=device.user_id, device=device.public_id, by=by)
@@ -162,7 +163,7 @@ def revoke_all(user: User, now: dt.datetime, *, keep: Device | None = None, by: 
             revoke(device, now, by=by)
             count += 1
     if keep is None:
-        tokens.revoke_all_for(user)
+        session_tokens.revoke_all_for(user)
     return count
 
 

@@ -8,7 +8,7 @@ is bound to whoever started it by a random binding secret (a cookie for browsers
 ``client_secret`` for API clients) stored as SHA-256. It lives ``CODE_MINUTES``, accepts
 ``CODE_MAX_ATTEMPTS`` wrong codes, is used once, and a resend replaces its code. At most
 ``CODES_PER_HOUR`` codes go to one account per hour. If the mail cannot be sent the challenge is
-deleted (nothing half-open). The clock is injectable (``app.config["NBPRESS_CLOCK"]``) for tests.
+deleted (nothing half-open). Times come from :mod:`clock` (injectable in tests).
 """
 
 from __future__ import annotations
@@ -25,32 +25,22 @@ from flask import current_app
 
 from sqlalchemy import update
 
-from . import audit, counters
+from .. import audit
+from ..errors import CodeProblem, MailError
+from ..extensions import db
+from ..mail import send_template
+from ..models import Device, LoginChallenge, User
+from . import guess_counters
+from .clock import now
 from .devices import hash_secret
-from .errors import HTTPError
-from .extensions import db
-from .mail import MailError, send_template
-from .models import Device, LoginChallenge, User, utcnow
-from .neighbours import MacReading
+from .mac_addresses import MacReading
 
-__all__ = ["now", "CodeProblem", "start", "resend", "verify", "find", "parse_code"]
+__all__ = ["Started", "start", "resend", "verify", "find", "parse_code", "ended"]
 
 log = logging.getLogger(__name__)
 
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NOT_SENT = "We could not send the code. Please try again in a moment."
-
-
-def now() -> dt.datetime:
-    """The current time (naive UTC); tests set ``NBPRESS_CLOCK`` to control it."""
-    clock = current_app.config.get("NBPRESS_CLOCK")
-    return clock() if clock is not None else utcnow()
-
-
-class CodeProblem(HTTPError):
-    """Why a code step failed; ``code`` is the public error code, the message is safe to show."""
-
-    status, code, message = 400, "code_invalid", "That code is not right. Check the email and try again."
 
 
 def _problem(status: int, code: str, message: str) -> CodeProblem:
@@ -59,7 +49,7 @@ def _problem(status: int, code: str, message: str) -> CodeProblem:
     return problem
 
 
-def _ended() -> CodeProblem:
+def ended() -> CodeProblem:
     return _problem(401, "challenge_ended", "This sign-in has ended. Please sign in again.")
 
 
@@ -100,9 +90,9 @@ def _codes_key(user: User) -> str:
 
 
 def _take_code_slot(user: User, moment: dt.datetime) -> bool:
-    """One of the account's ``CODES_PER_HOUR`` codes, taken atomically (see :mod:`counters`)."""
+    """One of the account's ``CODES_PER_HOUR`` codes, taken atomically (see :mod:`guess_counters`)."""
     limit = current_app.config["NBPRESS"]["CODES_PER_HOUR"]
-    return counters.take(_codes_key(user), limit=limit, window=dt.timedelta(hours=1), moment=moment) is not None
+    return guess_counters.take(_codes_key(user), limit=limit, window=dt.timedelta(hours=1), moment=moment) is not None
 
 
 def _too_many() -> CodeProblem:
@@ -137,7 +127,7 @@ def start(user: User, *, device: Device | None, reason: str, client: str, ip: st
         _email_code(user, challenge, code)
     except MailError as exc:
         db.session.delete(challenge)
-        counters.give_back(_codes_key(user))
+        guess_counters.give_back(_codes_key(user))
         log.error("sign-in code for user %s not sent: %s", user.id, exc)
         audit.record("login.challenge", "mail_failed", user_id=user.id, reason=reason, client=client)
         raise _problem(503, "code_not_sent", NOT_SENT) from None
@@ -148,14 +138,14 @@ def start(user: User, *, device: Device | None, reason: str, client: str, ip: st
 def find(challenge_id: object, binding: object) -> LoginChallenge:
     """The open challenge with this id *and* binding, else 401 (the same for every mismatch)."""
     if not isinstance(challenge_id, str) or not isinstance(binding, str) or len(binding) > 100:
-        raise _ended()
+        raise ended()
     if not _PUBLIC_ID.fullmatch(challenge_id):  # ids are token_urlsafe; PostgreSQL refuses NUL (a 500)
-        raise _ended()
+        raise ended()
     challenge = db.session.scalars(db.select(LoginChallenge).where(LoginChallenge.public_id == challenge_id)).first()
     if challenge is None or not hmac.compare_digest(challenge.binding_hash, hash_secret(binding)):
-        raise _ended()
+        raise ended()
     if challenge.used_at is not None or challenge.expires_at <= now() or challenge.attempts >= current_app.config["NBPRESS"]["CODE_MAX_ATTEMPTS"]:
-        raise _ended()
+        raise ended()
     return challenge
 
 
@@ -173,7 +163,7 @@ def resend(challenge: LoginChallenge) -> None:
         _email_code(user, challenge, code)
     except MailError as exc:
         challenge.code_hmac, challenge.sends = previous, challenge.sends - 1
-        counters.give_back(_codes_key(user))
+        guess_counters.give_back(_codes_key(user))
         log.error("resent sign-in code for user %s not sent: %s", user.id, exc)
         audit.record("login.resend", "mail_failed", user_id=user.id)
         raise _problem(503, "code_not_sent", NOT_SENT) from None
@@ -209,7 +199,7 @@ def verify(challenge: LoginChallenge, code: str) -> User:
     moment = now()
     attempt = _take_attempt(challenge, moment)
     if attempt is None:
-        raise _ended()
+        raise ended()
     expected = _code_hmac(challenge.public_id, code)
     if not hmac.compare_digest(challenge.code_hmac, expected):
         left = limit - attempt
@@ -218,9 +208,9 @@ def verify(challenge: LoginChallenge, code: str) -> User:
             raise _problem(401, "challenge_ended", "Too many wrong codes. Please sign in again.")
         raise _problem(401, "code_invalid", f"That code is not right. {left} {'try' if left == 1 else 'tries'} left.")
     if not _use(challenge, moment):
-        raise _ended()
+        raise ended()
     user = db.session.get(User, challenge.user_id)
     if user is None or not user.active:
-        raise _ended()
+        raise ended()
     audit.record("login.code", "ok", user_id=user.id, challenge=challenge.public_id)
     return user

@@ -1,7 +1,7 @@
 """Per-account brute-force brake on the password step (per-IP limits are Flask-Limiter's).
 
 Every password attempt first takes a slot of the submitted email's guess counter
-(:mod:`counters`), *before* the password is checked and whether or not an account has that
+(:mod:`guess_counters`), *before* the password is checked and whether or not an account has that
 email: an unknown address is braked exactly like an existing one (same status, body and work),
 so the brake tells nobody which accounts exist. A right password hands its slot back, so the
 counter holds failed attempts. After ``FREE_FAILURES`` (10) of them in the window, each further
@@ -13,7 +13,7 @@ past either limit: slots are taken atomically.
 A trusted device of the account is exempt, so an attacker hammering an account does not lock
 its owner out, but only when the device checks would let that device skip the code from this
 address and MAC (:func:`devices.check`); a device token presented from another network is
-braked like any other request. Times come from the injected clock (:func:`challenges.now`).
+braked like any other request. Times come from the injectable clock (:mod:`clock`).
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from . import audit, counters, devices
-from .challenges import now
-from .errors import TooManyRequests
-from .extensions import db
-from .models import User
-from .neighbours import MacReading
-from .signin import normalise_email
+from .. import audit
+from ..errors import TooManyRequests
+from ..extensions import db
+from ..models import User
+from . import devices, guess_counters
+from .clock import now
+from .mac_addresses import MacReading
+from .password_step import normalise_email
 
 __all__ = ["Attempt", "admit", "FREE_FAILURES", "MAX_DELAY_SECONDS"]
 
@@ -57,7 +58,7 @@ class Attempt:
 
     def succeeded(self) -> None:
         if self.key is not None:
-            counters.give_back(self.key)
+            guess_counters.give_back(self.key)
 
 
 def admit(email: object, device_secret: object, *, ip: str, read_mac: Callable[[str], MacReading]) -> Attempt:
@@ -76,7 +77,7 @@ def admit(email: object, device_secret: object, *, ip: str, read_mac: Callable[[
             return Attempt(None)
     key = _key(address)
     cap = current_app.config["NBPRESS"]["LOGIN_FAILURES_PER_HOUR"]
-    if counters.take(key, limit=cap, window=WINDOW, moment=moment, wait=_delay) is None:
+    if guess_counters.take(key, limit=cap, window=WINDOW, moment=moment, wait=_delay) is None:
         audit.record("login.throttle", "braked", user_id=user.id if user is not None else None)
         raise TooManyRequests()
     return Attempt(key)

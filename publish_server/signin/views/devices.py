@@ -1,8 +1,8 @@
 """The devices page: a user's trusted devices, to rename and revoke (blueprint ``devices``).
 
-Thin views over :mod:`devices`. Revoking a device ends the sessions started on it at once (their
-tokens carry the device id, checked on every request, see :mod:`tokens`); revoking the device
-this browser uses signs it out.
+Thin views over :mod:`devices`. Revoking a device ends the sessions started on it at once
+(their tokens carry the device id, checked on every request, see :mod:`session_tokens`);
+revoking the device this browser uses signs it out.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_jwt_extended import get_current_user, get_jwt
 
-from . import devices
-from .challenges import now
-from .errors import NotFound
-from .extensions import db
-from .session import login_required_page
+from ...errors import NotFound
+from ...extensions import db
+from .. import devices
+from ..clock import now
+from ..session import login_required_page
 
 bp = Blueprint("devices", __name__, url_prefix="/account/devices")
 

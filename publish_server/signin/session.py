@@ -25,7 +25,7 @@ be replayed through the hop, so it returns to the page named by the form's hidde
 
 Forms posted with cookie authentication carry the access token's CSRF value in a hidden
 ``csrf_token`` field (flask-jwt-extended double submit, ``JWT_CSRF_CHECK_FORM``); templates get
-it from the ``csrf_field()`` / ``csrf_token()`` globals (registered by ``auth``).
+it from the ``csrf_field()`` / ``csrf_token()`` globals (registered by :mod:`views.password`).
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app, g, redirect, request, url_for
-from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
+from flask_jwt_extended import get_csrf_token, get_current_user, get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt.exceptions import PyJWTError
 from markupsafe import Markup, escape
 
-from .errors import Forbidden, HTTPError, PasswordChangeRequired, Unauthorized
-from .models import User
+from ..errors import Forbidden, HTTPError, PasswordChangeRequired, Unauthorized
+from ..models import User
 
 __all__ = ["page_user", "login_required_page", "api_user_required", "safe_next", "csrf_token", "csrf_field", "remember_csrf",
            "cookie_name", "cookie_args", "PASSWORD_CHANGE_REQUIRED_NOTE"]
@@ -139,8 +139,6 @@ def cookie_args() -> dict:
 
 def remember_csrf(encoded_access_token: str) -> None:
     """Forms rendered in this response must carry the CSRF value of the cookie being set now."""
-    from flask_jwt_extended import get_csrf_token
-
     g.nbpress_csrf = get_csrf_token(encoded_access_token)
 
 

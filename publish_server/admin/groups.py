@@ -1,0 +1,129 @@
+"""``groups`` (add, add-member, remove-member, list), and ``grant`` / ``revoke-grant``."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
+
+from .. import audit
+from ..extensions import db
+from ..models import Grant, Group, Membership
+from .common import TEXT, checked_name, fail, find_group, find_publication, find_report, find_user, print_table
+
+__all__ = ["groups", "grant", "revoke_grant"]
+
+groups = AppGroup("groups", help="Groups of recipients (grants can name a group).")
+
+
+@groups.command("add")
+@click.argument("name", type=TEXT)
+def groups_add(name: str) -> None:
+    """Create a group (a name of 1 to 80 characters, no control characters)."""
+    cleaned = checked_name(name, "group")
+    if db.session.scalars(select(Group).where(Group.name == cleaned)).first():
+        fail(f"group {cleaned!r} already exists")
+    db.session.add(Group(name=cleaned))
+    db.session.commit()
+    click.echo(f"added group {cleaned}")
+
+
+@groups.command("add-member")
+@click.argument("group_name", metavar="GROUP", type=TEXT)
+@click.argument("email", type=TEXT)
+def groups_add_member(group_name: str, email: str) -> None:
+    """Add a user to a group."""
+    group, user = find_group(group_name), find_user(email)
+    if user in group.members:
+        click.echo(f"{user.email} is already in {group.name}")
+        return
+    group.members.append(user)
+    audit.record("group_member_added", "ok", user_id=user.id, group=group.name)
+    db.session.commit()
+    click.echo(f"added {user.email} to {group.name}")
+
+
+@groups.command("remove-member")
+@click.argument("group_name", metavar="GROUP", type=TEXT)
+@click.argument("email", type=TEXT)
+def groups_remove_member(group_name: str, email: str) -> None:
+    """Remove a user from a group."""
+    group, user = find_group(group_name), find_user(email)
+    membership = db.session.get(Membership, (user.id, group.id))
+    if membership is None:
+        fail(f"{user.email} is not in group {group.name!r}")
+    db.session.delete(membership)
+    audit.record("group_member_removed", "ok", user_id=user.id, group=group.name)
+    db.session.commit()
+    click.echo(f"removed {user.email} from {group.name}")
+
+
+@groups.command("list")
+def groups_list() -> None:
+    """List groups and their members."""
+    rows = [[g.name, len(g.members), ", ".join(sorted(m.email for m in g.members)) or "-"]
+            for g in db.session.scalars(select(Group).order_by(Group.name))]
+    print_table(["group", "members", "emails"], rows)
+
+
+# --- grants --------------------------------------------------------------------------------------
+
+
+def _grant_options(func):
+    for option in reversed((
+        click.option("--report", "report_slug", metavar="SLUG", type=TEXT, help="Every publication of this report."),
+        click.option("--publication", "public_id", metavar="ID", type=TEXT, help="One publication (its id from `publications list`)."),
+        click.option("--user", "email", metavar="EMAIL", type=TEXT, help="To this user."),
+        click.option("--group", "group_name", metavar="NAME", type=TEXT, help="To this group."),
+    )):
+        func = option(func)
+    return func
+
+
+def _grant_fields(report_slug, public_id, email, group_name) -> tuple[dict, str]:
+    if bool(report_slug) == bool(public_id):
+        raise click.UsageError("give exactly one of --report or --publication")
+    if bool(email) == bool(group_name):
+        raise click.UsageError("give exactly one of --user or --group")
+    target = {"report_id": find_report(report_slug).id} if report_slug else {"publication_id": find_publication(public_id).id}
+    subject = {"user_id": find_user(email).id} if email else {"group_id": find_group(group_name).id}
+    label = f"{'report ' + report_slug if report_slug else 'publication ' + public_id} to {'user ' + email if email else 'group ' + group_name}"
+    return {**target, **subject}, label
+
+
+def _find_grant(fields: dict) -> Grant | None:
+    stmt = select(Grant)
+    for column in ("report_id", "publication_id", "user_id", "group_id"):
+        value = fields.get(column)
+        stmt = stmt.where(getattr(Grant, column).is_(None) if value is None else getattr(Grant, column) == value)
+    return db.session.scalars(stmt).first()
+
+
+@click.command("grant")
+@_grant_options
+@with_appcontext
+def grant(report_slug, public_id, email, group_name) -> None:
+    """Let a user or group read a report (all versions) or one publication."""
+    fields, label = _grant_fields(report_slug, public_id, email, group_name)
+    if _find_grant(fields):
+        click.echo(f"already granted: {label}")
+        return
+    db.session.add(Grant(**fields))
+    audit.record("grant_added", "ok", **fields)
+    db.session.commit()
+    click.echo(f"granted {label}")
+
+
+@click.command("revoke-grant")
+@_grant_options
+@with_appcontext
+def revoke_grant(report_slug, public_id, email, group_name) -> None:
+    """Remove a grant given with `grant` (same options)."""
+    fields, label = _grant_fields(report_slug, public_id, email, group_name)
+    found = _find_grant(fields)
+    if found is None:
+        fail(f"no such grant: {label}")
+    db.session.delete(found)
+    audit.record("grant_revoked", "ok", **fields)
+    db.session.commit()
+    click.echo(f"revoked {label}")
