@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
+import textwrap
 
 import nbformat
 import pytest
@@ -161,3 +164,21 @@ def test_each_run_gets_its_own_folder(small_report):
     second, _ = _run(small_report, "small")
     assert first != second and first.parent == second.parent
     assert dt.datetime.strptime(first.name.split("-")[0], "%Y%m%dT%H%M%SZ")
+
+
+def test_a_run_reads_its_notebook_once(small_report):
+    """The CLI reads the notebook once (prepare); the kernel gets the prepared copy, not the file again."""
+    notebook = small_report.notebooks_dir / "small.ipynb"
+    code = textwrap.dedent(f"""
+        import sys
+        opened = []
+        sys.addaudithook(lambda event, args: opened.append(args[0]) if event == "open" and str(args[0]) == {str(notebook)!r} else None)
+        from toolkit.cli import main
+        try:
+            main(["--project", {str(small_report.root)!r}, "run", "small", "-p", "n=4"], standalone_mode=False)
+        finally:
+            print("OPENED", len(opened))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "OPENED 1" in result.stdout, result.stdout + result.stderr

@@ -99,6 +99,7 @@ def make_run_dir(root: Path, *, status: str = "succeeded", pdf: bytes | None = N
     record = RunRecord(
         report=report, run_id=run_id, status=status,
         parameters=parameters if parameters is not None else {"week": "2026-11-16", "status": "all", "database_url": "postgresql://reader:hunter2@db/events"},
+        period="2026-W47",  # what the pipeline made from the spec's `period` when it prepared the run
         spec={"title": "Weekly Statistics", "description": "Weekly numbers", "header_parameters": ["week", "status"], **(spec or {})},
         notebook="notebooks/weekly_statistics.ipynb", notebook_sha256="0" * 64,
         started=dt.datetime.now(dt.timezone.utc), pages=1,
@@ -466,15 +467,32 @@ def test_a_spec_audience_is_validated(tmp_path):
     assert load_spec(spec_file).audience is None
 
 
-@pytest.mark.parametrize(("parameters", "header", "label"), [
-    ({"week": "2026-11-16"}, ["week"], "2026-W47"),
-    ({"week": "2026-01-01"}, ["week"], "2026-W01"),
-    ({"month": "2026-11"}, ["month", "x"], "2026-11"),
-    ({"day": "2026-11-16"}, ["day"], "2026-11-16"),
-    ({"week": "not a date"}, ["week"], "not a date"),
-    ({"n": 3}, [], ""),
+@pytest.mark.parametrize(("template", "values", "header", "label"), [
+    ("{week:%G-W%V}", {"week": dt.date(2026, 11, 16)}, ["week"], "2026-W47"),
+    ("{week:%G-W%V}", {"week": dt.date(2026, 1, 1)}, ["week"], "2026-W01"),  # ISO year, not calendar year
+    ("{region} {month}", {"region": "north", "month": "2026-11"}, [], "north 2026-11"),
+    ("{day:%d %B %Y}", {"day": dt.date(2026, 11, 16)}, [], "16 November 2026"),
+    (None, {"month": "2026-11", "x": 1}, ["month", "x"], "2026-11"),  # no template: the first header parameter
+    (None, {"week": dt.date(2026, 11, 16)}, ["week"], "2026-11-16"),  # ... whatever its name
+    (None, {"n": 3}, [], ""),
 ])
-def test_the_period_label_comes_from_the_first_header_parameter(parameters, header, label):
-    record = RunRecord(report="r", run_id="x", parameters=parameters, spec={"header_parameters": header},
-                       notebook="n", notebook_sha256="0", started=dt.datetime.now(dt.timezone.utc))
-    assert period_label(record) == label
+def test_the_period_label_is_made_from_the_specs_template(template, values, header, label):
+    from toolkit.inputs.period import period_label as made
+
+    assert made(template, values, header) == label
+
+
+@pytest.mark.parametrize("template", ["{week.year}", "{x[0]}", "{0}", "{}", "{week!r}", "{week"])
+def test_a_period_template_names_parameters_only(tmp_path, template):
+    spec_file = tmp_path / "weekly.yml"
+    spec_file.write_text(f"period: {template!r}\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="weekly.yml: period"):
+        load_spec(spec_file)
+
+
+def test_publishing_uses_the_label_kept_in_run_json_and_old_runs_fall_back(tmp_path):
+    record = RunRecord(report="r", run_id="x", parameters={"week": "2026-11-16"}, period="2026-W47",
+                       spec={"header_parameters": ["week"]}, notebook="n", notebook_sha256="0",
+                       started=dt.datetime.now(dt.timezone.utc))
+    assert period_label(record) == "2026-W47"
+    assert period_label(record.model_copy(update={"period": ""})) == "2026-11-16"  # run.json from before `period`

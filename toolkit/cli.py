@@ -134,11 +134,11 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     \b
     Workers on other machines: see docs/scale-out.md.
     """
-    from .inputs.params import read_schema
-    from .inputs.prepare import prepare
-    from .runs.pipeline import run_report
-    from .progress import run_progress
+    from .inputs.prepare import read_inputs
     from .inputs.spec import find_report
+    from .progress import run_progress
+    from .runs.finish import AfterRun, finish
+    from .runs.pipeline import run_report
 
     if cluster:
         from .batch.dask_cluster import parse_cluster
@@ -148,41 +148,43 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
             raise UsageError("--workers is for this machine; with --cluster use local:N or size the cluster")
     project = _project(ctx)
     spec = find_report(report, project.notebooks_dir)
-    given = _load_param_file(param_file) if param_file else {}
-    given.update(read_schema(spec.notebook).parse_assignments(list(assignments)))
+    inputs = read_inputs(spec)  # the notebook and its parameters cell, read once for the whole command
+    given = inputs.given(_load_param_file(param_file) if param_file else {}, assignments)
     config = None
     if publish_after or portal:
         from .deliver.portal_client import load_publish_config
 
         config = load_publish_config(portal)  # before the run: a missing token fails fast
+    policy = AfterRun(publish=config)
     if grid_options or (spec.grid and not no_grid) or cluster:
         from .inputs.grid import parse_grid_option
 
-        members = _plan(spec, given, [parse_grid_option(g) for g in grid_options], not no_grid, as_of)
-        _run_batch(project, spec, members, out_dir, workers, config, cluster)
+        members = _plan(spec, inputs, given, [parse_grid_option(g) for g in grid_options], not no_grid, as_of)
+        _run_batch(project, spec, members, out_dir, workers, policy, cluster)
         return
-    prepared = prepare(spec, given)
+    prepared = inputs.prepare(given)
     try:
         with run_progress(spec.name) as progress:
             run_dir, record = run_report(prepared, project, out_dir=out_dir, progress=progress)
     except DataCheckError as exc:
-        from .deliver.owner_notice import notify_owner
-        from .runs.run_folder import load_run
-
-        notify_owner(exc.run_dir, load_run(exc.run_dir), spec.owner)
+        finish(exc.run_dir, spec, policy)  # the owner hears about a blocked run
         raise
     click.echo(f"{run_dir / 'report.pdf'}  ({record.pages} pages, {sum(record.timings.values()):.1f} s)")
-    if config is not None:  # a failed run raised above: it is never published
-        _publish(run_dir, config)
+    done = finish(run_dir, spec, policy)  # a failed run raised above: it is never published
+    if done.published is not None:
+        _say_published(done.published)
+    if done.error is not None:
+        raise done.error
 
 
-def _plan(spec, given, grid_options, use_spec_grid: bool, as_of: dt.datetime | None):
+def _plan(spec, inputs, given, grid_options, use_spec_grid: bool, as_of: dt.datetime | None):
     from .batch.members import plan
 
-    return plan(spec, given, grid_options, use_spec_grid=use_spec_grid, as_of=as_of.date() if as_of else None)
+    return plan(spec, given, grid_options, use_spec_grid=use_spec_grid, as_of=as_of.date() if as_of else None,
+                inputs=inputs)
 
 
-def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None, config, cluster: str | None = None) -> None:
+def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None, policy, cluster: str | None = None) -> None:
     from .batch import members as batch
     from .batch.executors import make_executor
     from .progress import interactive
@@ -194,7 +196,7 @@ def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None
         with batch.Reporter(len(jobs), interactive=interactive()) as reporter:
             outcomes = batch.run(jobs, executor, on_done=reporter)
     wall = time.perf_counter() - started
-    batch.after_batch(outcomes, spec, config)
+    batch.after_batch(outcomes, spec, policy)
     for line in batch.summary_lines(outcomes, wall):
         click.echo(line)
     if any(o.status != "succeeded" for o in outcomes):
@@ -204,7 +206,10 @@ def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None
 def _publish(run_dir: Path, config) -> None:
     from .deliver.portal_client import publish_run
 
-    published = publish_run(run_dir, config.portal, config.token)
+    _say_published(publish_run(run_dir, config.portal, config.token))
+
+
+def _say_published(published) -> None:
     verb = "published" if published.created else "already published"
     click.echo(f"{verb} {published.report} v{published.version} (id {published.id}): {published.url}")
 

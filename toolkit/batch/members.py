@@ -17,14 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..deliver.owner_notice import notify_owner
 from ..errors import DataCheckError, NbpressError, UsageError
 from ..inputs.grid import expand, member_label, resolve_values
-from ..inputs.params import read_schema
-from ..inputs.prepare import Prepared, prepare
+from ..inputs.prepare import Inputs, Prepared, read_inputs
 from ..inputs.spec import ReportSpec
 from ..project import Project
-from ..runs.run_folder import load_run
+from ..runs.finish import AfterRun, finish
 
 __all__ = ["Job", "Outcome", "Reporter", "plan", "run", "execute_job", "after_batch", "summary_lines"]
 
@@ -76,22 +74,21 @@ def _grid_values(spec: ReportSpec, schema, grid: Mapping[str, Any], as_of: dt.da
 
 
 def plan(spec: ReportSpec, given: dict[str, Any], grid_options: Iterable[tuple[str, Any]] = (), *,
-         use_spec_grid: bool = True, as_of: dt.date | None = None) -> list[tuple[str, Prepared]]:
+         use_spec_grid: bool = True, as_of: dt.date | None = None, inputs: Inputs | None = None) -> list[tuple[str, Prepared]]:
     """Every member of the batch, prepared: ``[(label, prepared), ...]`` in grid order.
 
     The grid is the spec's (unless ``use_spec_grid`` is false) with ``--grid`` options replacing
     keys of the same name; parameters given with ``-p``/``-f`` are fixed and leave the grid.
+    The notebook is read once (``inputs``, when the caller has read it already); each member
+    only checks its values.
     """
+    inputs = inputs or read_inputs(spec)
     grid: dict[str, Any] = dict(spec.grid) if use_spec_grid else {}
     grid.update(dict(grid_options))
     for name in given:
         grid.pop(name, None)
-    schema = read_schema(spec.notebook)
-    typed = _grid_values(spec, schema, grid, as_of or dt.date.today())
-    members = []
-    for values in expand(typed):
-        members.append((member_label(values), prepare(spec, {**given, **values})))
-    return members
+    typed = _grid_values(spec, inputs.schema, grid, as_of or dt.date.today())
+    return [(member_label(values), inputs.prepare({**given, **values})) for values in expand(typed)]
 
 
 def execute_job(job: Job, launcher: Any = None) -> Outcome:
@@ -127,25 +124,19 @@ def run(jobs: list[Job], executor, on_done: Callable[[Outcome], None] | None = N
     return [outcomes[job.index] for job in jobs]
 
 
-def after_batch(outcomes: list[Outcome], spec: ReportSpec, publish_config=None, mailer=None) -> None:
-    """On the submitting side: tell the owner about blocked members, publish the succeeded ones.
+def after_batch(outcomes: list[Outcome], spec: ReportSpec, policy: AfterRun) -> None:
+    """On the submitting side: :func:`toolkit.runs.finish.finish` for every member that has a run folder.
 
     A publication failure marks that member failed (its PDF exists but did not reach readers).
     """
     for outcome in outcomes:
         if outcome.run_dir is None:
             continue
-        if outcome.status == "blocked":
-            notify_owner(outcome.run_dir, load_run(outcome.run_dir), spec.owner, mailer)
-        elif outcome.status == "succeeded" and publish_config is not None:
-            from ..deliver.portal_client import publish_run  # requests (~0.1 s) only when publishing
-
-            try:
-                published = publish_run(outcome.run_dir, publish_config.portal, publish_config.token)
-            except NbpressError as exc:
-                outcome.status, outcome.error, outcome.error_type = "failed", f"publish: {exc}", type(exc).__name__
-            else:
-                outcome.published = f"v{published.version} {published.url}"
+        done = finish(outcome.run_dir, spec, policy)
+        if done.error is not None:
+            outcome.status, outcome.error, outcome.error_type = "failed", f"publish: {done.error}", type(done.error).__name__
+        elif done.published is not None:
+            outcome.published = f"v{done.published.version} {done.published.url}"
 
 
 def summary_lines(outcomes: list[Outcome], wall: float) -> list[str]:

@@ -19,7 +19,6 @@ answers a run it already has with that same publication.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import ipaddress
 import json
@@ -135,22 +134,14 @@ def _portal_base(url: str, env: Mapping[str, str]) -> str:
 
 
 def period_label(record: RunRecord) -> str:
-    """The period a run covers, for lists and file names: its first header parameter's value.
+    """The period a run covers, as made when it was prepared (spec ``period``).
 
-    A date given for a parameter named ``week`` becomes its ISO week (``2026-W47``).
+    Runs kept from before that field existed fall back to their first header parameter's value.
     """
-    for name in record.spec.get("header_parameters") or []:
-        if name not in record.parameters:
-            continue
-        value = record.parameters[name]
-        if name == "week" and isinstance(value, str):
-            try:
-                year, week, _ = dt.date.fromisoformat(value).isocalendar()
-                return f"{year}-W{week:02d}"
-            except ValueError:
-                pass
-        return " ".join(str(value).split())[:120]
-    return ""
+    if record.period:
+        return record.period
+    shown = [record.parameters[name] for name in record.spec.get("header_parameters") or [] if name in record.parameters]
+    return " ".join(str(shown[0]).split())[:120] if shown else ""
 
 
 def _shareable(parameters: dict[str, Any]) -> dict[str, Any]:

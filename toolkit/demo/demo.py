@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..deliver.portal_client import publish_run
 from ..errors import NbpressError
-from ..inputs.prepare import prepare
+from ..inputs.prepare import read_inputs
 from ..inputs.spec import find_report
 from ..progress import run_progress
 from ..project import Project
@@ -37,10 +37,10 @@ def build_demo_runs(project: Project, weeks: int, say: Callable[[str], None]) ->
     database = (project.root / "data" / "events.sqlite").resolve()
     summary = generate(database)
     say(f"demo data: {summary.path} ({summary.rows:,} events, {summary.first_day} .. {summary.last_day})")
-    spec = find_report("weekly_statistics", project.notebooks_dir)
+    inputs = read_inputs(find_report("weekly_statistics", project.notebooks_dir))
     run_dirs = []
     for week in summary.weeks[-weeks:]:
-        prepared = prepare(spec, {"week": week, "database_url": f"sqlite:///{database}"})
+        prepared = inputs.prepare({"week": week, "database_url": f"sqlite:///{database}"})
         with run_progress(f"week {week}") as progress:
             run_dir, record = run_report(prepared, project, progress=progress)
         run_dirs.append(run_dir)

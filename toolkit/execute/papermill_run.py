@@ -33,7 +33,7 @@ from papermill.models import Parameter as PapermillParameter
 from papermill.translators import PythonTranslator, papermill_translators
 
 from ..errors import CellTimeoutError, ExecutionError, KernelDiedError, NotebookError
-from ..inputs.params import find_parameters_cell, load_notebook, read_schema
+from ..inputs.params import read_schema
 from ..notebook.run_env import RUN_ENV
 
 __all__ = ["execute", "CellEvent", "IpcKernelManager"]
@@ -95,6 +95,14 @@ class _Translator(PythonTranslator):
 
 
 class _Engine(NBClientEngine):
+    @classmethod
+    def execute_notebook(cls, nb, kernel_name, source_path: str | None = None, **kwargs):
+        # We hand papermill the prepared notebook, not a path; it would record the whole notebook
+        # as its input_path. Record where it was read from instead.
+        if source_path is not None:
+            nb.metadata.papermill["input_path"] = source_path
+        return super().execute_notebook(nb, kernel_name, **kwargs)
+
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, on_cell: CellEvent | None = None, **kwargs):
         if on_cell is not None:
@@ -186,13 +194,16 @@ def execute(
     output: Path,
     parameters: dict[str, Any],
     *,
+    source: nbformat.NotebookNode,
+    parameters_cell: int,
     run_id: str,
     cell_timeout: int | None,
     start_timeout: int,
     on_cell: CellEvent | None = None,
     launcher: type | None = None,
 ) -> None:
-    """Run ``notebook`` with ``parameters``, writing the executed notebook to ``output``.
+    """Run ``source`` (the notebook read from ``notebook``, as prepared) with ``parameters``,
+    writing the executed notebook to ``output``; the kernel works in ``notebook``'s folder.
 
     The output is saved after every cell, so a failure leaves the partial notebook behind.
     ``launcher``: a jupyter_client ``KernelManager`` subclass that starts the (always new)
@@ -200,8 +211,7 @@ def execute(
     """
     extra = {"kernel_manager_class": launcher or IpcKernelManager}
     current = {"cell": None}
-    found = find_parameters_cell(load_notebook(notebook))
-    injected_at = found[0] + 1 if found else 0  # papermill inserts its cell after `parameters`
+    injected_at = parameters_cell + 1  # papermill inserts its cell after `parameters`
 
     def source_index(index: int | None) -> int | None:
         """Index in the analyst's notebook, not counting the injected-parameters cell."""
@@ -216,8 +226,9 @@ def execute(
     try:
         with _kernel_env(run_id):
             papermill.execute_notebook(
-                str(notebook),
+                source,  # papermill works on its own copy (it serialises the node and reads it back)
                 str(output),
+                source_path=str(notebook),
                 parameters={k: _for_papermill(v) for k, v in parameters.items()},
                 engine_name="nbpress",
                 cwd=str(notebook.parent),

@@ -21,7 +21,7 @@ import nbformat
 
 from ..errors import NotebookError, ParameterError
 
-__all__ = ["ParamType", "Parameter", "Schema", "read_schema", "find_parameters_cell"]
+__all__ = ["ParamType", "Parameter", "Schema", "read_schema", "find_parameters_cell", "load_notebook", "parse_notebook"]
 
 _SCALARS = {"str", "int", "float", "bool", "date", "datetime"}
 _INT_RE = re.compile(r"[+-]?\d+")
@@ -211,11 +211,19 @@ def find_parameters_cell(nb: nbformat.NotebookNode) -> tuple[int, nbformat.Noteb
 
 def load_notebook(path: Path) -> nbformat.NotebookNode:
     try:
-        return nbformat.read(str(path), as_version=4)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise NotebookError(path, "no such notebook") from None
-    except Exception as exc:  # nbformat raises JSON, validation and reader errors
-        raise NotebookError(path, f"not a valid notebook ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    return parse_notebook(raw, path)
+
+
+def parse_notebook(raw: bytes, path: Path) -> nbformat.NotebookNode:
+    """The notebook in ``raw`` (read from ``path``, named in errors)."""
+    try:
+        return nbformat.reads(raw.decode("utf-8"), as_version=4)
+    except Exception as exc:  # nbformat raises JSON, validation and reader errors; bytes may not be UTF-8
+        first = (str(exc).splitlines() or [""])[0]
+        raise NotebookError(path, f"not a valid notebook ({type(exc).__name__}: {first})") from exc
 
 
 def read_schema(path: Path, nb: nbformat.NotebookNode | None = None) -> Schema:

@@ -1,54 +1,99 @@
 """A run's inputs checked together: the spec, the notebook's parameters cell and the values given.
 
-:func:`prepare` refuses bad input before any folder is made or any kernel starts (exit 2); what
-it returns, :class:`Prepared`, is what :func:`toolkit.runs.pipeline.run_report` runs and what a
-batch sends to its workers (picklable).
+:func:`read_inputs` reads the notebook once (its bytes, for the SHA-256 and for the kernel) and
+its parameters cell once, and checks the spec against it. :meth:`Inputs.prepare` then checks a
+set of values (typed once: ``-p`` text is parsed here and nowhere else) and makes the period
+label. All of this happens before any folder is made or any kernel starts (bad input: exit 2).
+What it returns, :class:`Prepared`, is what :func:`toolkit.runs.pipeline.run_report` runs and
+what a batch sends to its workers (picklable): the notebook travels inside it, so what runs is
+exactly what was checked and hashed.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
 from ..errors import NbpressError, NotebookError, SpecError
-from .params import load_notebook, read_schema
+from .params import Schema, find_parameters_cell, parse_notebook, read_schema
+from .period import fields, period_label
 from .spec import ReportSpec
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["Inputs", "Prepared", "read_inputs", "prepare"]
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A run that passed validation: the resolved parameters and the notebook's bytes."""
+    """A run that passed validation: typed parameters, the notebook as read, its label."""
 
     spec: ReportSpec
     parameters: dict[str, Any]
     notebook_sha256: str
+    notebook: nbformat.NotebookNode
+    parameters_cell: int  # index of the cell tagged ``parameters``
+    period: str = ""
 
 
-def prepare(spec: ReportSpec, given: dict[str, Any]) -> Prepared:
-    """Check the notebook, the spec and the parameter values; no kernel, no folder."""
+@dataclass(frozen=True)
+class Inputs:
+    """A report's notebook and parameter schema, read once for any number of runs."""
+
+    spec: ReportSpec
+    notebook: nbformat.NotebookNode
+    schema: Schema
+    sha256: str
+    parameters_cell: int
+
+    def given(self, values: dict[str, Any] | None = None, assignments: Iterable[str] = ()) -> dict[str, Any]:
+        """Values from a file (typed YAML) overlaid with ``-p NAME=VALUE`` text, parsed by type."""
+        return {**(values or {}), **self.schema.parse_assignments(list(assignments))}
+
+    def prepare(self, given: dict[str, Any]) -> Prepared:
+        """Check ``given`` over the spec's defaults and the notebook's; ParameterError names the value."""
+        parameters = self.schema.resolve(self.spec.parameters, given)
+        try:
+            label = period_label(self.spec.period, parameters, self.spec.header_parameters)
+        except (ValueError, TypeError) as exc:  # e.g. a strftime code for a value that is None
+            raise SpecError(self.spec.path or self.spec.name, "period", f"cannot be made from these values: {exc}") from None
+        return Prepared(self.spec, parameters, self.sha256, self.notebook, self.parameters_cell, label)
+
+
+def read_inputs(spec: ReportSpec) -> Inputs:
+    """Read the notebook and its schema; refuse a spec that names what the notebook lacks."""
     raw = _read_bytes(spec.notebook)
-    nb = load_notebook(spec.notebook)
+    nb = parse_notebook(raw, spec.notebook)
     schema = read_schema(spec.notebook, nb)
+    where = spec.path or spec.name
     for key in spec.header_parameters:
         if key not in schema.names:
-            raise SpecError(spec.path or spec.name, "header_parameters", f"{key!r} is not a parameter of the notebook")
+            raise SpecError(where, "header_parameters", f"{key!r} is not a parameter of the notebook")
+    for key in fields(spec.period) if spec.period else []:
+        if key not in schema.names:
+            raise SpecError(where, "period", f"{{{key}}} is not a parameter of the notebook")
     for name, value in spec.parameters.items():
         try:
             schema.check(name, value)
         except NbpressError as exc:
-            raise SpecError(spec.path or spec.name, f"parameters.{name}", str(exc)) from None
+            raise SpecError(where, f"parameters.{name}", str(exc)) from None
     for key in spec.grid:
         if key not in schema.names:
-            raise SpecError(spec.path or spec.name, f"grid.{key}", "is not a parameter of the notebook")
+            raise SpecError(where, f"grid.{key}", "is not a parameter of the notebook")
     for key in spec.audience.by if spec.audience else {}:
         if key not in schema.names:
-            raise SpecError(spec.path or spec.name, f"audience.by.{key}", "is not a parameter of the notebook")
-    parameters = schema.resolve(spec.parameters, given)
-    return Prepared(spec, parameters, hashlib.sha256(raw).hexdigest())
+            raise SpecError(where, f"audience.by.{key}", "is not a parameter of the notebook")
+    cell = find_parameters_cell(nb)
+    return Inputs(spec, nb, schema, hashlib.sha256(raw).hexdigest(), cell[0] if cell else 0)
+
+
+def prepare(spec: ReportSpec, given: dict[str, Any] | None = None, *, assignments: Iterable[str] = ()) -> Prepared:
+    """One run's inputs: :func:`read_inputs` then :meth:`Inputs.prepare`."""
+    inputs = read_inputs(spec)
+    return inputs.prepare(inputs.given(given, assignments))
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -56,3 +101,5 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         raise NotebookError(path, "no such notebook") from None
+    except IsADirectoryError:
+        raise NotebookError(path, "is a folder, not a notebook") from None

@@ -38,6 +38,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloa
 from ..checks import DataCheck
 from ..errors import SpecError, UsageError
 from .grid import parse_grid_value
+from .period import fields
 
 __all__ = ["ReportSpec", "Audience", "Schedule", "Retries", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
 
@@ -186,6 +187,7 @@ class ReportSpec(_Strict):
     notebook: Path
     template: str = "base.html.j2"
     header_parameters: list[str] = []
+    period: str | None = Field(None, max_length=200, description='label of the period a run covers, e.g. "{week:%G-W%V}"')
     parameters: dict[str, Any] = {}
     timeouts: Timeouts = Timeouts()
     page: PageSettings = PageSettings()
@@ -227,6 +229,13 @@ class ReportSpec(_Strict):
             if not _MODULE.match(name):
                 raise ValueError(f"not a module name: {name!r}")
         return names
+
+    @field_validator("period")
+    @classmethod
+    def _period_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            fields(value)  # ValueError names the bad field
+        return value
 
     @field_validator("template")
     @classmethod

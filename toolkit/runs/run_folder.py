@@ -75,6 +75,7 @@ class RunRecord(BaseModel):
     run_id: str
     status: Status = "running"
     parameters: dict[str, Any]
+    period: str = ""  # the period the run covers, as readers see it (spec `period`, made when prepared)
     spec: dict[str, Any]
     notebook: str
     notebook_sha256: str

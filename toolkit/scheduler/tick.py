@@ -21,14 +21,15 @@ from pathlib import Path
 from ..batch import members as batch
 from ..batch.executors import make_executor
 from ..deliver.owner_mail import owner_mailer_from_env
-from ..deliver.owner_notice import Mailer, notify_owner
-from ..deliver.portal_client import CONFIG_ENV, DEFAULT_CONFIG, TOKEN_ENV, load_publish_config, publish_run
+from ..deliver.owner_notice import Mailer
+from ..deliver.portal_client import CONFIG_ENV, DEFAULT_CONFIG, TOKEN_ENV, load_publish_config
 from ..errors import DataCheckError, NbpressError
 from ..inputs.prepare import prepare
 from ..inputs.spec import ReportSpec, find_report
 from ..project import Project
+from ..runs.finish import AfterRun, finish
 from ..runs.pipeline import run_report
-from ..runs.run_folder import FailureRecord, load_run, save_run
+from ..runs.run_folder import load_run
 from .control import Control, mark_cancelled
 from .transient import is_transient
 
@@ -120,10 +121,18 @@ def _delay(spec: ReportSpec, attempt: int) -> float:
     return spec.retries.backoff * 2 ** (attempt - 1)  # exponential: backoff, 2x, 4x ...
 
 
+def _policy(spec: ReportSpec, settings: Settings) -> AfterRun:
+    """Nobody watches a scheduled run: failures go to the owner. The publish client retries a
+    portal that is down with the spec's retries and backoff (the PDF is kept, only the upload
+    is repeated)."""
+    return AfterRun(publish=settings.publish, mailer=settings.mailer, unattended=True,
+                    retries=spec.retries.max, backoff=spec.retries.backoff)
+
+
 def _single(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
-    control, runs = settings.control, []
+    control, runs, policy = settings.control, [], _policy(spec, settings)
     try:
-        prepared = prepare(spec, {})
+        prepared = prepare(spec)
     except NbpressError as exc:
         return TickResult(spec.name, "failed", message=str(exc))
     for attempt in range(1, spec.retries.max + 2):
@@ -132,7 +141,7 @@ def _single(project: Project, spec: ReportSpec, settings: Settings) -> TickResul
             run_dir, _ = run_report(prepared, project, trigger="schedule", attempt=attempt, launcher=control.launcher)
         except DataCheckError as exc:
             runs.append(exc.run_dir)
-            _notify(exc.run_dir, spec, settings)
+            finish(exc.run_dir, spec, policy)
             return TickResult(spec.name, "blocked", runs, str(exc))
         except NbpressError as exc:
             run_dir = getattr(exc, "run_dir", None)
@@ -147,12 +156,12 @@ def _single(project: Project, spec: ReportSpec, settings: Settings) -> TickResul
                     continue
                 log.warning("%s: not retried: the scheduler is stopping", spec.name)
             if run_dir:
-                _notify(run_dir, spec, settings)
+                finish(run_dir, spec, policy)  # the last attempt failed: the owner hears of it
             return TickResult(spec.name, "failed", runs, str(exc))
         runs.append(run_dir)
         log.info("%s: attempt %d succeeded in %.1f s: %s", spec.name, attempt, time.perf_counter() - started, run_dir)
-        error = _publish(run_dir, spec, settings)
-        return TickResult(spec.name, "failed" if error else "succeeded", runs, error or "")
+        done = finish(run_dir, spec, policy)
+        return TickResult(spec.name, done.status, runs, f"publish: {done.error}" if done.error else "")
     raise AssertionError("unreachable: the last attempt returns")
 
 
@@ -168,16 +177,12 @@ def _grid(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
     runs: list[Path] = []
     broken = _batch_attempts(jobs, spec, settings, final, runs)
     outcomes = [final[i] for i in sorted(final)]
-    batch.after_batch(outcomes, spec, None, settings.mailer)  # the owner hears about blocked members
-    for outcome in outcomes:
-        if outcome.status == "failed" and outcome.run_dir is not None:
-            if control.cancelled.is_set():
+    if control.cancelled.is_set():  # members stopped by the signal are cancelled, not failed
+        for outcome in outcomes:
+            if outcome.status == "failed" and outcome.run_dir is not None:
                 mark_cancelled(outcome.run_dir, CANCEL_REASON)
                 outcome.status = "cancelled"
-            else:
-                _notify(outcome.run_dir, spec, settings)
-        elif outcome.status == "succeeded" and _publish(outcome.run_dir, spec, settings):
-            outcome.status = "failed"
+    batch.after_batch([o for o in outcomes if o.status != "cancelled"], spec, _policy(spec, settings))
     statuses = [o.status for o in outcomes] + (["failed"] if broken else [])
     worst = next((s for s in ("cancelled", "failed", "blocked") if s in statuses), "succeeded")
     summary = f"{statuses.count('succeeded')} of {len(jobs)} members succeeded"
@@ -218,31 +223,3 @@ def _transient_outcome(outcome) -> bool:
         if error is not None:
             return is_transient(error.type, error.ename)
     return is_transient(outcome.error_type)
-
-
-def _notify(run_dir: Path, spec: ReportSpec, settings: Settings) -> None:
-    notify_owner(run_dir, load_run(run_dir), spec.owner, settings.mailer)
-
-
-def _publish(run_dir: Path, spec: ReportSpec, settings: Settings) -> str | None:
-    """Publish a succeeded run when a portal is configured; the error text when that failed.
-
-    The publish client retries unreachable/5xx/429 itself, with the spec's retries and backoff
-    (capped): the run folder and its PDF are kept, only the upload is repeated.
-    """
-    config = settings.publish
-    if config is None:
-        return None
-    try:
-        published = publish_run(run_dir, config.portal, config.token, retries=spec.retries.max,
-                                backoff=spec.retries.backoff)
-    except NbpressError as exc:
-        # The PDF exists but did not reach its readers: the run failed, and the owner hears of it.
-        record = load_run(run_dir)
-        record.status = "failed"
-        record.error = FailureRecord(stage="publish", type=type(exc).__name__, message=str(exc))
-        save_run(run_dir, record)
-        _notify(run_dir, spec, settings)
-        return f"publish: {exc}"
-    log.info("%s: published v%s: %s", spec.name, published.version, published.url)
-    return None
