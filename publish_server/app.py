@@ -16,7 +16,7 @@ from . import admin, api, error_pages, hosts, pages, processes
 from .errors import ConfigError
 from .extensions import db, jwt, limiter, migrate
 from .hosts import parse_trusted_hosts
-from .settings import SETTINGS, load_settings
+from .settings import SETTINGS, instance_folder, load_settings
 from .signin import session_tokens, views as signin_views
 from .signin.session import cookie_name
 
@@ -37,7 +37,7 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | os.
 
 
 def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | None) -> Flask:
-    instance = Path(instance_path or os.environ.get("NBPRESS_INSTANCE") or Path.cwd() / "instance").resolve()
+    instance = instance_folder(instance_path)
     app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # holds the database, files, dev secrets
     config = dict(config or {})

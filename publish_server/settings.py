@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .hosts import parse_trusted_hosts
 from .mail import parse_mail_url
 
-__all__ = ["SETTINGS", "Setting", "load_settings", "write_dev_secrets"]
+__all__ = ["SETTINGS", "Setting", "instance_folder", "load_settings", "write_dev_secrets"]
 
 _REQUIRED = object()
 # A URL path prefix the front server maps to FILES_DIR: plain segments, none of them "." or "..".
@@ -115,6 +115,11 @@ def _parse(setting: Setting, raw: Any, source: str) -> Any:
     elif not isinstance(raw, str):
         raise fail("expected a string")
     return value
+
+
+def instance_folder(explicit: str | os.PathLike | None = None) -> Path:
+    """The instance folder: ``explicit``, else ``NBPRESS_INSTANCE``, else ``./instance`` (the one place it is read)."""
+    return Path(explicit or os.environ.get("NBPRESS_INSTANCE") or Path.cwd() / "instance").resolve()
 
 
 def load_settings(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 import click
 import yaml
 
+from . import settings
 from .errors import DataCheckError, NbpressError, UsageError
 from .project import Project
 from .version import __version__
@@ -47,7 +48,7 @@ def handle_errors(func):
         except NbpressError as exc:
             _fail(str(exc), exc.exit_code)
         except Exception as exc:
-            if os.environ.get("NBPRESS_DEBUG"):
+            if settings.get("DEBUG"):
                 raise
             first = (str(exc).splitlines() or [""])[0]
             _fail(f"unexpected {type(exc).__name__}: {first} (set NBPRESS_DEBUG=1 for the traceback)", 1)

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UsageError
+from .notebook.run_env import RUN_ENV
 
-__all__ = ["Setting", "SETTINGS", "PREFIX", "RUN_ID", "get", "settings_table_markdown"]
+__all__ = ["Setting", "SETTINGS", "PREFIX", "RUN_ID", "get", "default", "settings_table_markdown"]
 
 PREFIX = "NBPRESS_"
 # Set by the toolkit itself for the kernel of a run (the notebook API reads it), not by users.
-RUN_ID = PREFIX + "RUN_ID"
+RUN_ID = RUN_ENV
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ def get(name: str, environ: Mapping[str, str] | None = None) -> Any:
     env = os.environ if environ is None else environ
     raw = env.get(setting.variable)
     return setting.default if raw is None else _parse(setting, raw)
+
+
+def default(name: str) -> Any:
+    return _BY_NAME[name].default
 
 
 def settings_table_markdown() -> str:

@@ -8,8 +8,6 @@ This is the one admin module that imports the app; the app imports only the comm
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import click
 from flask import Flask
@@ -20,7 +18,7 @@ from werkzeug.serving import run_simple  # not app.run(): it refuses to start un
 from ..app import create_app
 from ..errors import ConfigError
 from ..hosts import normal_host, parse_trusted_hosts
-from ..settings import write_dev_secrets
+from ..settings import instance_folder, write_dev_secrets
 
 __all__ = ["main"]
 
@@ -59,7 +57,7 @@ main.params = [p for p in main.params if p.name != "app"]  # the app is fixed: p
 def serve(dev: bool, host: str, port: int) -> None:
     """Upgrade the database and run the development server (production: gunicorn)."""
     if dev:
-        instance = Path(os.environ.get("NBPRESS_INSTANCE") or Path.cwd() / "instance").resolve()
+        instance = instance_folder()
         click.echo(f"development secrets: {write_dev_secrets(instance)}", err=True)
     app = _create_app_or_fail()
     with app.app_context():

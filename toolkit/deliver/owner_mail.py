@@ -1,12 +1,12 @@
 """Owner notifications over SMTP for unattended runs (the scheduler), configured like the portal.
 
-The same environment variables as the portal's mail settings (docs/portal-settings.md), so an
-operator configures mail once: ``NBPRESS_MAIL_URL`` (``smtp+starttls://host:587``,
-``smtps://host:465``, or ``smtp://host:25`` for a relay on this machine, never with a login),
-``NBPRESS_MAIL_FROM``, ``NBPRESS_MAIL_USERNAME`` / ``NBPRESS_MAIL_PASSWORD`` (sent only over
-TLS), ``NBPRESS_MAIL_EHLO``, ``NBPRESS_MAIL_TIMEOUT_SECONDS``, ``NBPRESS_MAIL_CA_FILE``,
-``NBPRESS_MAIL_CERT_FILE``, ``NBPRESS_MAIL_KEY_FILE``. Unset (or ``file:...``): messages stay
-``notification.eml`` files in the run folders (:class:`~toolkit.deliver.owner_notice.RunFolderMailer`).
+The variables are the portal's mail settings with the portal's defaults, declared for the
+toolkit in :mod:`toolkit.settings` (docs/toolkit-settings.md), so an operator configures mail
+once: ``NBPRESS_MAIL_URL`` (``smtp+starttls://host:587``, ``smtps://host:465``, or
+``smtp://host:25`` for a relay on this machine, never with a login), ``NBPRESS_MAIL_FROM``,
+``NBPRESS_MAIL_USERNAME`` / ``NBPRESS_MAIL_PASSWORD`` (sent only over TLS), and the EHLO,
+timeout and certificate settings. Unset (or ``file:...``): messages stay ``notification.eml``
+files in the run folders (:class:`~toolkit.deliver.owner_notice.RunFolderMailer`).
 
 The run folder always gets its copy first; a mail server that is down is logged, never fatal to
 the run. (The toolkit never imports the portal: this is a small sibling of its SMTP mailer.)
@@ -15,13 +15,13 @@ the run. (The toolkit never imports the portal: this is a small sibling of its S
 from __future__ import annotations
 
 import logging
-import os
 import smtplib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .. import settings
 from ..errors import UsageError
 from .owner_notice import Notification, RunFolderMailer
 
@@ -38,7 +38,7 @@ class SmtpOwnerMailer:
     host: str
     port: int
     security: str  # plain | starttls | ssl
-    sender: str = "nbpress@localhost"
+    sender: str = settings.default("MAIL_FROM")
     ehlo: str = ""
     username: str = ""
     password: str = field(default="", repr=False)
@@ -83,8 +83,8 @@ class SmtpOwnerMailer:
 
 def owner_mailer_from_env(environ: Mapping[str, str] | None = None) -> SmtpOwnerMailer | None:
     """The SMTP mailer the environment configures, or None (run-folder files only)."""
-    env = os.environ if environ is None else environ
-    url = env.get("NBPRESS_MAIL_URL", "").strip()
+    get = lambda name: settings.get(name, environ)  # noqa: E731  (declared in toolkit/settings.py)
+    url = get("MAIL_URL").strip()
     parts = urlsplit(url)
     if not url or parts.scheme.lower() not in _SCHEMES:
         if url and parts.scheme.lower() not in {"file", "memory"}:
@@ -97,18 +97,16 @@ def owner_mailer_from_env(environ: Mapping[str, str] | None = None) -> SmtpOwner
         raise UsageError("NBPRESS_MAIL_URL: needs a host")
     try:
         port = parts.port or default_port
-        timeout = float(env.get("NBPRESS_MAIL_TIMEOUT_SECONDS") or 10)
     except ValueError:
-        raise UsageError("NBPRESS_MAIL_URL / NBPRESS_MAIL_TIMEOUT_SECONDS: not a number") from None
-    sender = (env.get("NBPRESS_MAIL_FROM") or "nbpress@localhost").strip()
+        raise UsageError("NBPRESS_MAIL_URL: the port is not a number") from None
+    sender = get("MAIL_FROM").strip()
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in sender) or "@" not in sender:
         raise UsageError("NBPRESS_MAIL_FROM: expected 'Name <address>' or an address, on one line")
-    username = env.get("NBPRESS_MAIL_USERNAME", "")
+    username = get("MAIL_USERNAME")
     if username and security == "plain":
         raise UsageError("NBPRESS_MAIL_USERNAME: logging in needs TLS (smtp+starttls:// or smtps://)")
     return SmtpOwnerMailer(
-        host=parts.hostname, port=port, security=security, sender=sender,
-        ehlo=env.get("NBPRESS_MAIL_EHLO", ""), username=username, password=env.get("NBPRESS_MAIL_PASSWORD", ""),
-        timeout=timeout, ca_file=env.get("NBPRESS_MAIL_CA_FILE", ""), cert_file=env.get("NBPRESS_MAIL_CERT_FILE", ""),
-        key_file=env.get("NBPRESS_MAIL_KEY_FILE", ""),
+        host=parts.hostname, port=port, security=security, sender=sender, ehlo=get("MAIL_EHLO"), username=username,
+        password=get("MAIL_PASSWORD"), timeout=float(get("MAIL_TIMEOUT_SECONDS")), ca_file=get("MAIL_CA_FILE"),
+        cert_file=get("MAIL_CERT_FILE"), key_file=get("MAIL_KEY_FILE"),
     )

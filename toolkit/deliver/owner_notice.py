@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
+from .. import settings
 from ..runs.run_folder import RunRecord
 
 __all__ = ["Notification", "Mailer", "RunFolderMailer", "RecordingMailer", "notify_owner", "needs_owner"]
@@ -31,7 +32,7 @@ class Notification:
     body: str
     run_dir: Path
 
-    def as_email(self, sender: str = "nbpress@localhost") -> EmailMessage:
+    def as_email(self, sender: str = settings.default("MAIL_FROM")) -> EmailMessage:
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = sender, self.to, self.subject
         message.set_content(self.body)

@@ -35,6 +35,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from .. import settings
 from ..errors import PublishError, RunDirError
 from ..inputs.spec import Audience
 from ..runs.run_folder import PublicationRef, RunRecord, load_run, save_run
@@ -42,11 +43,12 @@ from ..version import __version__
 
 __all__ = ["PublishConfig", "PublishedRun", "load_publish_config", "publish_run", "period_label", "mask_url_passwords"]
 
-TOKEN_ENV = "NBPRESS_PUBLISH_TOKEN"
-CONFIG_ENV = "NBPRESS_PUBLISH_CONFIG"
-PORTAL_ENV = "NBPRESS_PORTAL_URL"
-ALLOW_HTTP_ENV = "NBPRESS_PUBLISH_ALLOW_HTTP"
-DEFAULT_CONFIG = "~/.config/nbpress/publish.toml"
+# The variables, their defaults and docs are declared in toolkit/settings.py.
+TOKEN_ENV = settings.PREFIX + "PUBLISH_TOKEN"
+CONFIG_ENV = settings.PREFIX + "PUBLISH_CONFIG"
+PORTAL_ENV = settings.PREFIX + "PORTAL_URL"
+ALLOW_HTTP_ENV = settings.PREFIX + "PUBLISH_ALLOW_HTTP"
+DEFAULT_CONFIG = settings.default("PUBLISH_CONFIG")
 ENDPOINT = "/api/v1/publications"
 MAX_DELAY = 30.0
 _SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
@@ -74,7 +76,7 @@ class PublishedRun:
 
 def _config_file(env: Mapping[str, str]) -> tuple[Path, dict[str, str]]:
     explicit = env.get(CONFIG_ENV)
-    path = Path(explicit or DEFAULT_CONFIG).expanduser()
+    path = Path(settings.get("PUBLISH_CONFIG", env)).expanduser()
     if not path.is_file():
         if explicit:
             raise PublishError(f"{path}: no such publish config (named by {CONFIG_ENV})")
@@ -98,8 +100,8 @@ def load_publish_config(portal: str | None = None, *, environ: Mapping[str, str]
     """The portal URL and the token, from ``portal``, the environment and the config file."""
     env = os.environ if environ is None else environ
     path, values = _config_file(env)
-    token = (env.get(TOKEN_ENV) or values.get("token") or "").strip()
-    url = (portal or env.get(PORTAL_ENV) or values.get("portal") or "").strip()
+    token = (settings.get("PUBLISH_TOKEN", env) or values.get("token") or "").strip()
+    url = (portal or settings.get("PORTAL_URL", env) or values.get("portal") or "").strip()
     if not token:
         raise PublishError(f"no publisher token: set {TOKEN_ENV} or put token = \"...\" in {path}")
     if not url:
@@ -122,7 +124,7 @@ def _portal_base(url: str, env: Mapping[str, str]) -> str:
         raise PublishError("the portal URL must look like https://host[:port][/path]")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise PublishError("the portal URL must carry no credentials, query or fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname) and env.get(ALLOW_HTTP_ENV) != "1":
+    if parts.scheme == "http" and not _is_loopback(parts.hostname) and not settings.get("PUBLISH_ALLOW_HTTP", env):
         raise PublishError(
             f"refusing to send the publisher token over plain HTTP to {parts.hostname}: use https:// "
             f"(or set {ALLOW_HTTP_ENV}=1 on a private network)"

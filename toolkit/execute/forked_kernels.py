@@ -20,6 +20,7 @@ import tempfile
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from .. import settings
 from ..errors import ExecutorError
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ __all__ = ["ForkServer", "ForkedKernel", "fork_available", "fork_kernel_manager"
 
 
 def fork_available() -> bool:
-    return hasattr(os, "fork") and os.path.isdir("/proc") and os.environ.get("NBPRESS_FORK_KERNELS", "1") != "0"
+    return hasattr(os, "fork") and os.path.isdir("/proc") and settings.get("FORK_KERNELS")
 
 
 class ForkServer:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import settings
 from ..batch import members as batch
 from ..batch.executors import make_executor
 from ..deliver.owner_mail import owner_mailer_from_env
@@ -81,7 +82,7 @@ def scheduled_tick(root: str, report: str) -> None:
 
 def publishing() -> tuple[object | None, str]:
     """The portal scheduled runs publish to, or None when none is configured; and a line saying so."""
-    configured = os.environ.get(TOKEN_ENV) or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG).expanduser().is_file()
+    configured = settings.get("PUBLISH_TOKEN") or os.environ.get(CONFIG_ENV) or Path(settings.get("PUBLISH_CONFIG")).expanduser().is_file()
     if not configured:
         return None, f"publishing off: no publisher token ({TOKEN_ENV} or {DEFAULT_CONFIG}); PDFs stay in the run folders"
     config = load_publish_config()  # configured but broken: refuse to start (one clear line)
