@@ -1,6 +1,6 @@
 """Scheduled runs with real kernels: retries only for transient failures, owner e-mails, history.
 
-Runs go through :func:`toolkit.scheduler.run_tick` (what each daemon tick and `schedule --once`
+Runs go through :func:`toolkit.scheduler.tick.run_tick` (what each daemon tick and `schedule --once`
 call) or the real `nbpress` script; the owner's mail is the shipped recording mailer or the
 ``notification.eml`` the default mailer writes.
 """

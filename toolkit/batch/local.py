@@ -1,6 +1,6 @@
 """The local executor: W worker processes, each run in a new kernel forked from one warm template.
 
-Cost model (see PERFORMANCE.md): a papermill run pays ~0.7 s of CPU for kernel start-up and
+Cost model (measured by benchmarks/batch.py): a papermill run pays ~0.7 s of CPU for kernel start-up and
 imports before the notebook's own work, and a PDF render pays ~0.4 s to import WeasyPrint.
 Pre-starting kernels only hides that wait; on 2 cores the CPU is still spent. Here it is paid
 once per batch instead:

@@ -33,6 +33,8 @@ import sys
 import threading
 import traceback
 
+from ..errors import ExecutorError
+
 __all__ = ["DEFAULT_PRELOAD", "serve"]
 
 # What the demo report and most reports import; the spec's `preload` adds to it.
@@ -55,10 +57,10 @@ def _preload(modules: list[str]) -> list[str]:
     # Forking with a Python thread or a zmq context alive can deadlock the child. Native pools
     # started by imports (OpenBLAS, jemalloc's background thread) register at-fork handlers.
     if threading.active_count() != 1:
-        raise RuntimeError(f"a preloaded module started Python threads: {threading.enumerate()}")
+        raise ExecutorError(f"a preloaded module started Python threads: {threading.enumerate()}")
     zmq = sys.modules.get("zmq")
     if zmq is not None and getattr(zmq.Context, "_instance", None) is not None:
-        raise RuntimeError("a preloaded module created a zmq context; kernels must create theirs after the fork")
+        raise ExecutorError("a preloaded module created a zmq context; kernels must create theirs after the fork")
     return failed
 
 
