@@ -28,6 +28,7 @@ from publish_server.extensions import db
 from publish_server.models import Grant, Group, Publication
 from publish_server.publishing import create_publisher_token
 from tests.conftest import make_notebook
+from tests.helpers import free_port
 from tests.portal.conftest import base_config, make_pdf
 from tests.portal.test_publishing import serve
 from toolkit.deliver.portal_client import load_publish_config, period_label, publish_run
@@ -107,12 +108,6 @@ def make_run_dir(root: Path, *, status: str = "succeeded", pdf: bytes | None = N
     save_run(run_dir, record)
     (run_dir / "report.pdf").write_bytes(pdf if pdf is not None else make_pdf(marker=run_id))
     return run_dir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- publishing a run ------------------------------------------------------------------------
