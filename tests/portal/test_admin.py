@@ -27,7 +27,6 @@ from tests.helpers import free_port, listening, wait_until_listening
 
 from .conftest import TEST_PASSWORD, make_pdf
 
-ROOT = Path(__file__).resolve().parents[2]
 NBPRESS = Path(sys.executable).with_name("nbpress")
 
 
@@ -394,11 +393,6 @@ def test_nbpress_portal_refuses_a_name_with_cr_lf_in_one_line(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines()[-1] == "Error: Invalid value for '--name': control character U+000D at position 4: use printable text"
     assert "Traceback" not in done.stderr and "\r" not in done.stderr
-
-
-def test_the_toolkit_never_imports_the_portal():
-    code = "import sys, toolkit.cli; sys.exit(any(m == 'publish_server' or m.startswith('publish_server.') for m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
 
 
 def test_nbpress_portal_serve_dev_writes_secrets_once_migrates_and_serves(tmp_path):
