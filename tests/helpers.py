@@ -1,8 +1,9 @@
 """Helpers shared by the test modules: ports, processes, polling with a deadline, a pseudo-terminal.
 
-Plain functions on the standard library only (no toolkit, no portal), so that any test module can
-import them. Fixtures live in the conftest.py files; the notebook and ``nbpress`` helpers
-(``make_notebook``, ``cli``, ``pdf_text``) in tests/conftest.py.
+Importing this module loads the standard library only (no toolkit, no portal), so that any test
+module can use it; :func:`open_job_store` loads the toolkit's scheduler when called. Fixtures live
+in the conftest.py files; the notebook and ``nbpress`` helpers (``make_notebook``, ``cli``,
+``pdf_text``) in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -75,6 +76,26 @@ def wait_until_listening(port: int, process: subprocess.Popen, *, timeout: float
             output = process.stdout.read()
             raise AssertionError(f"{exc}; its output:\n{output if isinstance(output, str) else output.decode(errors='replace')}") from None
         raise
+
+
+def open_job_store(jobs_url: str, *, executor=None):
+    """The daemon's own scheduler and job store, opened the way ``nbpress schedule`` opens them.
+
+    ``toolkit.scheduler.jobs.make_scheduler`` builds it (store, table, job defaults) and the daemon's
+    start (``toolkit.scheduler.daemon._open``) starts it paused with the store open. Only APScheduler's
+    thread loop is left out: nothing fires unless the test calls ``scheduler._process_jobs()``, one
+    pass of that loop, after ``scheduler.resume()``. ``executor`` replaces the thread pool.
+    """
+    from toolkit.scheduler.daemon import _open
+    from toolkit.scheduler.jobs import make_scheduler
+
+    scheduler = make_scheduler(jobs_url, max_runs=1)
+    scheduler._main_loop = lambda: None  # the thread that would run the loop ends at once
+    if executor is not None:
+        scheduler.remove_executor("default", shutdown=False)
+        scheduler.add_executor(executor, "default")
+    _open(scheduler, jobs_url)
+    return scheduler
 
 
 def run_in_pty(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> tuple[int, str]:

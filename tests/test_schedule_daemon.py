@@ -22,12 +22,10 @@ import pytest
 import yaml
 
 from tests.conftest import cli, make_notebook
+from tests.helpers import open_job_store
 from toolkit.execute.forked_kernels import fork_available
 from toolkit.runs.run_folder import load_run
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.base import BaseScheduler
-
-from toolkit.scheduler.jobs import TABLE, scheduled_specs, sync_jobs
+from toolkit.scheduler.jobs import scheduled_specs, sync_jobs
 
 DAILY = {"cron": "0 6 * * *", "timezone": "Europe/Berlin", "misfire_grace": 3 * 86400}
 
@@ -98,22 +96,9 @@ def store_url(project) -> str:
     return f"sqlite:///{project.runs_dir / 'jobs.sqlite'}"
 
 
-class StoreOnly(BaseScheduler):
-    """Reads and edits the job store like the daemon does, but never fires a job (no loop)."""
-
-    def wakeup(self):
-        pass
-
-    def shutdown(self, wait=True):
-        super().shutdown(wait)
-
-
-def open_store(project) -> StoreOnly:
-    project.runs_dir.mkdir(exist_ok=True)
-    scheduler = StoreOnly(jobstores={"default": SQLAlchemyJobStore(url=store_url(project), tablename=TABLE)},
-                          timezone=dt.timezone.utc)
-    scheduler.start(paused=True)
-    return scheduler
+def open_store(project):
+    """The daemon's job store opened as the daemon opens it, but never firing a job (no loop, paused)."""
+    return open_job_store(store_url(project))
 
 
 def stored_next(project, report: str, *, move_to: dt.datetime | None = None) -> dt.datetime:
