@@ -38,8 +38,10 @@ def make_notebook(path: Path, parameters: str | None, *cells: str) -> Path:
     return path
 
 
-def pdf_text(path: Path, *, layout: bool = False) -> str:
-    args = ["pdftotext", "-enc", "UTF-8"] + (["-layout"] if layout else []) + [str(path), "-"]
+def pdf_text(path: Path, *, layout: bool = False, page: int | None = None) -> str:
+    """The PDF's text (pdftotext); only page ``page`` (1-based) when given."""
+    pages = ["-f", str(page), "-l", str(page)] if page is not None else []
+    args = ["pdftotext", "-enc", "UTF-8", *pages] + (["-layout"] if layout else []) + [str(path), "-"]
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
 

@@ -11,24 +11,18 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from tests.helpers import free_port
+
 
 def find_bin_dir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    # Only used as the socket file's number; the server listens on no TCP address.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -44,7 +38,7 @@ def postgres_server() -> Iterator[str]:
         user = pwd.getpwnam("postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
         os.chown(base, user.pw_uid, user.pw_gid)
-    data, port = base / "data", _free_port()
+    data, port = base / "data", free_port()  # only the socket file's number: no TCP
     run = lambda *args: subprocess.run([*prefix, *map(str, args)], check=True, capture_output=True, text=True)  # noqa: E731
     run(bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
     options = f"-k {base} -p {port} -c listen_addresses='' -c fsync=off -c full_page_writes=off"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import yaml
 
 from tests.conftest import cli, make_notebook
+from tests.helpers import pid_alive
 from toolkit.batch import members as batch
 from toolkit.batch.local import LocalExecutor
 from toolkit.execute.forked_kernels import fork_available
@@ -61,14 +61,6 @@ def test_every_member_gets_a_fresh_forked_kernel(project):
     assert {m["ppid"] for m in metrics} == {server_pid}  # forked by the template, not started cold
     assert len({m["numbers"] for m in metrics}) == 3  # random state is not inherited
     assert len({o.run_dir for o in outcomes}) == 3 and not any(pid_alive(m["pid"]) for m in metrics)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.conftest import cli, make_notebook
+from tests.helpers import run_in_pty
 
 
 def test_help_lists_the_commands(tmp_path):
@@ -64,28 +65,13 @@ def test_param_file_and_failed_run_exit_status(small_report, tmp_path):
 
 def test_progress_shows_stage_and_cells_on_a_terminal(small_report):
     import os
-    import pty
     import sys
     from pathlib import Path
 
     exe = Path(sys.executable).with_name("nbpress")
     env = {k: v for k, v in os.environ.items() if k != "CI"}
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stderr is the pseudo-terminal
-        os.chdir(small_report.root)
-        os.execve(str(exe), [str(exe), "run", "small"], env)
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    output = b"".join(chunks).decode("utf-8", "replace")
-    assert os.waitstatus_to_exitcode(status) == 0
+    status, output = run_in_pty([str(exe), "run", "small"], cwd=small_report.root, env=env)  # stderr is a terminal
+    assert status == 0
     import re
 
     assert "execute" in output and re.search(r"cell \d/3", output)  # stage and cell progress

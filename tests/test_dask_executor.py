@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 
 import dask
@@ -17,6 +16,7 @@ import yaml
 from distributed import LocalCluster
 
 from tests.conftest import cli, make_notebook, pdf_text
+from tests.helpers import free_port
 from toolkit.batch import members as batch
 from toolkit.batch.dask_cluster import ClusterTarget, DaskExecutor, parse_cluster
 from toolkit.errors import UsageError
@@ -147,9 +147,7 @@ def test_bad_cluster_values_exit_2_with_one_line(grid_project):
 
 
 def test_an_unreachable_scheduler_is_reported_fast(grid_project):
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     started = time.monotonic()
     result = cli("run", "grid", "--grid", "n=1,2", "--cluster", f"tcp://127.0.0.1:{port}", cwd=grid_project.root)
     assert time.monotonic() - started < 30

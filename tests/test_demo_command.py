@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.helpers import listening
 
 
 def test_demo_publishes_to_a_local_portal_and_stops_cleanly(tmp_path):
@@ -40,9 +41,5 @@ def test_demo_publishes_to_a_local_portal_and_stops_cleanly(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-    import socket
-
-    port = int(url.rsplit(":", 1)[1])
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", port)) != 0  # the portal stopped with the demo
+    assert not listening(int(url.rsplit(":", 1)[1]))  # the portal stopped with the demo
     assert json.loads(next((tmp_path / "runs" / "weekly_statistics").glob("*/run.json")).read_text())["publication"]

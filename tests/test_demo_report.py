@@ -66,10 +66,13 @@ def test_demo_pdf_shows_the_weeks_numbers(demo_run, demo_db):
 
 def test_demo_pdf_pages_have_header_and_page_x_of_y(demo_run):
     run_dir, record = demo_run
-    pages = pdf_text(run_dir / "report.pdf").split("\f")[: record.pages]
     assert record.pages >= 2
-    for number, page in enumerate(pages, start=1):
+    assert record.spec["header_parameters"] == ["week", "status"]  # notebooks/weekly_statistics.yml
+    header = f"week: {WEEK.isoformat()} · status: all"  # the run's values ("all" is the notebook's default)
+    for number in range(1, record.pages + 1):
+        page = pdf_text(run_dir / "report.pdf", page=number)
         assert "Weekly Statistics" in page
+        assert header in page.splitlines(), f"page {number} has no running header {header!r}:\n{page[:300]}"
         assert f"Page {number} of {record.pages}" in page
         assert record.run_id in page
 

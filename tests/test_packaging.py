@@ -26,9 +26,23 @@ def test_environment_yml_lists_the_same_runtime_dependencies():
 
 
 def test_public_api():
+    import inspect
+
+    from toolkit import errors, version
+    from toolkit.notebook import analyst_api
+
     assert sorted(toolkit.__all__) == sorted(["__version__", "figure", "metric", "preview", "table", "text", "NbpressError"])
-    for name in toolkit.__all__:
-        assert hasattr(toolkit, name)
+    expected = {"figure": analyst_api.figure, "metric": analyst_api.metric, "preview": analyst_api.preview,
+                "table": analyst_api.table, "text": analyst_api.text, "NbpressError": errors.NbpressError}
+    for name, obj in expected.items():  # each public name is the real thing, not just some attribute
+        assert getattr(toolkit, name) is obj, name
+    namespace: dict = {}
+    exec("from toolkit import *", namespace)  # noqa: S102 - what `import *` gives is the API
+    assert set(namespace) - {"__builtins__"} == set(toolkit.__all__)
+    assert toolkit.__version__ == version.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    signatures = {name: list(inspect.signature(getattr(toolkit, name)).parameters) for name in expected if name != "NbpressError"}
+    assert signatures == {"table": ["name", "df", "caption"], "figure": ["name", "fig", "caption"],  # what notebooks call
+                          "metric": ["name", "value", "label"], "text": ["name", "markdown"], "preview": ["report", "project"]}
 
 
 def test_importing_the_toolkit_stays_cheap():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -111,6 +112,7 @@ def _failing_project(project, body, **spec):
 
 
 def _assert_failed(project, error_type, *, cell_index, ename, evalue_part):
+    assert evalue_part, "every substring is in the empty string: name a part of the error's value"
     with pytest.raises(error_type) as info:
         _run(project, "bad")
     (run_dir,) = (project.runs_dir / "bad").iterdir()
@@ -142,7 +144,8 @@ def test_cell_past_its_timeout(project):
 
 def test_kernel_that_dies(project):
     _failing_project(project, "import os; os._exit(3)")
-    _assert_failed(project, KernelDiedError, cell_index=2, ename="DeadKernelError", evalue_part="")
+    error, _ = _assert_failed(project, KernelDiedError, cell_index=2, ename="DeadKernelError", evalue_part="Kernel died")
+    assert str(error) == "the kernel died while running cell 2"
 
 
 def test_record_name_used_twice(project):
@@ -160,10 +163,17 @@ def test_render_refuses_a_run_that_did_not_execute(project):
 
 
 def test_each_run_gets_its_own_folder(small_report):
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     first, _ = _run(small_report, "small")
     second, _ = _run(small_report, "small")
+    after = dt.datetime.now(dt.timezone.utc)
     assert first != second and first.parent == second.parent
-    assert dt.datetime.strptime(first.name.split("-")[0], "%Y%m%dT%H%M%SZ")
+    for folder in (first, second):  # named by its start in UTC to the second, then 32 random bits
+        stamp, suffix = folder.name.split("-")
+        started = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        assert before <= started <= after, (folder.name, before, after)
+        assert re.fullmatch(r"[0-9a-f]{8}", suffix), folder.name
+    assert first.name.split("-")[0] <= second.name.split("-")[0]  # sortable: the later run does not sort first
 
 
 def test_a_run_reads_its_notebook_once(small_report):

@@ -1,9 +1,9 @@
-"""Schedule logic with a controllable clock: real APScheduler and a real SQLite job store, no waiting.
+"""Schedule logic with a controllable clock: the daemon's own scheduler and SQLite job store, no waiting.
 
 APScheduler 3 reads the time with ``datetime.now`` in two places (the scheduler's loop, which
 picks due jobs and coalesces their missed fire times, and the executor's ``run_job``, which
 drops fire times past their misfire grace). Both read the frozen clock here; the scheduler's
-loop is stepped by hand (:class:`SteppedScheduler`) instead of by a thread that sleeps.
+loop is stepped by hand (:func:`step`) instead of by a thread that sleeps.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import pytest
 import yaml
 from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.executors.base import BaseExecutor, run_job
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.base import BaseScheduler
 
 from tests.conftest import make_notebook
+from tests.helpers import open_job_store
 from toolkit.inputs.spec import Schedule
 from toolkit.scheduler.jobs import JOB_FUNC, next_fire_times, scheduled_specs, sync_jobs
 
@@ -35,19 +34,6 @@ class FrozenDatetime(dt.datetime):
     @classmethod
     def now(cls, tz=None):
         return Clock.now.astimezone(tz) if tz else Clock.now.replace(tzinfo=None)
-
-
-class SteppedScheduler(BaseScheduler):
-    """APScheduler's own job processing, stepped by the test instead of a sleeping thread."""
-
-    def wakeup(self):
-        pass
-
-    def shutdown(self, wait=True):
-        super().shutdown(wait)
-
-    def step(self):
-        self._process_jobs()
 
 
 class RecordingExecutor(BaseExecutor):
@@ -81,13 +67,18 @@ def write_spec(project, name: str, **schedule) -> None:
 
 
 def daemon_start(project, store_url):
-    """What `nbpress schedule` does at start: open the store, sync it with the specs."""
+    """What `nbpress schedule` does at start (toolkit.scheduler.daemon.serve): the daemon's scheduler
+    and store opened paused, synced with the specs, resumed. Its executor records the job calls."""
     executor = RecordingExecutor()
-    scheduler = SteppedScheduler(jobstores={"default": SQLAlchemyJobStore(url=store_url, tablename="nbpress_jobs")},
-                                 executors={"default": executor}, timezone=UTC)
-    scheduler.start()
+    scheduler = open_job_store(store_url, executor=executor)
     changes = sync_jobs(scheduler, project, scheduled_specs(project))
+    scheduler.resume()
     return scheduler, executor, changes
+
+
+def step(scheduler) -> None:
+    """One pass of APScheduler's loop: due jobs are submitted, missed fire times coalesced."""
+    scheduler._process_jobs()
 
 
 def test_a_missed_tick_within_the_grace_runs_once_after_downtime(project, tmp_path):
@@ -97,20 +88,20 @@ def test_a_missed_tick_within_the_grace_runs_once_after_downtime(project, tmp_pa
     assert changes.added == ["daily"]
     first = scheduler.get_job("daily").next_run_time
     assert first == dt.datetime(2026, 11, 21, 5, 0, tzinfo=UTC)  # 06:00 in Berlin (CET, UTC+1)
-    scheduler.step()
+    step(scheduler)
     assert executor.calls == []  # not due yet
     scheduler.shutdown()
 
     Clock.now = dt.datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # down for three fire times (21st, 22nd, 23rd)
     scheduler, executor, changes = daemon_start(project, url)
     assert changes.kept == ["daily"] and scheduler.get_job("daily").next_run_time == first  # survived the restart
-    scheduler.step()
+    step(scheduler)
     assert len(executor.calls) == 1  # coalesced: one run for three missed ticks
     args, run_times = executor.calls[0]
     assert args == (str(project.root), "daily")
     assert run_times == [dt.datetime(2026, 11, 23, 5, 0, tzinfo=UTC)]  # the latest missed fire time
     assert scheduler.get_job("daily").next_run_time == dt.datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
-    scheduler.step()
+    step(scheduler)
     assert len(executor.calls) == 1  # and not again
     scheduler.shutdown()
 
@@ -122,12 +113,12 @@ def test_a_tick_missed_by_more_than_the_grace_is_skipped(project, tmp_path):
     scheduler.shutdown()
     Clock.now = dt.datetime(2026, 11, 23, 5, 59, tzinfo=UTC)  # 59 minutes late: still runs
     scheduler, executor, _ = daemon_start(project, url)
-    scheduler.step()
+    step(scheduler)
     assert len(executor.calls) == 1 and executor.missed == []
     scheduler.shutdown()
     Clock.now = dt.datetime(2026, 11, 24, 7, 1, tzinfo=UTC)  # 2 h 1 min late: past the hour of grace
     scheduler, executor, _ = daemon_start(project, url)
-    scheduler.step()
+    step(scheduler)
     assert executor.calls == [] and executor.missed == [dt.datetime(2026, 11, 24, 5, 0, tzinfo=UTC)]
     assert scheduler.get_job("daily").next_run_time == dt.datetime(2026, 11, 25, 5, 0, tzinfo=UTC)
     scheduler.shutdown()

@@ -22,12 +22,10 @@ import pytest
 import yaml
 
 from tests.conftest import cli, make_notebook
+from tests.helpers import open_job_store, pid_alive, wait_for
 from toolkit.execute.forked_kernels import fork_available
 from toolkit.runs.run_folder import load_run
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.base import BaseScheduler
-
-from toolkit.scheduler.jobs import TABLE, scheduled_specs, sync_jobs
+from toolkit.scheduler.jobs import scheduled_specs, sync_jobs
 
 DAILY = {"cron": "0 6 * * *", "timezone": "Europe/Berlin", "misfire_grace": 3 * 86400}
 
@@ -98,22 +96,9 @@ def store_url(project) -> str:
     return f"sqlite:///{project.runs_dir / 'jobs.sqlite'}"
 
 
-class StoreOnly(BaseScheduler):
-    """Reads and edits the job store like the daemon does, but never fires a job (no loop)."""
-
-    def wakeup(self):
-        pass
-
-    def shutdown(self, wait=True):
-        super().shutdown(wait)
-
-
-def open_store(project) -> StoreOnly:
-    project.runs_dir.mkdir(exist_ok=True)
-    scheduler = StoreOnly(jobstores={"default": SQLAlchemyJobStore(url=store_url(project), tablename=TABLE)},
-                          timezone=dt.timezone.utc)
-    scheduler.start(paused=True)
-    return scheduler
+def open_store(project):
+    """The daemon's job store opened as the daemon opens it, but never firing a job (no loop, paused)."""
+    return open_job_store(store_url(project))
 
 
 def stored_next(project, report: str, *, move_to: dt.datetime | None = None) -> dt.datetime:
@@ -144,8 +129,9 @@ def test_a_restart_keeps_the_jobs_and_runs_the_missed_ticks_once_within_max_runs
                "the persisted jobs survive, a missed tick within the grace runs once (coalesced), within --max-runs")
     report(project, "tiny", 'tk.metric("n", n, label="N")')
     report(project, "other", 'tk.metric("n", n, label="N")')
+    report(project, "last", 'tk.metric("n", n, label="N")')  # the marker that the catch-up is over (below)
     daemon = Daemon(project, store_url(project))
-    assert "added other, tiny" in daemon.wait_for("jobs in sqlite:")
+    assert "added last, other, tiny" in daemon.wait_for("jobs in sqlite:")
     daemon.wait_for("waiting for ticks")
     assert daemon.stop() == 0
     upcoming = stored_next(project, "tiny")
@@ -160,27 +146,21 @@ def test_a_restart_keeps_the_jobs_and_runs_the_missed_ticks_once_within_max_runs
 
     for name in ("tiny", "other"):  # down over three fire times
         stored_next(project, name, move_to=upcoming - dt.timedelta(days=3))
+    stored_next(project, "last", move_to=upcoming - dt.timedelta(days=1))  # one missed fire time, the latest
     daemon = Daemon(project, store_url(project), "--max-runs", "1")
-    daemon.wait_for(": succeeded")
-    daemon.wait_for(": succeeded")
-    time.sleep(1)  # room for a (wrong) second catch-up run to start
+    # Due jobs are taken in next-run-time order and --max-runs 1 is one thread taking them first
+    # in, first out: when "last" has run, every run of tiny and other (a wrong second one too) is over.
+    daemon.wait_for("last: succeeded", timeout=180)
     assert daemon.stop() == 0
     records = []
-    for name in ("tiny", "other"):
+    for name in ("tiny", "other", "last"):
         [run_dir] = (project.runs_dir / name).iterdir()  # coalesced: one run for three missed ticks
         records.append(load_run(run_dir))
         assert (records[-1].status, records[-1].trigger, records[-1].attempt) == ("succeeded", "schedule", 1)
         assert stored_next(project, name) == upcoming  # the next tick is the regular one again
-    first, second = sorted(records, key=lambda r: r.started)
-    assert first.finished <= second.started  # --max-runs 1: one after the other
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+    first, second, third = sorted(records, key=lambda r: r.started)
+    assert first.finished <= second.started and second.finished <= third.started  # --max-runs 1: one after the other
+    assert third.report == "last"
 
 
 SLOW = """
@@ -200,10 +180,8 @@ def test_sigterm_during_a_run_finishes_or_cancels_it_cleanly_and_exits_0(project
     upcoming = stored_next(project, "slow", move_to=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
     daemon = Daemon(project, store_url(project), "--grace", str(grace))
     pid_file = project.notebooks_dir / "kernel.pid"
-    deadline = time.monotonic() + 90
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert pid_file.exists(), "the slow cell never started"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=90, what="the slow cell started",
+             process=daemon.process)
     kernel = int(pid_file.read_text())
     started = time.monotonic()
     assert daemon.stop(timeout=90) == 0
@@ -255,10 +233,8 @@ def test_sigterm_cancels_a_grid_tick_whose_kernels_were_forked_by_the_batch_exec
     stored_next(project, "slowgrid", move_to=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
     daemon = Daemon(project, store_url(project), "--grace", "0")
     pid_files = [project.notebooks_dir / f"kernel-{r}.pid" for r in "ab"]
-    deadline = time.monotonic() + 120
-    while not all(p.exists() for p in pid_files) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert all(p.exists() for p in pid_files), "the members never started"
+    wait_for(lambda: all(p.exists() and p.read_text() for p in pid_files), timeout=120, what="both members started",
+             process=daemon.process)
     kernels = [int(p.read_text()) for p in pid_files]
     assert daemon.stop(timeout=90) == 0
     records = [load_run(d) for d in (project.runs_dir / "slowgrid").iterdir()]
@@ -283,10 +259,7 @@ def test_sigterm_to_once_cancels_its_run_cleanly(project):
                                stderr=subprocess.PIPE, text=True)
     _started.append(process)
     pid_file = project.notebooks_dir / "kernel.pid"
-    deadline = time.monotonic() + 90
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert pid_file.exists(), "the slow cell never started"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=90, what="the slow cell started", process=process)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1, err

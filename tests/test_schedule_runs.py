@@ -13,6 +13,7 @@ from email import message_from_bytes
 import yaml
 
 from tests.conftest import cli, make_notebook
+from tests.helpers import run_in_pty
 from toolkit.deliver.owner_notice import RecordingMailer
 from toolkit.runs.run_folder import load_run
 from toolkit.scheduler.tick import Settings, run_tick
@@ -148,7 +149,6 @@ def fake_run(project, report_name: str, minutes_ago: int, **fields):
 
 def test_runs_is_a_table_on_a_terminal_and_lines_in_a_pipe(project):
     import os
-    import pty
     import sys
     from pathlib import Path
 
@@ -169,22 +169,8 @@ def test_runs_is_a_table_on_a_terminal_and_lines_in_a_pipe(project):
 
     exe = Path(sys.executable).with_name("nbpress")
     env = {**{k: v for k, v in os.environ.items() if k != "CI"}, "COLUMNS": "200"}
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stdout is the pseudo-terminal
-        os.chdir(project.root)
-        os.execve(str(exe), [str(exe), "runs", "weekly", "--limit", "1"], env)
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    output = b"".join(chunks).decode("utf-8", "replace")
-    assert os.waitstatus_to_exitcode(status) == 0
+    status, output = run_in_pty([str(exe), "runs", "weekly", "--limit", "1"], cwd=project.root, env=env)  # stdout is a terminal
+    assert status == 0
     assert "Runs, newest first" in output and "┃" in output  # a rich table (heavy header borders)
     assert "region=[north]" in output  # brackets shown as written, not taken for markup
     assert "v3 https://portal/d/p1" in output and "south" not in output  # --limit 1

@@ -6,7 +6,8 @@ import yaml
 
 from tests.conftest import make_notebook
 from tests.portal.test_publishing import serve
-from tests.test_publish_client import Scripted, free_port, portal_app  # noqa: F401 - the fixture
+from tests.helpers import free_port
+from tests.test_publish_client import Scripted, portal_app  # noqa: F401 - the fixture
 from toolkit.deliver.owner_notice import RecordingMailer
 from toolkit.deliver.portal_client import PublishConfig
 from toolkit.runs.history import history

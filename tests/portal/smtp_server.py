@@ -8,7 +8,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.helpers import free_port
 
 SMTP_USER, SMTP_PASSWORD = "mailer", "smtp password for tests"
 
@@ -47,12 +48,6 @@ def make_pki(folder: Path) -> Pki:
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue.key", "-out", "rogue.pem", "-days", "2",
              "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", cwd=folder)
     return Pki(folder / "ca.pem", folder / "server.pem", folder / "server.key", folder / "rogue.pem", folder / "rogue.key")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -11,10 +11,8 @@ import io
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,10 +23,10 @@ from publish_server.errors import Unauthorized
 from publish_server.extensions import db
 from publish_server.models import AuditEvent, Group, Publication, PublisherToken, Report, User
 from publish_server.storage import FileStore
+from tests.helpers import free_port, listening, wait_until_listening
 
 from .conftest import TEST_PASSWORD, make_pdf
 
-ROOT = Path(__file__).resolve().parents[2]
 NBPRESS = Path(sys.executable).with_name("nbpress")
 
 
@@ -397,36 +395,14 @@ def test_nbpress_portal_refuses_a_name_with_cr_lf_in_one_line(tmp_path):
     assert "Traceback" not in done.stderr and "\r" not in done.stderr
 
 
-def test_the_toolkit_never_imports_the_portal():
-    code = "import sys, toolkit.cli; sys.exit(any(m == 'publish_server' or m.startswith('publish_server.') for m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_listening(port: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        assert process.poll() is None, process.stdout.read() if process.stdout else "the server exited"
-        assert time.monotonic() < deadline, "the dev server did not start"
-        time.sleep(0.2)
-
-
 def test_nbpress_portal_serve_dev_writes_secrets_once_migrates_and_serves(tmp_path):
     instance = tmp_path / "instance"
-    port = _free_port()
+    port = free_port()
     env = _portal_env(instance)
     server = subprocess.Popen([str(NBPRESS), "portal", "serve", "--dev", "--port", str(port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_until_listening(port, server)
+        wait_until_listening(port, server, name="the dev server")
         response = requests.get(f"http://127.0.0.1:{port}/login", timeout=10)
         assert response.status_code == 200 and "Sign in" in response.text
         assert requests.get(f"http://127.0.0.1:{port}/", allow_redirects=False, timeout=5).headers["Location"].startswith("/login")
@@ -439,13 +415,12 @@ def test_nbpress_portal_serve_dev_writes_secrets_once_migrates_and_serves(tmp_pa
     assert "SECRET_KEY" in first and "COOKIE_SECURE = false" in first
     assert (instance / "portal.sqlite3").exists()
     # nbpress became the server (exec): stopping it stopped the server, nothing is left listening
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    assert not listening(port)
     # a second start keeps the secrets (sessions survive restarts)
     again = subprocess.Popen([str(NBPRESS), "portal", "serve", "--dev", "--port", str(port)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_until_listening(port, again)
+        wait_until_listening(port, again, name="the dev server")
     finally:
         again.terminate()
         again.wait(timeout=30)
@@ -453,11 +428,11 @@ def test_nbpress_portal_serve_dev_writes_secrets_once_migrates_and_serves(tmp_pa
 
 
 def test_nbpress_portal_serve_on_all_interfaces_answers_only_trusted_hosts_and_says_so(tmp_path):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([str(NBPRESS), "portal", "serve", "--dev", "--host", "0.0.0.0", "--port", str(port)],
                               env=_portal_env(tmp_path / "instance"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_until_listening(port, server)
+        wait_until_listening(port, server, name="the dev server")
         assert requests.get(f"http://127.0.0.1:{port}/login", timeout=10).status_code == 200
         refused = requests.get(f"http://127.0.0.1:{port}/login", headers={"Host": "evil.example"}, timeout=10)
         assert refused.status_code == 400 and "Location" not in refused.headers

@@ -17,9 +17,10 @@ import pytest
 from publish_server import create_app
 from publish_server.errors import ConfigError, MailError
 from publish_server.mail import FileOutbox, RecordingMailer, SmtpMailer, compose, mailer, parse_mail_url, send_template
+from tests.helpers import free_port
 
 from .conftest import base_config
-from .smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpServer, free_port, make_pki, text_of
+from .smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpServer, make_pki, text_of
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.portal import free_port
 from publish_server import create_app
 from publish_server.errors import ConfigError
 from tests.conftest import ROOT
+from tests.helpers import free_port
 
 from .conftest import base_config
 

@@ -17,9 +17,9 @@ from flask_jwt_extended import decode_token
 from publish_server.extensions import db
 from publish_server.models import AuditEvent, Device, LoginChallenge, utcnow
 from publish_server.openapi import build_document
+from tests.helpers import free_port
 
 from .conftest import TEST_PASSWORD, api_sign_in, base_config, last_code
-from .smtp_server import free_port
 
 EMAIL = "ana@example.org"
 

@@ -37,7 +37,8 @@ from typing import Callable, Iterator
 
 import requests
 
-from benchmarks.portal import free_port, make_pdf, start_portal, stop, wait_for_port
+from benchmarks.portal import make_pdf, start_portal, stop, wait_for_port
+from tests.helpers import free_port
 
 __all__ = ["LoadResult", "Served", "seed_instance", "portal", "run_load"]
 

@@ -28,6 +28,7 @@ from publish_server import create_app
 from publish_server.extensions import db
 from publish_server.models import LoginChallenge, Publication
 from tests.conftest import ROOT, make_notebook
+from tests.helpers import wait_for
 from tests.portal.conftest import TEST_PASSWORD, base_config, make_pdf
 from tests.portal.smtp_server import SmtpServer, code_in
 from tests.portal.test_publishing import metadata_for, new_publisher_token, post_publication
@@ -235,17 +236,15 @@ def test_a_kernel_killed_mid_run(tmp_path, proof):
 
     shutil.copytree(ROOT / "templates", tmp_path / "templates")
     pid_file = tmp_path / "kernel.pid"
-    make_notebook(tmp_path / "notebooks" / "long.ipynb", "n: int = 1",
-                  f"import os, pathlib; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); print('started')",
-                  "import time; time.sleep(120)")
+    # The long cell writes the pid: nbclient sends a cell only once the previous one has replied and
+    # its output has arrived, so from then on the first cell's output is in the client's notebook.
+    make_notebook(tmp_path / "notebooks" / "long.ipynb", "n: int = 1", "print('started')",
+                  f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(120)")
     exe = Path(sys.executable).with_name("nbpress")
     process = subprocess.Popen([str(exe), "run", "long"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not pid_file.exists() or not pid_file.read_text():
-            assert time.monotonic() < deadline and process.poll() is None, "the kernel never started the first cell"
-            time.sleep(0.1)
-        time.sleep(1.5)  # let the partial notebook be saved with the first cell's output
+        wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=60, what="the kernel started the long cell",
+                 process=process)
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
         _out, err = process.communicate(timeout=120)
     finally:
