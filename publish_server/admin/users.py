@@ -14,6 +14,7 @@ from ..extensions import db
 from ..models import User, utcnow
 from ..signin import session_tokens
 from ..signin.devices import revoke_all as revoke_devices
+from ..signin.password_step import notify_password_changed
 from .common import (
     OTP_NOTE, TEXT, checked_display_name, fail, find_group, find_user, normal_email, one_time_password, password_hasher,
     print_table, when,
@@ -94,6 +95,7 @@ def users_reset_password(email: str) -> None:
     revoke_devices(user, utcnow(), by="operator")
     audit.record("password_reset", "ok", user_id=user.id, by="operator")
     db.session.commit()
+    notify_password_changed(user, utcnow(), by_operator=True)  # the owner hears of it, never the password
     click.echo(f"reset the password of {user.email}; their sessions and tokens are revoked")
     click.echo(f"one-time password: {password}")  # stdout only, never a logger or the audit log
     click.echo(OTP_NOTE, err=True)

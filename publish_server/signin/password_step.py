@@ -9,16 +9,22 @@ timing tells them apart.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+
 from flask import current_app
 
 from .. import audit
-from ..errors import PasswordRejected
+from ..errors import MailError, PasswordRejected
 from ..extensions import db
+from ..mail import send_template
 from ..models import User, utcnow
 from .devices import revoke_all
 from .passwords import Passwords
 
-__all__ = ["authenticate", "change_password", "normalise_email", "passwords"]
+__all__ = ["authenticate", "change_password", "notify_password_changed", "normalise_email", "passwords"]
+
+log = logging.getLogger(__name__)
 
 
 def passwords() -> Passwords:
@@ -82,5 +88,19 @@ def change_password(user: User, current: object, new: object, repeat: object, **
         raise refuse("wrong_current", "Your current password is not correct.")
     user.password_hash = hasher.hash(text)
     user.must_change_password = False
-    revoke_all(user, utcnow(), by="password_change")  # every device needs a code again; every token ends
+    moment = utcnow()
+    revoke_all(user, moment, by="password_change")  # every device needs a code again; every token ends
     audit.record("password.change", "ok", user_id=user.id, **audit_detail)
+    notify_password_changed(user, moment, by_operator=False)
+
+
+def notify_password_changed(user: User, moment: dt.datetime, *, by_operator: bool) -> None:
+    """Tell the account's owner that its password changed (never the password); a failed send
+    is logged, the change stands."""
+    try:
+        send_template("password_changed", to_name=user.display_name, to_address=user.email,
+                      subject="Your Notebook Press password was changed", name=user.display_name or user.email,
+                      how="reset by an operator" if by_operator else "changed", by_operator=by_operator,
+                      when=moment.strftime("%Y-%m-%d %H:%M"))
+    except MailError as exc:
+        log.error("password change notice for user %s not sent: %s", user.id, exc)

@@ -168,6 +168,10 @@ def test_reset_password_prints_a_new_one_time_password_and_revokes_sessions(cli,
     fresh = client.application.test_client()
     assert login(fresh, "ray@example.org", TEST_PASSWORD).status_code == 401
     assert login(fresh, "ray@example.org", password).headers["Location"].startswith("/account")
+    notices = [m for m in client.application.extensions["nbpress.mailer"].sent
+               if m["Subject"] == "Your Notebook Press password was changed"]
+    assert len(notices) == 1 and "reset by an operator" in notices[0].get_body(preferencelist=("plain",)).get_content()
+    assert password not in notices[0].as_string()  # the one-time password goes to the operator only
 
 
 def test_users_list_and_groups(cli, make_user):

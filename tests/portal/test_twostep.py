@@ -438,6 +438,22 @@ def test_a_password_change_revokes_every_device(app, client, ana, login):
     assert api_login(client, password="a brand new passphrase 77", device_token=token).status_code == 202
 
 
+def test_a_password_change_is_mailed_to_the_owner_without_the_password(app, client, ana, login):
+    login(client, EMAIL)
+    before = len(sent(app))
+    new = "a brand new passphrase 77"
+    response = client.post("/account/password", data={"csrf_token": csrf(client), "current_password": TEST_PASSWORD,
+                                                      "new_password": new, "new_password_again": new})
+    assert response.status_code == 303
+    [notice] = sent(app)[before:]
+    text = notice.get_body(preferencelist=("plain",)).get_content()
+    assert notice["Subject"] == "Your Notebook Press password was changed" and "was changed" in text
+    assert new not in notice.as_string() and TEST_PASSWORD not in notice.as_string()
+    refused = client.post("/account/password", data={"csrf_token": csrf(client), "current_password": "wrong wrong wrong",
+                                                     "new_password": new + "x", "new_password_again": new + "x"})
+    assert refused.status_code in (303, 400) and len(sent(app)) == before + 1  # a refused change mails nothing
+
+
 def test_admin_cli_lists_and_revokes_devices(app, client, ana, login):
     login(client, EMAIL)
     device = db.session.scalars(sa.select(Device)).one()
