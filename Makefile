@@ -36,9 +36,11 @@ bench: $(VENV)/.test
 bench-batch: $(VENV)/.test
 	$(BIN)/python -m benchmarks.batch $(BENCH_ARGS)
 
+# As root (containers, CI machines) Jupyter refuses to start without --allow-root.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(VENV)/.runtime
 	$(PIP) install -e '.[lab]'
-	cd notebooks && ../$(BIN)/jupyter lab
+	cd notebooks && ../$(BIN)/jupyter lab $(LAB_ROOT)
 
 lint: $(VENV)/.test
 	$(BIN)/python -m compileall -q toolkit publish_server tests benchmarks
