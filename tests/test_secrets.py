@@ -1,0 +1,108 @@
+"""Secret inputs: declared `Secret` in the parameters cell, read from the environment only,
+never written into the notebook, run.json or any output (masked as ***)."""
+
+from __future__ import annotations
+
+import os
+import secrets as pysecrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_notebook
+from toolkit.errors import ParameterError, SpecError
+from toolkit.inputs.params import read_schema
+from toolkit.inputs.prepare import read_inputs
+from toolkit.inputs.spec import find_report, load_spec
+
+PARAMS = """
+from toolkit import Secret
+import toolkit as tk
+db_password: Secret = ""   # the warehouse password
+api_key: tk.Secret
+n: int = 2
+"""
+
+
+def canary() -> str:
+    return f"canary-{pysecrets.token_hex(8)}"
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("nbpress")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NBPRESS_SECRET_")}
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=300, env={**clean, **env})
+
+
+@pytest.fixture
+def secret_report(project):
+    make_notebook(project.notebooks_dir / "vault.ipynb", PARAMS, "print(n, len(db_password), len(api_key))")
+    return project
+
+
+def test_secret_annotation_is_read_statically(secret_report):
+    schema = read_schema(secret_report.notebooks_dir / "vault.ipynb")
+    assert schema.secrets == ["db_password", "api_key"]
+    assert schema["db_password"].type.describe() == "Secret"
+    assert schema.resolve({}) == {"n": 2}  # secrets are not values: they come from the environment
+
+
+def test_secret_comes_from_the_default_variable_or_the_specs(secret_report):
+    inputs = read_inputs(find_report("vault", secret_report.notebooks_dir))
+    assert inputs.secrets == {"db_password": "NBPRESS_SECRET_DB_PASSWORD", "api_key": "NBPRESS_SECRET_API_KEY"}
+    prepared = inputs.prepare({}, environ={"NBPRESS_SECRET_DB_PASSWORD": "a", "NBPRESS_SECRET_API_KEY": "b"})
+    assert prepared.secrets == inputs.secrets and prepared.parameters == {"n": 2}
+
+    (secret_report.notebooks_dir / "vault.yml").write_text("secrets:\n  db_password: {env: WAREHOUSE_PASSWORD}\n")
+    inputs = read_inputs(find_report("vault", secret_report.notebooks_dir))
+    assert inputs.secrets["db_password"] == "WAREHOUSE_PASSWORD"
+    with pytest.raises(ParameterError, match="WAREHOUSE_PASSWORD is not set") as info:
+        inputs.prepare({}, environ={"NBPRESS_SECRET_DB_PASSWORD": "a", "NBPRESS_SECRET_API_KEY": "b"})
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("yaml", "key"), [
+    ("secrets:\n  n: {env: X}\n", "secrets.n"),
+    ("secrets:\n  db_password: {env: 'not a name'}\n", "secrets.db_password.env"),
+    ("secrets:\n  db_password: {variable: X}\n", "secrets.db_password"),
+    ("parameters:\n  db_password: x\n", "parameters.db_password"),
+    ("header_parameters: [api_key]\n", "header_parameters"),
+    ("grid:\n  api_key: [a, b]\n", "grid.api_key"),
+])
+def test_bad_secret_specs_are_refused(secret_report, yaml, key):
+    spec_path = secret_report.notebooks_dir / "vault.yml"
+    spec_path.write_text(yaml)
+    with pytest.raises(SpecError) as info:
+        read_inputs(load_spec(spec_path))
+    assert info.value.key.startswith(key)
+    assert "'x'" not in str(info.value)
+
+
+def test_a_value_given_for_a_secret_is_refused(secret_report):
+    inputs = read_inputs(find_report("vault", secret_report.notebooks_dir))
+    for values, assignments in (({}, ["db_password=hunter2"]), ({"api_key": "hunter2"}, [])):
+        with pytest.raises(ParameterError, match="comes from the environment variable NBPRESS_SECRET_") as info:
+            inputs.given(values, assignments)
+        assert "hunter2" not in str(info.value)
+
+
+def test_cli_refuses_secret_values_and_missing_variables(secret_report, tmp_path):
+    root = secret_report.root
+    env = {"NBPRESS_SECRET_DB_PASSWORD": canary(), "NBPRESS_SECRET_API_KEY": canary()}
+    given = run_cli("run", "vault", "-p", "db_password=x", cwd=root, env=env)
+    assert given.returncode == 2
+    assert given.stderr.strip().splitlines() == [
+        "nbpress: error: parameter 'db_password': is a secret: its value comes from the environment variable"
+        " NBPRESS_SECRET_DB_PASSWORD only, never from -p or a values file"]
+    values = tmp_path / "values.yml"
+    values.write_text("api_key: x\n")
+    assert run_cli("run", "vault", "-f", str(values), cwd=root, env=env).returncode == 2
+
+    missing = run_cli("run", "vault", cwd=root, env={"NBPRESS_SECRET_DB_PASSWORD": env["NBPRESS_SECRET_DB_PASSWORD"]})
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        "nbpress: error: parameter 'api_key': is a secret and the environment variable NBPRESS_SECRET_API_KEY is not set")
+    assert env["NBPRESS_SECRET_DB_PASSWORD"] not in missing.stdout + missing.stderr
+    assert not secret_report.runs_dir.exists()  # refused before a run folder or kernel
