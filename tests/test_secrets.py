@@ -106,3 +106,36 @@ def test_cli_refuses_secret_values_and_missing_variables(secret_report, tmp_path
         "nbpress: error: parameter 'api_key': is a secret and the environment variable NBPRESS_SECRET_API_KEY is not set")
     assert env["NBPRESS_SECRET_DB_PASSWORD"] not in missing.stdout + missing.stderr
     assert not secret_report.runs_dir.exists()  # refused before a run folder or kernel
+
+
+def _secret_env(monkeypatch) -> dict[str, str]:
+    env = {"NBPRESS_SECRET_DB_PASSWORD": canary(), "NBPRESS_SECRET_API_KEY": canary()}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+def test_the_kernel_reads_the_secret_from_its_environment_not_the_notebook(secret_report, monkeypatch):
+    import json
+
+    import nbformat
+
+    from toolkit.inputs.prepare import prepare
+    from toolkit.notebook.records import read_records
+    from toolkit.runs.pipeline import run_report
+
+    env = _secret_env(monkeypatch)
+    make_notebook(secret_report.notebooks_dir / "vault.ipynb", PARAMS,
+                  "tk.metric('length', len(db_password) + len(api_key))")
+    prepared = prepare(find_report("vault", secret_report.notebooks_dir))
+    run_dir, record = run_report(prepared, secret_report)
+    assert record.status == "succeeded"
+    nb = nbformat.read(str(run_dir / "executed.ipynb"), as_version=4)
+    assert read_records(nb)["length"].value == len(env["NBPRESS_SECRET_DB_PASSWORD"]) * 2
+    injected = nb.cells[1].source
+    assert "__import__(\"os\").environ['NBPRESS_SECRET_DB_PASSWORD']" in injected
+    assert nb.metadata.papermill.parameters["db_password"] == "***"
+    saved = json.loads((run_dir / "run.json").read_text())
+    assert saved["parameters"] == {"n": 2, "db_password": "***", "api_key": "***"}
+    for value in env.values():
+        assert value not in (run_dir / "executed.ipynb").read_text() and value not in (run_dir / "run.json").read_text()

@@ -23,8 +23,8 @@ import nbformat
 from ..checks import run_checks
 from ..errors import DataCheckError, ExecutionError, NbpressError, RunDirError
 from ..execute.papermill_run import execute
-from ..inputs.params import to_jsonable
-from ..inputs.prepare import Prepared
+from ..inputs.params import SECRET_SHOWN, to_jsonable
+from ..inputs.prepare import Prepared, check_secrets
 from ..inputs.spec import ReportSpec
 from ..notebook import records as rec
 from ..project import Project
@@ -71,12 +71,14 @@ def run_report(
     ``launcher`` starts the kernel (the batch fork server); None: a new kernel process.
     """
     spec = prepared.spec
+    check_secrets(prepared.secrets)  # e.g. a remote worker without the variables: refused, no folder
     run_id = new_run_id()
     run_dir = create_run_dir(out_dir or project.runs_dir, spec.name, run_id)
     record = RunRecord(
         report=spec.name,
         run_id=run_id,
-        parameters={k: to_jsonable(v) for k, v in prepared.parameters.items()},
+        parameters={**{k: to_jsonable(v) for k, v in prepared.parameters.items()},
+                    **{k: SECRET_SHOWN for k in prepared.secrets}},
         period=prepared.period,
         spec=spec.model_dump(mode="json", exclude={"path"}),
         notebook=str(spec.notebook),
@@ -102,6 +104,7 @@ def run_report(
                 start_timeout=spec.timeouts.start,
                 on_cell=(lambda i, n, phase: progress("execute", f"cell {i + 1}/{n}")) if progress else None,
                 launcher=launcher,
+                secrets=prepared.secrets,
             )
         records = None
         if spec.checks:
