@@ -139,3 +139,77 @@ def test_the_kernel_reads_the_secret_from_its_environment_not_the_notebook(secre
     assert saved["parameters"] == {"n": 2, "db_password": "***", "api_key": "***"}
     for value in env.values():
         assert value not in (run_dir / "executed.ipynb").read_text() and value not in (run_dir / "run.json").read_text()
+
+
+def _leaks(run_dir: Path, values) -> list[str]:
+    """Every file under the run folder (bytes), the PDF's text and metadata: where a value shows."""
+    from pypdf import PdfReader
+
+    from tests.conftest import pdf_text
+
+    found = []
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        texts = [data.decode("utf-8", "replace")]
+        if path.suffix == ".pdf":
+            texts.append(pdf_text(path))
+            reader = PdfReader(str(path))
+            texts.append(repr(reader.metadata) + repr(reader.xmp_metadata and reader.xmp_metadata.rdf_root.toxml()))
+        for value in values:
+            if value.encode() in data or any(value in t for t in texts):
+                found.append(f"{path.relative_to(run_dir)}: {value}")
+    return found
+
+
+LEAKY = """
+print("connecting with", db_password)
+tk.text("note", f"the key is {api_key}")
+tk.metric("length", len(db_password))
+db_password
+"""
+
+
+def test_a_successful_run_keeps_no_secret_anywhere(secret_report):
+    make_notebook(secret_report.notebooks_dir / "vault.ipynb", PARAMS, LEAKY)
+    env = {"NBPRESS_SECRET_DB_PASSWORD": canary(), "NBPRESS_SECRET_API_KEY": canary()}
+    result = run_cli("run", "vault", cwd=secret_report.root, env=env)
+    assert result.returncode == 0, result.stderr
+    [run_dir] = list((secret_report.runs_dir / "vault").iterdir())
+    assert (run_dir / "report.pdf").exists()
+    assert "connecting with ***" in (run_dir / "executed.ipynb").read_text()
+    assert _leaks(run_dir, env.values()) == []
+    assert not any(v in result.stdout + result.stderr for v in env.values())
+
+
+def test_a_failed_run_keeps_no_secret_in_its_error_notebook_or_mail(secret_report):
+    import json
+
+    (secret_report.notebooks_dir / "vault.yml").write_text(
+        "owner: analyst@example.com\nsecrets:\n  db_password: {env: WAREHOUSE_PASSWORD}\n")
+    make_notebook(secret_report.notebooks_dir / "vault.ipynb", PARAMS, LEAKY,
+                  "raise RuntimeError(f'login refused for password {db_password!r} and key {api_key}')")
+    env = {"WAREHOUSE_PASSWORD": canary(), "NBPRESS_SECRET_API_KEY": canary()}
+    result = run_cli("run", "vault", cwd=secret_report.root, env=env)
+    assert result.returncode == 1
+    assert "login refused for password '***' and key ***" in result.stderr
+    [run_dir] = list((secret_report.runs_dir / "vault").iterdir())
+    error = json.loads((run_dir / "run.json").read_text())["error"]
+    assert error["evalue"] == "login refused for password '***' and key ***"
+    assert _leaks(run_dir, env.values()) == []
+    assert not any(v in result.stdout + result.stderr for v in env.values())
+
+
+def test_the_owner_mail_is_masked(secret_report, monkeypatch, tmp_path):
+    from toolkit.deliver.owner_notice import notify_owner
+    from toolkit.runs.run_folder import FailureRecord, RunRecord
+    import datetime as dt
+
+    env = _secret_env(monkeypatch)
+    value = env["NBPRESS_SECRET_DB_PASSWORD"]
+    record = RunRecord(report="vault", run_id="r1", parameters={"db_password": "***"}, period="", spec={},
+                       notebook="vault.ipynb", notebook_sha256="0" * 64, started=dt.datetime.now(dt.timezone.utc),
+                       versions={}, trigger="schedule", attempt=1, status="failed",
+                       error=FailureRecord(stage="execute", type="ExecutionError", message=f"boom {value}"))
+    sent = notify_owner(tmp_path, record, "analyst@example.com")
+    assert value not in sent.body and "boom ***" in sent.body
+    assert value not in (tmp_path / "notification.eml").read_text()

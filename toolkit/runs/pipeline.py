@@ -31,6 +31,7 @@ from ..project import Project
 from ..render import longtable
 from ..render.html import ReportContext, render_html, write_assets
 from ..render.pdf import write_pdf
+from .masking import mask_error, mask_file, secret_values
 from .run_folder import FailureRecord, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
 
 __all__ = ["run_report", "render_run"]
@@ -91,8 +92,9 @@ def run_report(
     save_run(run_dir, record)
     clock = _Stopwatch(record, progress)
     stage = "execute"
+    hidden = secret_values(prepared.secrets)
     try:
-        with clock.stage("execute"):
+        with clock.stage("execute"), _masked(run_dir / "executed.ipynb", hidden):
             execute(
                 spec.notebook,
                 run_dir / "executed.ipynb",
@@ -118,16 +120,27 @@ def run_report(
         exc.run_dir = run_dir
         raise
     except NbpressError as exc:
+        mask_error(exc, hidden)
         _fail(run_dir, record, stage, exc)
         exc.run_dir = run_dir  # callers (batches, the scheduler) report where the evidence is
         raise
     except BaseException as exc:  # KeyboardInterrupt and surprises still leave a trace
+        mask_error(exc, hidden)
         _fail(run_dir, record, stage, exc)
         raise
     record.status = "succeeded"
     record.finished = dt.datetime.now(dt.timezone.utc)
     save_run(run_dir, record)
     return run_dir, record
+
+
+@contextmanager
+def _masked(executed: Path, values: list[str]) -> Iterator[None]:
+    """Whatever happens in the kernel, the executed notebook is kept with the secrets masked."""
+    try:
+        yield
+    finally:
+        mask_file(executed, values)
 
 
 def render_run(run_dir: Path, project: Project, *, template: str | None = None, progress: Progress | None = None) -> RunRecord:
