@@ -213,3 +213,17 @@ def test_the_owner_mail_is_masked(secret_report, monkeypatch, tmp_path):
     sent = notify_owner(tmp_path, record, "analyst@example.com")
     assert value not in sent.body and "boom ***" in sent.body
     assert value not in (tmp_path / "notification.eml").read_text()
+
+
+def test_a_local_batch_gets_secrets_from_the_environment_and_keeps_none(secret_report):
+    make_notebook(secret_report.notebooks_dir / "vault.ipynb", PARAMS, LEAKY,
+                  "if n == 2: raise RuntimeError(f'bad password {db_password}')")
+    env = {"NBPRESS_SECRET_DB_PASSWORD": canary(), "NBPRESS_SECRET_API_KEY": canary()}
+    result = run_cli("run", "vault", "--grid", "n=1,2", "-w", "2", cwd=secret_report.root, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "bad password ***" in result.stdout
+    folders = list((secret_report.runs_dir / "vault").iterdir())
+    assert len(folders) == 2
+    for run_dir in folders:
+        assert _leaks(run_dir, env.values()) == []
+    assert not any(v in result.stdout + result.stderr for v in env.values())
