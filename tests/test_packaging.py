@@ -31,11 +31,12 @@ def test_public_api():
     from toolkit import errors, version
     from toolkit.notebook import analyst_api
 
-    assert sorted(toolkit.__all__) == sorted(["__version__", "figure", "metric", "preview", "table", "text", "NbpressError"])
+    assert sorted(toolkit.__all__) == sorted(["__version__", "figure", "metric", "preview", "table", "text", "NbpressError", "Secret"])
     expected = {"figure": analyst_api.figure, "metric": analyst_api.metric, "preview": analyst_api.preview,
                 "table": analyst_api.table, "text": analyst_api.text, "NbpressError": errors.NbpressError}
     for name, obj in expected.items():  # each public name is the real thing, not just some attribute
         assert getattr(toolkit, name) is obj, name
+    assert issubclass(toolkit.Secret, str)  # the annotation of a secret input (toolkit/inputs/params.py reads it by name)
     namespace: dict = {}
     exec("from toolkit import *", namespace)  # noqa: S102 - what `import *` gives is the API
     assert set(namespace) - {"__builtins__"} == set(toolkit.__all__)

@@ -18,4 +18,13 @@ from .errors import NbpressError
 from .notebook.analyst_api import figure, metric, preview, table, text
 from .version import __version__
 
-__all__ = ["__version__", "figure", "metric", "preview", "table", "text", "NbpressError"]
+__all__ = ["__version__", "figure", "metric", "preview", "table", "text", "NbpressError", "Secret"]
+
+
+class Secret(str):
+    """Annotation of a secret input in the ``parameters`` cell (``db_password: Secret = ""``).
+
+    The parameters-cell parser recognises it by name; the value is read from the environment
+    (``NBPRESS_SECRET_<NAME>`` or the variable the spec names under ``secrets:``), never given
+    with ``-p`` or a values file, and masked as ``***`` in the run's outputs and errors.
+    """

@@ -19,11 +19,17 @@ from typing import Any
 from .errors import UsageError
 from .notebook.run_env import RUN_ENV
 
-__all__ = ["Setting", "SETTINGS", "PREFIX", "RUN_ID", "get", "default", "settings_table_markdown"]
+__all__ = ["Setting", "SETTINGS", "PREFIX", "RUN_ID", "SECRET_PREFIX", "PATTERNS", "get", "default", "settings_table_markdown"]
 
 PREFIX = "NBPRESS_"
 # Set by the toolkit itself for the kernel of a run (the notebook API reads it), not by users.
 RUN_ID = RUN_ENV
+# A notebook's `Secret` parameter NAME is read from NBPRESS_SECRET_<NAME> unless its spec names
+# another variable (`secrets: {name: {env: VAR}}`); one variable per secret, not a setting.
+SECRET_PREFIX = PREFIX + "SECRET_"
+PATTERNS: tuple[tuple[str, str], ...] = (
+    (SECRET_PREFIX, "The value of the notebook's `Secret` parameter `<name>` (upper case), unless the report spec names another variable under `secrets:`. Never given with `-p` or a values file; masked as `***` in the run folder."),
+)
 
 
 @dataclass(frozen=True)
@@ -101,4 +107,6 @@ def settings_table_markdown() -> str:
     for s in SETTINGS:
         default = "(empty)" if s.default == "" else str(s.default).lower() if isinstance(s.default, bool) else f"`{s.default}`"
         lines.append(f"| `{s.variable}` | {default} | {s.doc} |")
+    for prefix, doc in PATTERNS:
+        lines.append(f"| `{prefix}<NAME>` | (none) | {doc} |")
     return "\n".join(lines) + "\n"

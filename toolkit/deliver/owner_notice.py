@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import settings
+from ..inputs.params import SECRET_SHOWN, secret_variable
+from ..runs.masking import mask_text, secret_values
 from ..runs.run_folder import RunRecord
 
 __all__ = ["Notification", "Mailer", "RunFolderMailer", "RecordingMailer", "notify_owner", "needs_owner"]
@@ -86,7 +88,20 @@ def _body(record: RunRecord, run_dir: Path) -> str:
             lines.append(f"Failing cell: {record.error.cell_index} ({record.error.ename}: {record.error.evalue})")
         if (run_dir / "executed.ipynb").exists():
             lines.append(f"Executed notebook: {run_dir / 'executed.ipynb'}")
-    return "\n".join(lines) + "\n"
+    return mask_text("\n".join(lines) + "\n", _secrets_of(record))
+
+
+def _secrets_of(record: RunRecord) -> list[str]:
+    """The values of the run's secrets (shown as *** in its parameters), if this process has them:
+    the recorded error is masked already; this keeps a mail from ever carrying one."""
+    names = [k for k, v in record.parameters.items() if v == SECRET_SHOWN]
+    return secret_values({n: secret_variable(n, _sources(record)) for n in names})
+
+
+def _sources(record: RunRecord) -> dict[str, object]:
+    from types import SimpleNamespace
+
+    return {k: SimpleNamespace(env=(v or {}).get("env")) for k, v in (record.spec.get("secrets") or {}).items()}
 
 
 def notify_owner(run_dir: Path, record: RunRecord, owner: str | None, mailer: Mailer | None = None) -> Notification | None:

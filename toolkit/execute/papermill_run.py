@@ -33,7 +33,7 @@ from papermill.models import Parameter as PapermillParameter
 from papermill.translators import PythonTranslator, papermill_translators
 
 from ..errors import CellTimeoutError, ExecutionError, KernelDiedError, NotebookError
-from ..inputs.params import read_schema
+from ..inputs.params import SECRET_SHOWN, read_schema
 from ..notebook.run_env import RUN_ENV
 
 __all__ = ["execute", "CellEvent", "IpcKernelManager"]
@@ -65,9 +65,24 @@ def _for_papermill(value: Any) -> Any:
     return value
 
 
+class _FromEnv(str):
+    """A secret on its way into the notebook: ``***`` in papermill's metadata; in the injected
+    cell, code that reads the kernel's environment (the value is never written into the notebook)."""
+
+    def __new__(cls, variable: str):
+        self = super().__new__(cls, SECRET_SHOWN)
+        self.variable = variable
+        return self
+
+    def __reduce__(self):
+        return (_FromEnv, (self.variable,))
+
+
 class _Translator(PythonTranslator):
     @classmethod
     def translate(cls, val: Any) -> str:
+        if isinstance(val, _FromEnv):
+            return f'__import__("os").environ[{val.variable!r}]'
         if isinstance(val, _IsoDate):
             return f'__import__("datetime").{val.kind}.fromisoformat({str(val)!r})'
         return super().translate(val)
@@ -201,6 +216,7 @@ def execute(
     start_timeout: int,
     on_cell: CellEvent | None = None,
     launcher: type | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> None:
     """Run ``source`` (the notebook read from ``notebook``, as prepared) with ``parameters``,
     writing the executed notebook to ``output``; the kernel works in ``notebook``'s folder.
@@ -208,6 +224,8 @@ def execute(
     The output is saved after every cell, so a failure leaves the partial notebook behind.
     ``launcher``: a jupyter_client ``KernelManager`` subclass that starts the (always new)
     kernel process another way, e.g. forked from the batch fork server.
+    ``secrets``: parameter -> environment variable; the injected cell reads the variable in the
+    kernel (which inherits this process's environment), so no value is written into the notebook.
     """
     extra = {"kernel_manager_class": launcher or IpcKernelManager}
     current = {"cell": None}
@@ -229,7 +247,8 @@ def execute(
                 source,  # papermill works on its own copy (it serialises the node and reads it back)
                 str(output),
                 source_path=str(notebook),
-                parameters={k: _for_papermill(v) for k, v in parameters.items()},
+                parameters={**{k: _for_papermill(v) for k, v in parameters.items()},
+                            **{k: _FromEnv(var) for k, var in (secrets or {}).items()}},
                 engine_name="nbpress",
                 cwd=str(notebook.parent),
                 progress_bar=False,

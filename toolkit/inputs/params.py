@@ -2,7 +2,8 @@
 
 The cell is parsed with :mod:`ast` and never executed. Supported annotations: ``str``, ``int``,
 ``float``, ``bool``, ``datetime.date``, ``datetime.datetime``, ``list[T]``, ``Literal[...]`` and
-``Optional[T]`` / ``T | None``. A name annotated without a value (``week: datetime.date``) is
+``Optional[T]`` / ``T | None``, and ``Secret`` (``from toolkit import Secret``): a string read from
+the environment at run time, never given with ``-p`` or a values file. A name annotated without a value (``week: datetime.date``) is
 required. Values from the command line are parsed per type; nothing is ever evaluated as code.
 """
 
@@ -38,8 +39,11 @@ class ParamType:
     item: ParamType | None = None
     choices: tuple[Any, ...] = ()
     optional: bool = False
+    secret: bool = False  # annotated ``Secret``: its value comes from the environment only
 
     def describe(self) -> str:
+        if self.secret:
+            return "Secret"
         if self.kind == "list":
             text = f"list[{self.item.describe()}]"
         elif self.kind == "literal":
@@ -150,6 +154,11 @@ class Schema:
     def names(self) -> list[str]:
         return [p.name for p in self.parameters]
 
+    @property
+    def secrets(self) -> list[str]:
+        """Parameters annotated ``Secret``: never given as values, read from the environment."""
+        return [p.name for p in self.parameters if p.type.secret]
+
     def parse_assignments(self, items: list[str]) -> dict[str, Any]:
         """Parse ``name=value`` strings from the command line."""
         values: dict[str, Any] = {}
@@ -173,6 +182,8 @@ class Schema:
                 merged[name] = self.check(name, value)
         resolved: dict[str, Any] = {}
         for p in self.parameters:
+            if p.type.secret:
+                continue  # from the environment, at run time (see Inputs.prepare)
             if p.name in merged:
                 resolved[p.name] = merged[p.name]
             elif p.required:
@@ -187,10 +198,33 @@ class Schema:
 
     def _known(self, name: str, given: Any) -> Parameter:
         try:
-            return self[name]
+            param = self[name]
+            if param.type.secret:
+                raise SecretGivenError(name, secret_variable(name))
+            return param
         except KeyError:
             known = ", ".join(self.names) or "none"
             raise ParameterError(name, given, "", problem=f"unknown parameter (known: {known})") from None
+
+
+SECRET_ENV_PREFIX = "NBPRESS_" + "SECRET_"  # declared in toolkit.settings (SECRET_PREFIX)
+SECRET_SHOWN = "***"  # how a secret appears in run.json, metadata and masked outputs
+
+
+def secret_variable(name: str, spec_secrets: dict[str, Any] | None = None) -> str:
+    """The environment variable a secret parameter is read from: the spec's, else NBPRESS_SECRET_<NAME>."""
+    source = (spec_secrets or {}).get(name)
+    env = getattr(source, "env", None)
+    return env or SECRET_ENV_PREFIX + name.upper()
+
+
+class SecretGivenError(ParameterError):
+    """A value given for a ``Secret`` parameter (``-p``, a values file, the spec): refused."""
+
+    def __init__(self, name: str, variable: str):
+        super().__init__(name, None, "Secret", problem=(
+            f"is a secret: its value comes from the environment variable {variable} only, never from -p or a values file"))
+        self.given = None  # never keep what was given
 
 
 def to_jsonable(value: Any) -> Any:
@@ -288,6 +322,9 @@ _TYPE_NAMES = {
 }
 
 
+_SECRET_NAMES = {"Secret", "tk.Secret", "toolkit.Secret"}
+
+
 def _type_from(node: ast.expr, path: Path, name: str) -> ParamType:
     def fail() -> NotebookError:
         return NotebookError(path, f"parameters cell: unsupported annotation for '{name}': {ast.unparse(node)}")
@@ -305,6 +342,8 @@ def _type_from(node: ast.expr, path: Path, name: str) -> ParamType:
             return _with_optional(_type_from(other, path, name))
         raise fail()
     dotted = _dotted(node)
+    if dotted in _SECRET_NAMES:
+        return ParamType("str", secret=True)
     if dotted in _TYPE_NAMES:
         return ParamType(_TYPE_NAMES[dotted])
     if isinstance(node, ast.Subscript):

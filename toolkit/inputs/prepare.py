@@ -12,19 +12,25 @@ exactly what was checked and hashed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from ..errors import NbpressError, NotebookError, SpecError
-from .params import Schema, find_parameters_cell, parse_notebook, read_schema
+from ..errors import NbpressError, NotebookError, ParameterError, SpecError
+from .params import Schema, SecretGivenError, find_parameters_cell, parse_notebook, read_schema, secret_variable
 from .period import fields, period_label
 from .spec import ReportSpec
 
-__all__ = ["Inputs", "Prepared", "read_inputs", "prepare"]
+__all__ = ["Inputs", "Prepared", "read_inputs", "prepare", "check_secrets", "SecretMissingError"]
+
+
+class SecretMissingError(ParameterError):
+    def __init__(self, name: str, variable: str):
+        super().__init__(name, None, "Secret", problem=f"is a secret and the environment variable {variable} is not set")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,9 @@ class Prepared:
     notebook: nbformat.NotebookNode
     parameters_cell: int  # index of the cell tagged ``parameters``
     period: str = ""
+    # Secret parameter -> the environment variable holding its value (never the value itself:
+    # the kernel reads the variable; see toolkit.execute.papermill_run).
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,16 +60,43 @@ class Inputs:
 
     def given(self, values: dict[str, Any] | None = None, assignments: Iterable[str] = ()) -> dict[str, Any]:
         """Values from a file (typed YAML) overlaid with ``-p NAME=VALUE`` text, parsed by type."""
-        return {**(values or {}), **self.schema.parse_assignments(list(assignments))}
+        assignments = list(assignments)
+        for name in [*(values or {}), *(a.partition("=")[0].strip() for a in assignments)]:
+            self._refuse_secret(name)
+        return {**(values or {}), **self.schema.parse_assignments(assignments)}
 
-    def prepare(self, given: dict[str, Any]) -> Prepared:
-        """Check ``given`` over the spec's defaults and the notebook's; ParameterError names the value."""
+    @property
+    def secrets(self) -> dict[str, str]:
+        """Secret parameter -> the environment variable its value is read from."""
+        return {name: secret_variable(name, self.spec.secrets) for name in self.schema.secrets}
+
+    def _refuse_secret(self, name: str) -> None:
+        if name in self.schema.secrets:
+            raise SecretGivenError(name, secret_variable(name, self.spec.secrets))
+
+    def prepare(self, given: dict[str, Any], environ: Mapping[str, str] | None = None) -> Prepared:
+        """Check ``given`` over the spec's defaults and the notebook's; ParameterError names the value.
+
+        Every secret's environment variable must be set in ``environ`` (default: this process's).
+        """
+        for name in given:
+            self._refuse_secret(name)
+        secrets = self.secrets
+        check_secrets(secrets, environ)
         parameters = self.schema.resolve(self.spec.parameters, given)
         try:
             label = period_label(self.spec.period, parameters, self.spec.header_parameters)
         except (ValueError, TypeError) as exc:  # e.g. a strftime code for a value that is None
             raise SpecError(self.spec.path or self.spec.name, "period", f"cannot be made from these values: {exc}") from None
-        return Prepared(self.spec, parameters, self.sha256, self.notebook, self.parameters_cell, label)
+        return Prepared(self.spec, parameters, self.sha256, self.notebook, self.parameters_cell, label, secrets)
+
+
+def check_secrets(secrets: Mapping[str, str], environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a run whose secrets' environment variables are not set (names the variable, never a value)."""
+    env = os.environ if environ is None else environ
+    for name, variable in secrets.items():
+        if variable not in env:
+            raise SecretMissingError(name, variable)
 
 
 def read_inputs(spec: ReportSpec) -> Inputs:
@@ -69,12 +105,20 @@ def read_inputs(spec: ReportSpec) -> Inputs:
     nb = parse_notebook(raw, spec.notebook)
     schema = read_schema(spec.notebook, nb)
     where = spec.path or spec.name
+    secret = set(schema.secrets)
+    for key in spec.secrets:
+        if key not in secret:
+            raise SpecError(where, f"secrets.{key}", "is not a parameter of the notebook annotated Secret")
     for key in spec.header_parameters:
         if key not in schema.names:
             raise SpecError(where, "header_parameters", f"{key!r} is not a parameter of the notebook")
+        if key in secret:
+            raise SpecError(where, "header_parameters", f"{key!r} is a secret: it is never shown")
     for key in fields(spec.period) if spec.period else []:
         if key not in schema.names:
             raise SpecError(where, "period", f"{{{key}}} is not a parameter of the notebook")
+        if key in secret:
+            raise SpecError(where, "period", f"{{{key}}} is a secret: it is never shown")
     for name, value in spec.parameters.items():
         try:
             schema.check(name, value)
@@ -83,6 +127,8 @@ def read_inputs(spec: ReportSpec) -> Inputs:
     for key in spec.grid:
         if key not in schema.names:
             raise SpecError(where, f"grid.{key}", "is not a parameter of the notebook")
+        if key in secret:
+            raise SpecError(where, f"grid.{key}", "is a secret: it comes from the environment")
     for key in spec.audience.by if spec.audience else {}:
         if key not in schema.names:
             raise SpecError(where, f"audience.by.{key}", "is not a parameter of the notebook")

@@ -21,6 +21,8 @@ For unattended operation a spec may also carry::
     owner: analyst@example.com  # told when a run is blocked or a scheduled run fails
     checks: [...]               # data checks on the records (see toolkit.checks)
     preload: [pandas, matplotlib.pyplot, sqlalchemy]  # imported once by the batch fork server
+    secrets:                    # where a `Secret` parameter's value comes from (default NBPRESS_SECRET_<NAME>)
+      db_password: {env: WAREHOUSE_PASSWORD}
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from ..errors import SpecError, UsageError
 from .grid import parse_grid_value
 from .period import fields
 
-__all__ = ["ReportSpec", "Audience", "Schedule", "Retries", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
+__all__ = ["ReportSpec", "SecretSource", "Audience", "Schedule", "Retries", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
 
 
 class _Strict(BaseModel):
@@ -174,6 +176,12 @@ class Retries(_Strict):
     backoff: PositiveFloat = Field(30.0, description="seconds before the first retry; doubles each time")
 
 
+class SecretSource(_Strict):
+    """Where a ``Secret`` parameter's value comes from: an environment variable of the run's process."""
+
+    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", description="environment variable holding the value")
+
+
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -199,6 +207,7 @@ class ReportSpec(_Strict):
     owner: str | None = None
     checks: list[DataCheck] = []
     preload: list[str] = []
+    secrets: dict[str, SecretSource] = {}
 
     @field_validator("grid", mode="before")
     @classmethod

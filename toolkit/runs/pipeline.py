@@ -23,14 +23,15 @@ import nbformat
 from ..checks import run_checks
 from ..errors import DataCheckError, ExecutionError, NbpressError, RunDirError
 from ..execute.papermill_run import execute
-from ..inputs.params import to_jsonable
-from ..inputs.prepare import Prepared
+from ..inputs.params import SECRET_SHOWN, to_jsonable
+from ..inputs.prepare import Prepared, check_secrets
 from ..inputs.spec import ReportSpec
 from ..notebook import records as rec
 from ..project import Project
 from ..render import longtable
 from ..render.html import ReportContext, render_html, write_assets
 from ..render.pdf import write_pdf
+from .masking import mask_error, mask_file, secret_values
 from .run_folder import FailureRecord, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
 
 __all__ = ["run_report", "render_run"]
@@ -71,12 +72,14 @@ def run_report(
     ``launcher`` starts the kernel (the batch fork server); None: a new kernel process.
     """
     spec = prepared.spec
+    check_secrets(prepared.secrets)  # e.g. a remote worker without the variables: refused, no folder
     run_id = new_run_id()
     run_dir = create_run_dir(out_dir or project.runs_dir, spec.name, run_id)
     record = RunRecord(
         report=spec.name,
         run_id=run_id,
-        parameters={k: to_jsonable(v) for k, v in prepared.parameters.items()},
+        parameters={**{k: to_jsonable(v) for k, v in prepared.parameters.items()},
+                    **{k: SECRET_SHOWN for k in prepared.secrets}},
         period=prepared.period,
         spec=spec.model_dump(mode="json", exclude={"path"}),
         notebook=str(spec.notebook),
@@ -89,8 +92,9 @@ def run_report(
     save_run(run_dir, record)
     clock = _Stopwatch(record, progress)
     stage = "execute"
+    hidden = secret_values(prepared.secrets)
     try:
-        with clock.stage("execute"):
+        with clock.stage("execute"), _masked(run_dir / "executed.ipynb", hidden):
             execute(
                 spec.notebook,
                 run_dir / "executed.ipynb",
@@ -102,6 +106,7 @@ def run_report(
                 start_timeout=spec.timeouts.start,
                 on_cell=(lambda i, n, phase: progress("execute", f"cell {i + 1}/{n}")) if progress else None,
                 launcher=launcher,
+                secrets=prepared.secrets,
             )
         records = None
         if spec.checks:
@@ -115,16 +120,27 @@ def run_report(
         exc.run_dir = run_dir
         raise
     except NbpressError as exc:
+        mask_error(exc, hidden)
         _fail(run_dir, record, stage, exc)
         exc.run_dir = run_dir  # callers (batches, the scheduler) report where the evidence is
         raise
     except BaseException as exc:  # KeyboardInterrupt and surprises still leave a trace
+        mask_error(exc, hidden)
         _fail(run_dir, record, stage, exc)
         raise
     record.status = "succeeded"
     record.finished = dt.datetime.now(dt.timezone.utc)
     save_run(run_dir, record)
     return run_dir, record
+
+
+@contextmanager
+def _masked(executed: Path, values: list[str]) -> Iterator[None]:
+    """Whatever happens in the kernel, the executed notebook is kept with the secrets masked."""
+    try:
+        yield
+    finally:
+        mask_file(executed, values)
 
 
 def render_run(run_dir: Path, project: Project, *, template: str | None = None, progress: Progress | None = None) -> RunRecord:
