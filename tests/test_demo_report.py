@@ -68,7 +68,7 @@ def test_demo_pdf_pages_have_header_and_page_x_of_y(demo_run):
     run_dir, record = demo_run
     assert record.pages >= 2
     assert record.spec["header_parameters"] == ["week", "status"]  # notebooks/weekly_statistics.yml
-    header = f"week: {WEEK.isoformat()} · status: all"  # the run's values ("all" is the notebook's default)
+    header = f"Week: {WEEK.isoformat()} · Status: all"  # the run's values ("all" is the notebook's default)
     for number in range(1, record.pages + 1):
         page = pdf_text(run_dir / "report.pdf", page=number)
         assert "Weekly Statistics" in page

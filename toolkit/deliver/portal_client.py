@@ -23,8 +23,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import re
-import string
 import time
 import tomllib
 from collections.abc import Mapping
@@ -37,6 +35,7 @@ import requests
 
 from .. import settings
 from ..errors import PublishError, RunDirError
+from ..inputs.sensitive import mask_url_passwords, shareable
 from ..inputs.spec import Audience
 from ..runs.run_folder import PublicationRef, RunRecord, load_run, save_run
 from ..version import __version__
@@ -51,8 +50,6 @@ ALLOW_HTTP_ENV = settings.PREFIX + "PUBLISH_ALLOW_HTTP"
 DEFAULT_CONFIG = settings.default("PUBLISH_CONFIG")
 ENDPOINT = "/api/v1/publications"
 MAX_DELAY = 30.0
-_SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
-_SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")  # RFC 3986
 
 
 @dataclass(frozen=True)
@@ -146,48 +143,6 @@ def period_label(record: RunRecord) -> str:
     return " ".join(str(shown[0]).split())[:120] if shown else ""
 
 
-def _shareable(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as recipients may see them: no secret-named values, no passwords in URLs."""
-    shown: dict[str, Any] = {}
-    for name, value in parameters.items():
-        if _SECRET_NAME.search(name):
-            shown[name] = "***"
-        elif isinstance(value, str):
-            shown[name] = mask_url_passwords(value)
-        else:
-            shown[name] = value
-    return shown
-
-
-def mask_url_passwords(text: str) -> str:
-    """``text`` with the password of each ``scheme://user:password@`` shown as ``***``.
-
-    The scheme is a letter, then letters, digits, '+', '.', '-'; the user has no ':', '/', '@' or
-    whitespace; the password runs to the next '@', with no whitespace on the way. One pass, linear
-    in the length of ``text`` (a regex backtracked: quadratic). The portal masks again with its
-    own copy of this function (tests/test_url_passwords.py holds both to the same cases).
-    """
-    pieces, copied, at = [], 0, -1  # at: the first '@' or whitespace at or after the last password's start
-    found = text.find("://")
-    while found != -1:
-        start = found
-        while start > copied and text[start - 1] in _SCHEME_CHARS:
-            start -= 1
-        colon = found + 3
-        while colon < len(text) and text[colon] not in ":/@" and not text[colon].isspace():
-            colon += 1
-        if any(ch.isalpha() for ch in text[start:found]) and text.startswith(":", colon):
-            if at <= colon:  # else the '@' found for an earlier URL ends this password too: scanned once
-                at = colon + 1
-                while at < len(text) and text[at] != "@" and not text[at].isspace():
-                    at += 1
-            if at > colon + 1 and text.startswith("@", at):
-                pieces += [text[copied : colon + 1], "***"]
-                copied = at
-        found = text.find("://", max(found + 3, copied))
-    return "".join(pieces) + text[copied:]
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -213,7 +168,7 @@ def _metadata(record: RunRecord, sha256: str, audience: Mapping[str, Any] | None
         "description": spec.get("description") or None,
         "run_id": record.run_id,
         "sha256": sha256,
-        "parameters": _shareable(record.parameters),
+        "parameters": shareable(record.parameters),
         "period_label": period_label(record),
         "pages": record.pages,
     }

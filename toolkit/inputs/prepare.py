@@ -114,6 +114,15 @@ def read_inputs(spec: ReportSpec) -> Inputs:
             raise SpecError(where, "header_parameters", f"{key!r} is not a parameter of the notebook")
         if key in secret:
             raise SpecError(where, "header_parameters", f"{key!r} is a secret: it is never shown")
+    for key in spec.show_parameters or {}:
+        if key not in schema.names:
+            raise SpecError(where, "show_parameters", f"{key!r} is not a parameter of the notebook")
+        if key in secret:
+            raise SpecError(where, "show_parameters", f"{key!r} is a secret: it is never shown")
+    if spec.show_parameters is not None:
+        for key in spec.header_parameters:
+            if key not in spec.show_parameters:
+                raise SpecError(where, "header_parameters", f"{key!r} is not shown (add it to show_parameters)")
     for key in fields(spec.period) if spec.period else []:
         if key not in schema.names:
             raise SpecError(where, "period", f"{{{key}}} is not a parameter of the notebook")

@@ -21,6 +21,9 @@ For unattended operation a spec may also carry::
     owner: analyst@example.com  # told when a run is blocked or a scheduled run fails
     checks: [...]               # data checks on the records (see toolkit.checks)
     preload: [pandas, matplotlib.pyplot, sqlalchemy]  # imported once by the batch fork server
+    show_parameters:            # the parameters the PDF shows, in this order, with these labels
+      week: Week                #   (default: all but URLs, filesystem paths and secret-looking names)
+      region: Region
     secrets:                    # where a `Secret` parameter's value comes from (default NBPRESS_SECRET_<NAME>)
       db_password: {env: WAREHOUSE_PASSWORD}
 """
@@ -195,6 +198,9 @@ class ReportSpec(_Strict):
     notebook: Path
     template: str = "base.html.j2"
     header_parameters: list[str] = []
+    show_parameters: dict[str, str] | None = Field(
+        None, description="parameters the PDF shows, in order: name -> label (default: all but URLs, paths, secrets)"
+    )
     period: str | None = Field(None, max_length=200, description='label of the period a run covers, e.g. "{week:%G-W%V}"')
     parameters: dict[str, Any] = {}
     timeouts: Timeouts = Timeouts()
@@ -245,6 +251,18 @@ class ReportSpec(_Strict):
         if value is not None:
             fields(value)  # ValueError names the bad field
         return value
+
+    @field_validator("show_parameters")
+    @classmethod
+    def _labels(cls, shown: dict[str, str] | None) -> dict[str, str] | None:
+        if shown is None:
+            return None
+        for name, label in shown.items():
+            if not name.isidentifier():
+                raise ValueError(f"not a parameter name: {name!r}")
+            if not 1 <= len(label.strip()) <= 80 or any(ord(ch) < 32 for ch in label):
+                raise ValueError(f"{name}: the label must be 1 to 80 printable characters, got {label!r}")
+        return {name: label.strip() for name, label in shown.items()}
 
     @field_validator("template")
     @classmethod

@@ -20,7 +20,9 @@ from ..errors import RenderError
 from ..inputs.spec import ReportSpec
 from ..notebook import records as rec
 from ..version import __version__
+from ..inputs.sensitive import shareable
 from . import longtable
+from .shown import shown_header, shown_parameters
 
 __all__ = ["ReportContext", "TableView", "render_html", "write_assets"]
 
@@ -32,7 +34,7 @@ class ReportContext:
     """Everything a template sees besides the records."""
 
     spec: ReportSpec
-    params: dict[str, Any]  # JSON-able values
+    params: dict[str, Any]  # every parameter, JSON-able values (the PDF shows only some: see .shown)
     run_id: str
     generated: dt.datetime
     notebook_sha256: str = ""
@@ -41,7 +43,7 @@ class ReportContext:
         return {
             "report": self.spec.name,
             "run_id": self.run_id,
-            "parameters": self.params,
+            "parameters": shareable(self.params),  # for `nbpress inspect`: no secrets, no URL passwords
             "notebook_sha256": self.notebook_sha256,
             "toolkit_version": __version__,
             "generated": self.generated.isoformat(timespec="seconds"),
@@ -146,11 +148,10 @@ def render_html(
         else:
             items.append(record)
     by_name = {item.name if not isinstance(item, dict) else item["name"]: item for item in items}
-    header = {k: context.params[k] for k in context.spec.header_parameters if k in context.params}
     values = {
         "report": context.spec,
-        "params": context.params,
-        "header_params": header,
+        "params": shown_parameters(context.spec, context.params),  # label -> value
+        "header_params": shown_header(context.spec, context.params),
         "run_id": context.run_id,
         "generated": context.generated,
         "items": items,
