@@ -1,6 +1,7 @@
 """Render: records -> HTML (Jinja) -> PDF (WeasyPrint), and reading a PDF back.
 
     html              the report's HTML from its records and template
+    shown             which parameters the reader sees, under which labels (``show_parameters``)
     pdf               HTML -> PDF, in one piece or through longtable
     fetcher           the fenced URL fetcher every layout uses (template static folder, run folder)
     longtable         long tables laid out in parallel page-aligned chunks, then joined
