@@ -23,3 +23,8 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()
 limiter = Limiter(key_func=_client_ip, default_limits=[], headers_enabled=True)
+
+
+def failed_only(response) -> bool:
+    """``deduct_when`` for sign-in limits: only failed attempts count, so working users are never throttled."""
+    return response.status_code >= 400

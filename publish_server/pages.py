@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, current_app, render_template, request, send_file
 from flask_jwt_extended import get_current_user
-from sqlalchemy import or_, select
+from sqlalchemy import or_
 from werkzeug.http import is_resource_modified
 
 from . import access, audit

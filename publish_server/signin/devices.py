@@ -28,7 +28,7 @@ from .mac_addresses import MacReading
 from ..text import first_control
 
 __all__ = ["Verdict", "check", "find", "trust", "hash_secret", "ip_allowed", "for_user", "get_for_user",
-           "rename", "revoke", "revoke_all", "is_revoked"]
+           "rename", "revoke", "revoke_all"]
 
 
 def hash_secret(secret: str) -> str:
@@ -166,8 +166,3 @@ def revoke_all(user: User, now: dt.datetime, *, keep: Device | None = None, by: 
         session_tokens.revoke_all_for(user)
     return count
 
-
-def is_revoked(device_public_id: str) -> bool:
-    """For the token check: is the device a session was started on revoked (or gone)?"""
-    device = db.session.scalars(db.select(Device).where(Device.public_id == device_public_id)).first()
-    return device is None or device.revoked_at is not None

@@ -34,7 +34,8 @@ _MAX_ROUNDS = 200
 _KEEP_IDLE = dt.timedelta(days=2)  # rows untouched this long are deleted when a new key arrives
 
 
-def _ensure_row(key: str, moment: dt.datetime) -> None:
+def _create_row(key: str, moment: dt.datetime) -> None:
+    """Make the key's row (a no-op when a concurrent request made it first)."""
     dialect = db.session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     table = GuessCounter.__table__
@@ -52,10 +53,12 @@ def take(key: str, *, limit: int, window: dt.timedelta, moment: dt.datetime,
     ``wait(count)`` is how many seconds must have passed since the latest slot when ``count``
     are taken (a growing delay); the window starts again ``window`` after its first slot.
     """
-    _ensure_row(key, moment)
     table = GuessCounter.__table__
     for _ in range(_MAX_ROUNDS):
-        seen = db.session.execute(select(table.c.count, table.c.window_start, table.c.last_at).where(table.c.key == key)).one()
+        seen = db.session.execute(select(table.c.count, table.c.window_start, table.c.last_at).where(table.c.key == key)).first()
+        if seen is None:  # a key's first slot: its row is written once, not on every attempt
+            _create_row(key, moment)
+            continue
         count, start = (0, moment) if seen.window_start + window <= moment else (seen.count, seen.window_start)
         if count >= limit:
             db.session.commit()

@@ -54,10 +54,6 @@ def client_ip() -> str:
 
 def client_mac(ip: str) -> MacReading:
     """The MAC of ``ip`` from the kernel's neighbour table (when the check is on)."""
-    return _mac(ip)
-
-
-def _mac(ip: str) -> MacReading:
     if not current_app.config["NBPRESS"]["DEVICE_MAC_CHECK"]:
         return MacReading(None, "unknown: MAC check off")
     return read_mac(ip)
@@ -87,7 +83,7 @@ def _notify(user: User, device: Device, ip: str) -> None:
 def finish(challenge, user: User) -> tuple[Device, str]:
     """After a correct code: trust the device (returns it and its new secret) and notify the user."""
     ip = client_ip()
-    mac = _mac(ip)
+    mac = client_mac(ip)
     device = db.session.get(Device, challenge.device_id) if challenge.device_id else None
     device, secret = devices.trust(user, device, client=challenge.client, ip=ip, mac=mac,
                                    user_agent=_user_agent(), now=now())
@@ -103,7 +99,7 @@ def finish(challenge, user: User) -> tuple[Device, str]:
 def after_password_web(user: User, next_url: str, render_login):
     """The response to a correct password from the sign-in form."""
     ip = client_ip()
-    mac = _mac(ip)
+    mac = client_mac(ip)
     verdict = devices.check(user, request.cookies.get(device_cookie_name()), ip, mac, now())
     if verdict.trusted:
         audit.record("login.device", "trusted", user_id=user.id, device=verdict.device.public_id)
@@ -132,7 +128,7 @@ class ChallengeOut(BaseModel):
 def after_password_api(user: User, device_token: str | None):
     """The answer to a correct password from ``POST /api/v1/auth/login``."""
     ip = client_ip()
-    mac = _mac(ip)
+    mac = client_mac(ip)
     verdict = devices.check(user, device_token, ip, mac, now())
     if verdict.trusted:
         audit.record("login.device", "trusted", user_id=user.id, device=verdict.device.public_id, client="api")

@@ -116,7 +116,7 @@ def api_user_required(view: Callable) -> Callable:
 
 
 # Sign-out (auth_api.api_logout) checks its token itself and stays open too; refresh refuses.
-_API_WHILE_PASSWORD_MUST_CHANGE = {"auth_api.api_change_password"}
+_API_WHILE_PASSWORD_MUST_CHANGE = {"auth_api.api_change_password", "auth_api.api_logout"}
 
 # How token answers describe their password_change_required field (OpenAPI).
 PASSWORD_CHANGE_REQUIRED_NOTE = (

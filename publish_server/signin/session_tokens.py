@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g
-from flask_jwt_extended import create_access_token, create_refresh_token, decode_token, get_jwt
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from sqlalchemy import bindparam, select
 
 from ..errors import Unauthorized
@@ -111,10 +111,6 @@ def revoke(encoded_or_payload: str | dict) -> None:
 def revoke_all_for(user: User) -> None:
     """Every token issued to ``user`` until now stops counting."""
     user.tokens_valid_after = utcnow()
-
-
-def current_payload() -> dict:
-    return get_jwt()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, make_response, redirect, rend
 from pydantic import BaseModel, Field, StrictStr
 
 from ...errors import CodeProblem
-from ...extensions import db, limiter
+from ...extensions import db, failed_only, limiter
 from ...openapi import ErrorOut, operation, parse_body
 from .. import code_challenges, session_tokens
 from ..new_session import start_browser_session
@@ -26,10 +26,6 @@ bp = Blueprint("twostep", __name__)
 api_bp = Blueprint("twostep_api", __name__, url_prefix="/api/v1/auth")
 
 STEP_RATE = "30 per minute"  # per client IP, failed verify/resend only (each challenge also has its own caps)
-
-
-def _failed_only(response) -> bool:
-    return response.status_code >= 400
 
 
 # --- browsers --------------------------------------------------------------------------------
@@ -65,7 +61,7 @@ def verify_form():
 
 
 @bp.post("/login/verify")
-@limiter.limit(STEP_RATE, deduct_when=_failed_only)
+@limiter.limit(STEP_RATE, deduct_when=failed_only)
 def verify_submit():
     try:
         challenge = _browser_challenge()
@@ -86,7 +82,7 @@ def verify_submit():
 
 
 @bp.post("/login/resend")
-@limiter.limit(STEP_RATE, deduct_when=_failed_only)
+@limiter.limit(STEP_RATE, deduct_when=failed_only)
 def resend_submit():
     try:
         code_challenges.resend(_browser_challenge())
@@ -127,7 +123,7 @@ class SentOut(BaseModel):
 @api_bp.post("/verify")
 @operation("Finish a sign-in with the emailed code", body=VerifyIn, tags=("auth",),
            responses={200: VerifiedOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut})
-@limiter.limit(STEP_RATE, deduct_when=_failed_only)
+@limiter.limit(STEP_RATE, deduct_when=failed_only)
 def api_verify():
     body = parse_body(VerifyIn)
     try:
@@ -146,7 +142,7 @@ def api_verify():
 @api_bp.post("/resend")
 @operation("Email a new code for a pending sign-in (the previous code stops working)", body=ResendIn, tags=("auth",),
            responses={202: SentOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
-@limiter.limit(STEP_RATE, deduct_when=_failed_only)
+@limiter.limit(STEP_RATE, deduct_when=failed_only)
 def api_resend():
     body = parse_body(ResendIn)
     try:

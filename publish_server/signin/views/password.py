@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from ... import audit
 from ...errors import BadRequest, Forbidden, HTTPError, PasswordChangeRequired, PasswordRejected, TooManyRequests, Unauthorized
-from ...extensions import db, limiter
+from ...extensions import db, failed_only, limiter
 from ...openapi import ErrorOut, operation, parse_body
 from .. import brake, password_step, second_step, session_tokens
 from ..new_session import TokensOut, start_browser_session, tokens_json
@@ -39,10 +39,6 @@ api_bp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth")
 LOGIN_FAILED = "Email or password is incorrect."
 LOGIN_RATE = "10 per minute"  # per client IP, counting failed attempts only
 LOGIN_CSRF_COOKIE = "login_csrf"  # the form field; the cookie is cookie_name(LOGIN_CSRF_COOKIE)
-
-
-def _failed_only(response) -> bool:
-    return response.status_code >= 400
 
 
 # Jinja globals (not a context processor) so macros imported without context see them too.
@@ -69,7 +65,7 @@ def login_form():
 
 
 @bp.post("/login")
-@limiter.limit(LOGIN_RATE, deduct_when=_failed_only)
+@limiter.limit(LOGIN_RATE, deduct_when=failed_only)
 def login_submit():
     email = request.form.get("email", "")
     next_url = request.form.get("next", "")
@@ -225,7 +221,7 @@ class LogoutIn(BaseModel):
 @operation("Sign in with email and password: tokens on a trusted device, else 202 and an emailed code",
            body=LoginIn, tags=("auth",),
            responses={200: TokensOut, 202: second_step.ChallengeOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
-@limiter.limit(LOGIN_RATE, deduct_when=_failed_only)
+@limiter.limit(LOGIN_RATE, deduct_when=failed_only)
 def api_login():
     body = parse_body(LoginIn)
     # Commit the refusal's audit row only on a refusal: committing while a database error is
@@ -271,14 +267,9 @@ def api_refresh():
 @api_bp.post("/logout")
 @operation("Revoke this access token and its refresh token", body=LogoutIn, tags=("auth",),
            security="bearer", responses={204: None, 400: ErrorOut, 401: ErrorOut})
+@api_user_required
 def api_logout():
-    try:
-        verify_jwt_in_request(locations=["headers"])
-    except (JWTExtendedException, PyJWTError):
-        raise Unauthorized() from None
     user = get_current_user()
-    if user is None or not user.active:
-        raise Unauthorized()
     body = parse_body(LogoutIn) if request.content_length else LogoutIn()
     if body.refresh_token:
         try:
@@ -300,7 +291,7 @@ def api_logout():
            body=PasswordIn, tags=("auth",), security="bearer",
            responses={200: TokensOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut})
 @api_user_required  # outermost, so requests without a valid token never count against the limit
-@limiter.limit(LOGIN_RATE, deduct_when=_failed_only)  # each try verifies the current password (Argon2)
+@limiter.limit(LOGIN_RATE, deduct_when=failed_only)  # each try verifies the current password (Argon2)
 def api_change_password():
     user = get_current_user()
     body = parse_body(PasswordIn)
