@@ -12,6 +12,7 @@ exactly what was checked and hashed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,9 +24,12 @@ import nbformat
 from ..errors import NbpressError, NotebookError, ParameterError, SpecError
 from .params import Schema, SecretGivenError, find_parameters_cell, parse_notebook, read_schema, secret_variable
 from .period import fields, period_label
+from .sensitive import exposure_warnings
 from .spec import ReportSpec
 
 __all__ = ["Inputs", "Prepared", "read_inputs", "prepare", "check_secrets", "SecretMissingError"]
+
+log = logging.getLogger(__name__)
 
 
 class SecretMissingError(ParameterError):
@@ -57,6 +61,7 @@ class Inputs:
     schema: Schema
     sha256: str
     parameters_cell: int
+    warned: set[str] = field(default_factory=set, compare=False, repr=False)  # said once per command, not per member
 
     def given(self, values: dict[str, Any] | None = None, assignments: Iterable[str] = ()) -> dict[str, Any]:
         """Values from a file (typed YAML) overlaid with ``-p NAME=VALUE`` text, parsed by type."""
@@ -84,6 +89,10 @@ class Inputs:
         secrets = self.secrets
         check_secrets(secrets, environ)
         parameters = self.schema.resolve(self.spec.parameters, given)
+        for line in exposure_warnings(parameters):
+            if line not in self.warned:
+                self.warned.add(line)
+                log.warning(line)
         try:
             label = period_label(self.spec.period, parameters, self.spec.header_parameters)
         except (ValueError, TypeError) as exc:  # e.g. a strftime code for a value that is None

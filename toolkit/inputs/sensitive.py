@@ -12,7 +12,8 @@ from typing import Any
 
 from .params import SECRET_SHOWN
 
-__all__ = ["SECRET_NAME", "looks_secret", "looks_like_location", "mask_url_passwords", "shareable"]
+__all__ = ["SECRET_NAME", "looks_secret", "looks_like_location", "mask_url_passwords", "url_passwords", "shareable",
+           "hidden_values", "exposure_warnings"]
 
 # A parameter whose name matches is treated as a secret (its value is never shown nor sent).
 SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
@@ -59,7 +60,21 @@ def mask_url_passwords(text: str) -> str:
     in the length of ``text`` (a regex backtracked: quadratic). The portal masks again with its
     own copy of this function (tests/test_url_passwords.py holds both to the same cases).
     """
-    pieces, copied, at = [], 0, -1  # at: the first '@' or whitespace at or after the last password's start
+    pieces, copied = [], 0
+    for start, end in _password_spans(text):
+        pieces += [text[copied:start], SECRET_SHOWN]
+        copied = end
+    return "".join(pieces) + text[copied:]
+
+
+def url_passwords(text: str) -> list[str]:
+    """The passwords of the ``scheme://user:password@`` URLs in ``text``, in order."""
+    return [text[start:end] for start, end in _password_spans(text)]
+
+
+def _password_spans(text: str):
+    """(start, end) of each URL password in ``text``, left to right, in one linear pass."""
+    copied, at = 0, -1  # at: the first '@' or whitespace at or after the last password's start
     found = text.find("://")
     while found != -1:
         start = found
@@ -74,7 +89,46 @@ def mask_url_passwords(text: str) -> str:
                 while at < len(text) and text[at] != "@" and not text[at].isspace():
                     at += 1
             if at > colon + 1 and text.startswith("@", at):
-                pieces += [text[copied : colon + 1], "***"]
+                yield colon + 1, at
                 copied = at
         found = text.find("://", max(found + 3, copied))
-    return "".join(pieces) + text[copied:]
+
+
+# Values shorter than this are masked where they are stored as parameters, not searched for in
+# outputs: replacing a two-letter password everywhere would garble the kept notebook.
+MIN_SEARCHED = 4
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def hidden_values(parameters: dict[str, Any]) -> list[str]:
+    """What a run must mask in the text it keeps (outputs, errors, mails) besides its ``Secret``
+    values: the passwords in URL values and the values of secret-looking names."""
+    found: set[str] = set()
+    for name, value in parameters.items():
+        for text in _strings(value):
+            found.update(url_passwords(text))
+            if looks_secret(name):
+                found.add(text)
+    return sorted((v for v in found if len(v) >= MIN_SEARCHED), key=len, reverse=True)
+
+
+def exposure_warnings(parameters: dict[str, Any]) -> list[str]:
+    """One line per parameter whose value is masked because of what it looks like: the analyst
+    should declare it ``Secret`` so it never enters the notebook at all."""
+    lines = []
+    for name, value in parameters.items():
+        texts = _strings(value)
+        if looks_secret(name) and any(texts):
+            lines.append(f"parameter {name!r} looks like a secret: its value is masked outside the kernel; "
+                         f"declare it `Secret` in the parameters cell to keep it out of the notebook")
+        elif any(url_passwords(t) for t in texts):
+            lines.append(f"parameter {name!r} holds a URL with a password: it is masked outside the kernel; "
+                         f"make the password a `Secret` parameter to keep it out of the notebook")
+    return lines

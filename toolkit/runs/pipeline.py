@@ -25,6 +25,7 @@ from ..errors import DataCheckError, ExecutionError, NbpressError, RunDirError
 from ..execute.papermill_run import execute
 from ..inputs.params import SECRET_SHOWN, to_jsonable
 from ..inputs.prepare import Prepared, check_secrets
+from ..inputs.sensitive import hidden_values, shareable
 from ..inputs.spec import ReportSpec
 from ..notebook import records as rec
 from ..project import Project
@@ -78,10 +79,10 @@ def run_report(
     record = RunRecord(
         report=spec.name,
         run_id=run_id,
-        parameters={**{k: to_jsonable(v) for k, v in prepared.parameters.items()},
+        parameters={**shareable({k: to_jsonable(v) for k, v in prepared.parameters.items()}),
                     **{k: SECRET_SHOWN for k in prepared.secrets}},
         period=prepared.period,
-        spec=spec.model_dump(mode="json", exclude={"path"}),
+        spec=_stored_spec(spec),
         notebook=str(spec.notebook),
         notebook_sha256=prepared.notebook_sha256,
         started=dt.datetime.now(dt.timezone.utc),
@@ -92,7 +93,7 @@ def run_report(
     save_run(run_dir, record)
     clock = _Stopwatch(record, progress)
     stage = "execute"
-    hidden = secret_values(prepared.secrets)
+    hidden = secret_values(prepared.secrets) + hidden_values(prepared.parameters)
     try:
         with clock.stage("execute"), _masked(run_dir / "executed.ipynb", hidden):
             execute(
@@ -134,6 +135,14 @@ def run_report(
     return run_dir, record
 
 
+def _stored_spec(spec: ReportSpec) -> dict[str, Any]:
+    """The spec as run.json keeps it: its parameter defaults and grid masked like the parameters."""
+    data = spec.model_dump(mode="json", exclude={"path"})
+    data["parameters"] = shareable(data["parameters"])
+    data["grid"] = shareable(data["grid"])
+    return data
+
+
 @contextmanager
 def _masked(executed: Path, values: list[str]) -> Iterator[None]:
     """Whatever happens in the kernel, the executed notebook is kept with the secrets masked."""
@@ -160,7 +169,7 @@ def render_run(run_dir: Path, project: Project, *, template: str | None = None, 
         _fail(run_dir, record, "render", exc)
         raise
     record.status = "succeeded"
-    record.spec = spec.model_dump(mode="json", exclude={"path"})
+    record.spec = _stored_spec(spec)
     record.finished = dt.datetime.now(dt.timezone.utc)
     save_run(run_dir, record)
     return record
