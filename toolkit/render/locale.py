@@ -108,11 +108,13 @@ class ReportLocale:
 
     def integer(self, value: int) -> str:
         """Table cells of integer columns: ``1,234``."""
-        return f"{value:,}".translate(self._swap)
+        text = f"{value:,}"
+        return text.translate(self._swap) if self._swap else text  # English: no per-cell translate
 
     def decimal(self, value: float) -> str:
         """Table cells of float columns: ``1,234.50``."""
-        return f"{value:,.2f}".translate(self._swap)
+        text = f"{value:,.2f}"
+        return text.translate(self._swap) if self._swap else text
 
     def number(self, value: Any, digits: int = 0) -> str:
         """The ``number`` filter: grouped, ``digits`` decimals (2 for a float that is not whole)."""
