@@ -26,6 +26,7 @@ For unattended operation a spec may also carry::
       region: Region
     secrets:                    # where a `Secret` parameter's value comes from (default NBPRESS_SECRET_<NAME>)
       db_password: {env: WAREHOUSE_PASSWORD}
+    locale: de_DE               # numbers, dates and the fixed words of the PDF (default en; see toolkit.render.locale)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloa
 
 from ..checks import DataCheck
 from ..errors import SpecError, UsageError
+from ..render.locale import DEFAULT_LOCALE, check_locale
 from .grid import parse_grid_value
 from .period import fields
 
@@ -214,6 +216,7 @@ class ReportSpec(_Strict):
     checks: list[DataCheck] = []
     preload: list[str] = []
     secrets: dict[str, SecretSource] = {}
+    locale: str = Field(DEFAULT_LOCALE, description="numbers, dates and fixed words of the PDF, e.g. de_DE (Babel names)")
 
     @field_validator("grid", mode="before")
     @classmethod
@@ -263,6 +266,11 @@ class ReportSpec(_Strict):
             if not 1 <= len(label.strip()) <= 80 or any(ord(ch) < 32 for ch in label):
                 raise ValueError(f"{name}: the label must be 1 to 80 printable characters, got {label!r}")
         return {name: label.strip() for name, label in shown.items()}
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        return check_locale(value)
 
     @field_validator("template")
     @classmethod

@@ -22,6 +22,7 @@ from ..notebook import records as rec
 from ..version import __version__
 from ..inputs.sensitive import shareable
 from . import longtable
+from .locale import ReportLocale, install
 from .shown import shown_header, shown_parameters
 
 __all__ = ["ReportContext", "TableView", "render_html", "write_assets"]
@@ -66,29 +67,29 @@ class TableView:
         return self.shown < self.rows
 
 
-def _format_frame(frame, max_rows: int | None) -> tuple[Markup, int]:
+def _format_frame(frame, max_rows: int | None, numbers: ReportLocale) -> tuple[Markup, int]:
     shown = frame if max_rows is None else frame.head(max_rows)
     if shown.index.name and not shown.columns.name and shown.columns.nlevels == 1:
         # One header row with the index name in its corner, instead of pandas' second row.
         shown = shown.rename_axis(index=None, columns=shown.index.name)
     # Integer columns get thousands separators too (pandas only formats floats by default).
-    ints = {c: "{:,}".format for c, dtype in shown.dtypes.items() if dtype.kind in "iu"}
+    ints = {c: numbers.integer for c, dtype in shown.dtypes.items() if dtype.kind in "iu"}
     text = shown.to_html(
         border=0,
         classes="data",
         na_rep="–",
         formatters=ints,
-        float_format=lambda x: f"{x:,.2f}",
+        float_format=numbers.decimal,
         escape=True,
     )
     return Markup(text), len(shown)
 
 
-def _table_view(record: rec.Table, spec: ReportSpec, long_rows: int | None) -> TableView:
+def _table_view(record: rec.Table, spec: ReportSpec, long_rows: int | None, numbers: ReportLocale) -> TableView:
     frame = record.frame
     options = spec.tables.get(record.name)
     max_rows = options.max_rows if options else None
-    html, shown = _format_frame(frame, max_rows)
+    html, shown = _format_frame(frame, max_rows, numbers)
     csv_name = f"{record.name}.csv" if shown < len(frame) else None
     long = long_rows is not None and shown > long_rows
     return TableView(record.name, record.caption, html, len(frame), shown, csv_name, long)
@@ -107,7 +108,7 @@ def write_assets(records: dict[str, rec.Record], assets_dir: Path) -> dict[str, 
     return paths
 
 
-def _environment(templates_dir: Path) -> jinja2.Environment:
+def _environment(templates_dir: Path, locale: ReportLocale) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         autoescape=True,
@@ -116,16 +117,8 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["markdown"] = lambda text: Markup(_markdown.render(text))
-    env.filters["number"] = _format_number
+    install(env, locale)  # `number` and date filters, the fixed words in the spec's locale
     return env
-
-
-def _format_number(value: Any, digits: int = 0) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float) and digits == 0 and not value.is_integer():
-        digits = 2
-    return f"{value:,.{digits}f}"
 
 
 def render_html(
@@ -139,10 +132,11 @@ def render_html(
     """The report's HTML. Tables with more rows than ``long_table_rows`` (None: no limit) are
     marked for :func:`write_pdf` to lay out in parallel chunks."""
     name = template or context.spec.template
+    locale = ReportLocale.of(context.spec.locale)
     items = []
     for record in records.values():
         if isinstance(record, rec.Table):
-            items.append(_table_view(record, context.spec, long_table_rows))
+            items.append(_table_view(record, context.spec, long_table_rows, locale))
         elif isinstance(record, rec.Figure):
             items.append({"kind": "figure", "name": record.name, "caption": record.caption, "src": figure_paths[record.name]})
         else:
@@ -161,7 +155,7 @@ def render_html(
         "toolkit_version": __version__,
     }
     try:
-        return _environment(templates_dir).get_template(name).render(values)
+        return _environment(templates_dir, locale).get_template(name).render(values)
     except jinja2.TemplateNotFound as exc:
         raise RenderError(f"template {exc.name!r} not found in {templates_dir}") from None
     except jinja2.TemplateSyntaxError as exc:
