@@ -26,6 +26,7 @@ For unattended operation a spec may also carry::
       region: Region
     secrets:                    # where a `Secret` parameter's value comes from (default NBPRESS_SECRET_<NAME>)
       db_password: {env: WAREHOUSE_PASSWORD}
+    missing_glyphs: fail        # a character no font can draw fails the render (default: warn)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import datetime as dt
 import re
 import zoneinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError,
@@ -214,6 +215,9 @@ class ReportSpec(_Strict):
     checks: list[DataCheck] = []
     preload: list[str] = []
     secrets: dict[str, SecretSource] = {}
+    missing_glyphs: Literal["warn", "fail"] = Field(
+        "warn", description="a character no font can draw: warn (named in run.json and on stderr) or fail the render"
+    )
 
     @field_validator("grid", mode="before")
     @classmethod
