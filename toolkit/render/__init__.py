@@ -2,6 +2,7 @@
 
     html              the report's HTML from its records and template
     shown             which parameters the reader sees, under which labels (``show_parameters``)
+    glyphs            characters no font can draw, and where they are (``missing_glyphs``)
     pdf               HTML -> PDF, in one piece or through longtable
     fetcher           the fenced URL fetcher every layout uses (template static folder, run folder)
     longtable         long tables laid out in parallel page-aligned chunks, then joined
