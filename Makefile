@@ -8,9 +8,11 @@ PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
 export PIP_NO_INPUT := 1
 export DEBIAN_FRONTEND := noninteractive
 
-# WeasyPrint's native libraries and the fonts charts use; the tests add PDF text extraction
-# (poppler-utils) and a PostgreSQL server the tests start themselves.
-DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+# WeasyPrint's native libraries and the fonts reports and charts use: DejaVu, then Noto for the
+# scripts DejaVu lacks (fonts-noto-core ~42 MB: Arabic, Hebrew, ...; fonts-noto-cjk ~91 MB:
+# Chinese, Japanese, Korean); fontconfig's fc-list tells which characters no font has. The tests
+# add PDF text extraction (poppler-utils) and a PostgreSQL server the tests start themselves.
+DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core fonts-noto-core fonts-noto-cjk
 DEBIAN_TEST := poppler-utils postgresql chromium
 
 .PHONY: demo test proof bench bench-batch lab lint clean venv

@@ -23,6 +23,8 @@
     │   └── ClusterUnreachableError no Dask scheduler answers at the given address, or it has
     │                               no workers (exit 2)
     ├── RenderError                 the template or the PDF could not be produced
+    │   └── MissingGlyphError       text no font can draw, with the spec's ``missing_glyphs: fail``
+    │                               (``missing``: the characters and where they are)
     └── PublishError                the portal could not be reached or refused the upload
                                     (``status``: the HTTP status, ``attempts``: requests made)
 
@@ -115,6 +117,15 @@ class ClusterUnreachableError(ExecutorError):
 
 class RenderError(NbpressError):
     pass
+
+
+class MissingGlyphError(RenderError):
+    def __init__(self, missing: list[str]):
+        self.missing = list(missing)  # one line per character: code point, name, where
+        super().__init__(
+            f"no installed font can draw {len(self.missing)} character(s): " + "; ".join(self.missing)
+            + " (install a font that has them, or set missing_glyphs: warn in the spec)"
+        )
 
 
 class RunDirError(UsageError):

@@ -27,6 +27,8 @@ For unattended operation a spec may also carry::
     secrets:                    # where a `Secret` parameter's value comes from (default NBPRESS_SECRET_<NAME>)
       db_password: {env: WAREHOUSE_PASSWORD}
     locale: de_DE               # numbers, dates and the fixed words of the PDF (default en; see toolkit.render.locale)
+
+    missing_glyphs: fail        # a character no font can draw fails the render (default: warn)
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import datetime as dt
 import re
 import zoneinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError,
@@ -217,6 +219,10 @@ class ReportSpec(_Strict):
     preload: list[str] = []
     secrets: dict[str, SecretSource] = {}
     locale: str = Field(DEFAULT_LOCALE, description="numbers, dates and fixed words of the PDF, e.g. de_DE (Babel names)")
+
+    missing_glyphs: Literal["warn", "fail"] = Field(
+        "warn", description="a character no font can draw: warn (named in run.json and on stderr) or fail the render"
+    )
 
     @field_validator("grid", mode="before")
     @classmethod

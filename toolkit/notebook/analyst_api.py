@@ -16,6 +16,7 @@ from numbers import Real
 from typing import Any
 
 from ..errors import RecordError
+from . import chart_fonts
 from . import records as rec
 from .run_env import RUN_ENV
 
@@ -58,17 +59,23 @@ def table(name: str, df: Any, caption: str | None = None) -> rec.Table:
 
 
 def figure(name: str, fig: Any, caption: str | None = None) -> rec.Figure:
-    """Record a matplotlib figure: SVG (text kept as text) for the PDF, PNG as a fallback."""
+    """Record a matplotlib figure: SVG for the PDF (text kept as text, or as shaped paths for
+    right-to-left scripts), PNG as a fallback. Its texts get the fallback fonts of every script."""
     import matplotlib  # on first use
 
     rec.check_name(name)
     if not hasattr(fig, "savefig"):
         raise RecordError(f"figure {name!r}: expected a matplotlib Figure, got {type(fig).__name__}")
     svg, png = io.BytesIO(), io.BytesIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
-        fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None})  # reproducible
-    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
-    record = rec.Figure(name, svg.getvalue().decode("utf-8"), png.getvalue(), caption)
+    with chart_fonts.recording(fig) as missing:
+        for fonttype in ("none", "path"):  # text stays text (searchable in the PDF) unless it needs shaping
+            svg.seek(0), svg.truncate()
+            with matplotlib.rc_context({"svg.fonttype": fonttype, "svg.hashsalt": name}):
+                fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None})  # reproducible
+            if not chart_fonts.needs_shaping(svg.getvalue().decode("utf-8")):
+                break
+        fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    record = rec.Figure(name, svg.getvalue().decode("utf-8"), png.getvalue(), caption, tuple(missing))
     return _publish(record, {"image/png": png.getvalue(), "text/plain": f"<figure {name}>"})
 
 

@@ -54,10 +54,14 @@ class Figure:
     svg: str
     png: bytes
     caption: str | None = None
+    missing_glyphs: tuple[int, ...] = ()  # code points no chart font could draw (boxes in the figure)
     kind = "figure"
 
     def payload(self) -> dict[str, Any]:
-        return {"svg": self.svg, "png": base64.b64encode(self.png).decode("ascii"), "caption": self.caption}
+        data = {"svg": self.svg, "png": base64.b64encode(self.png).decode("ascii"), "caption": self.caption}
+        if self.missing_glyphs:  # absent in records made before this field existed, and when none
+            data["missing_glyphs"] = list(self.missing_glyphs)
+        return data
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,8 @@ def decode(data: dict[str, Any]) -> Record:
         if kind == "table":
             return Table(name, base64.b64decode(data["parquet"]), data.get("caption"))
         if kind == "figure":
-            return Figure(name, data["svg"], base64.b64decode(data["png"]), data.get("caption"))
+            missing = tuple(int(c) for c in data.get("missing_glyphs", ()))
+            return Figure(name, data["svg"], base64.b64decode(data["png"]), data.get("caption"), missing)
         if kind == "metric":
             return Metric(name, data["value"], data.get("label"))
         if kind == "text":

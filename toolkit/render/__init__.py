@@ -3,6 +3,8 @@
     html              the report's HTML from its records and template
     shown             which parameters the reader sees, under which labels (``show_parameters``)
     locale            the spec's ``locale``: numbers, dates and the templates' fixed words (Babel, gettext)
+
+    glyphs            characters no font can draw, and where they are (``missing_glyphs``)
     pdf               HTML -> PDF, in one piece or through longtable
     fetcher           the fenced URL fetcher every layout uses (template static folder, run folder)
     longtable         long tables laid out in parallel page-aligned chunks, then joined

@@ -12,7 +12,9 @@ papermill and the renderer. Planning a batch needs only :mod:`toolkit.inputs.pre
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
+from dataclasses import asdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 import nbformat
 
 from ..checks import run_checks
-from ..errors import DataCheckError, ExecutionError, NbpressError, RunDirError
+from ..errors import DataCheckError, ExecutionError, MissingGlyphError, NbpressError, RunDirError
 from ..execute.papermill_run import execute
 from ..inputs.params import SECRET_SHOWN, to_jsonable
 from ..inputs.prepare import Prepared, check_secrets
@@ -29,13 +31,15 @@ from ..inputs.sensitive import hidden_values, shareable
 from ..inputs.spec import ReportSpec
 from ..notebook import records as rec
 from ..project import Project
-from ..render import longtable
+from ..render import glyphs, longtable
 from ..render.html import ReportContext, render_html, write_assets
 from ..render.pdf import write_pdf
 from .masking import mask_error, mask_file, secret_values
-from .run_folder import FailureRecord, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
+from .run_folder import FailureRecord, MissingGlyph, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
 
 __all__ = ["run_report", "render_run"]
+
+log = logging.getLogger(__name__)
 
 # Progress callback: (stage, detail) e.g. ("execute", "cell 3/12")
 Progress = Callable[[str, str], None]
@@ -161,7 +165,7 @@ def render_run(run_dir: Path, project: Project, *, template: str | None = None, 
     if template:
         spec_data["template"] = template
     spec = ReportSpec.model_validate(spec_data)
-    record.error, record.refused_resources = None, []
+    record.error, record.refused_resources, record.missing_glyphs = None, [], []
     clock = _Stopwatch(record, progress)
     try:
         _render(run_dir, record, spec, project, clock)
@@ -206,10 +210,22 @@ def _render(run_dir: Path, record: RunRecord, spec: ReportSpec, project: Project
         # Longer tables are laid out in parallel chunks by write_pdf; read at run time, so it can be set.
         html = render_html(context, records, figures, project.templates_dir, long_table_rows=longtable.LONG_TABLE_ROWS)
         (run_dir / "report.html").write_text(html, encoding="utf-8")
+        _check_glyphs(record, spec, records, project)
     with clock.stage("pdf"):
         attachments = _csv_attachments(records, spec)
         result = write_pdf(html, run_dir / "report.pdf", base_dir=run_dir, templates_dir=project.templates_dir, attachments=attachments)
     record.pages, record.refused_resources = result.pages, result.refused
+
+
+def _check_glyphs(record: RunRecord, spec: ReportSpec, records: dict[str, rec.Record], project: Project) -> None:
+    """Characters no font can draw are named in run.json and on stderr; with the spec's
+    ``missing_glyphs: fail`` they fail the render before the PDF is laid out."""
+    missing = glyphs.find_missing(spec, record.parameters, records, project.templates_dir)
+    record.missing_glyphs = [MissingGlyph(**asdict(m)) for m in missing]
+    for entry in missing:
+        log.warning("no installed font can draw %s", glyphs.describe(entry))
+    if missing and spec.missing_glyphs == "fail":
+        raise MissingGlyphError([glyphs.describe(m) for m in missing])
 
 
 def _csv_attachments(records: dict[str, rec.Record], spec: ReportSpec) -> list[tuple[str, bytes]]:

@@ -5,7 +5,8 @@
         assets/          figures referenced by the HTML
         report.html      the rendered HTML
         report.pdf       the PDF (written to a temp name, then renamed)
-        run.json         parameters, status, timings per stage, versions, error, checks
+        run.json         parameters, status, timings per stage, versions, error, checks,
+                         characters no font could draw (missing_glyphs)
         notification.eml what the owner was told (blocked or failed scheduled runs)
 
 Statuses: ``running`` -> ``succeeded`` | ``failed`` (a stage raised) | ``blocked`` (the
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import RunDirError
 
-__all__ = ["RunRecord", "FailureRecord", "CheckResult", "PublicationRef", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
+__all__ = ["RunRecord", "FailureRecord", "CheckResult", "MissingGlyph", "PublicationRef", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
 
 Status = Literal["running", "succeeded", "failed", "blocked", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "blocked", "cancelled")
@@ -61,6 +62,15 @@ class CheckResult(BaseModel):
     detail: str = ""
 
 
+class MissingGlyph(BaseModel):
+    """A character the PDF shows as a box: no installed font has it (see :mod:`toolkit.render.glyphs`)."""
+
+    char: str
+    codepoint: str  # "U+E000"
+    name: str = ""  # its Unicode name ("" for private use and unassigned code points)
+    where: list[str] = []  # "table cities", "metric top_city", "figure trend", "title", ...
+
+
 class PublicationRef(BaseModel):
     """Where a run was published (written by ``nbpress publish``)."""
 
@@ -85,6 +95,7 @@ class RunRecord(BaseModel):
     versions: dict[str, str] = {}
     pages: int | None = None
     refused_resources: list[str] = []
+    missing_glyphs: list[MissingGlyph] = []
     error: FailureRecord | None = None
     publication: PublicationRef | None = None
     checks: list[CheckResult] = []
