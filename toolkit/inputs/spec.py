@@ -219,7 +219,6 @@ class ReportSpec(_Strict):
     preload: list[str] = []
     secrets: dict[str, SecretSource] = {}
     locale: str = Field(DEFAULT_LOCALE, description="numbers, dates and fixed words of the PDF, e.g. de_DE (Babel names)")
-
     missing_glyphs: Literal["warn", "fail"] = Field(
         "warn", description="a character no font can draw: warn (named in run.json and on stderr) or fail the render"
     )
