@@ -53,14 +53,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip 2>&1 | grep -v 'is ignored' || true
 
-# Stamps: reinstall when pyproject.toml changes. pip's 'is ignored' warnings (package indexes
+# Stamps: reinstall when pyproject.toml or this file (its package lists) changes. pip's 'is ignored' warnings (package indexes
 # configured with options pip does not know) are filtered; a real failure still fails the step (pipefail).
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+$(VENV)/.runtime: pyproject.toml Makefile | $(BIN)/python
 	@.ci/debian-packages $(DEBIAN_RUNTIME)
 	set -o pipefail; $(PIP) install -e . 2>&1 | { grep -v 'is ignored' || true; }
 	touch $@
 
-$(VENV)/.test: pyproject.toml $(VENV)/.runtime
+$(VENV)/.test: pyproject.toml Makefile $(VENV)/.runtime
 	@.ci/debian-packages $(DEBIAN_RUNTIME) $(DEBIAN_TEST)
 	set -o pipefail; $(PIP) install -e '.[test]' 2>&1 | { grep -v 'is ignored' || true; }
 	touch $@
