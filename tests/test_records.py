@@ -109,7 +109,9 @@ def test_preview_renders_the_session_records(project, monkeypatch):
     tk.figure("chart", fig)
     tk.metric("best", 42, label="Best score")
     monkeypatch.chdir(project.notebooks_dir)  # found by walking up to templates/
-    pdf = render_preview(dict(api._session), display=False)
+    preview = render_preview(dict(api._session), display=False)
+    pdf = project.root / "preview.pdf"
+    pdf.write_bytes(preview.pdf)
     text = pdf_text(pdf)
     assert "alpha" in text and "Best score" in text and "Preview chart label" in text
 

@@ -1,6 +1,8 @@
 """The analyst's API, used inside notebooks: ``import toolkit as tk; tk.table("summary", df)``.
 
 Each call displays the object normally and attaches a record (see :mod:`toolkit.notebook.records`).
+It returns the record, whose repr is one line (``<table 'summary': 7 rows x 5 columns>``): a
+cell ending in ``tk.table(...)`` shows the table and that line, never the recorded bytes.
 Under an nbpress run (``NBPRESS_RUN_ID`` is set in the kernel's environment) a record name used
 twice is an error; interactively, re-running a cell replaces the earlier record.
 """
@@ -100,14 +102,18 @@ def text(name: str, markdown: str) -> rec.Text:
     return _publish(record, {"text/markdown": markdown, "text/plain": markdown})
 
 
-def preview(report: str | None = None, *, project: str | os.PathLike | None = None) -> Any:
+def preview(report: str | None = None, *, project: str | os.PathLike | None = None) -> None:
     """Render the records made so far with the report's template and show the PDF inline.
 
-    ``report`` is the spec name in ``notebooks/`` (default: the only spec there, else the base
-    template). Under an nbpress run this does nothing: the run renders the report itself.
+    ``report``: a spec name in ``notebooks/`` or a path to a spec or notebook (default: the spec
+    beside this notebook, found by the notebook's current name). ``project``: the folder holding
+    ``templates/`` (default: the nearest one at or above the notebook). Returns None, so a cell
+    ending in ``tk.preview()`` shows the PDF and nothing else. Under an nbpress run this does
+    nothing: the run renders the report itself.
     """
     if os.environ.get(RUN_ENV):
         return None
     from .preview import render_preview  # Jinja, pydantic, WeasyPrint: only when previewing
 
-    return render_preview(dict(_session), report, project)
+    render_preview(dict(_session), report, project)
+    return None

@@ -12,11 +12,12 @@ import base64
 import io
 import re
 from dataclasses import dataclass
-from typing import Any, Union
-
-import nbformat
+from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import RecordError
+
+if TYPE_CHECKING:  # nbformat costs ~2 s to import where jsonschema's format checkers are installed
+    import nbformat
 
 __all__ = ["MIME_TYPE", "Table", "Figure", "Metric", "Text", "Record", "read_records", "check_name"]
 
@@ -25,18 +26,45 @@ FORMAT_VERSION = 1
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _clip(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())  # one line
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def check_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise RecordError(f"record name {name!r} must be a letter or _ followed by letters, digits, _ or - (max 64)")
     return name
 
 
-@dataclass(frozen=True)
+def _shape(parquet: bytes) -> tuple[int, int]:
+    """Rows and data columns of a recorded table, from the Parquet footer (no data read)."""
+    import json
+
+    import pyarrow.parquet as pq  # on first use, like pandas
+
+    meta = pq.read_metadata(io.BytesIO(parquet))
+    pandas_meta = json.loads((meta.metadata or {}).get(b"pandas", b"{}"))
+    stored_index = [c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)]  # a RangeIndex is not stored
+    return meta.num_rows, meta.num_columns - len(stored_index)
+
+
+# One-line reprs: a record is what tk.table(...) returns, so a notebook cell ending in that call
+# shows its repr; the default dataclass repr would dump the Parquet, SVG and PNG bytes.
+@dataclass(frozen=True, repr=False)
 class Table:
     name: str
     parquet: bytes
     caption: str | None = None
     kind = "table"
+
+    def __repr__(self) -> str:
+        rows, columns = _shape(self.parquet)
+        return f"<table {self.name!r}: {_count(rows, 'row')} x {_count(columns, 'column')}>"
 
     @property
     def frame(self):
@@ -48,7 +76,7 @@ class Table:
         return {"parquet": base64.b64encode(self.parquet).decode("ascii"), "caption": self.caption}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Figure:
     name: str
     svg: str
@@ -57,6 +85,9 @@ class Figure:
     missing_glyphs: tuple[int, ...] = ()  # code points no chart font could draw (boxes in the figure)
     kind = "figure"
 
+    def __repr__(self) -> str:
+        return f"<figure {self.name!r}: SVG {len(self.svg) // 1024 + 1} KiB>"
+
     def payload(self) -> dict[str, Any]:
         data = {"svg": self.svg, "png": base64.b64encode(self.png).decode("ascii"), "caption": self.caption}
         if self.missing_glyphs:  # absent in records made before this field existed, and when none
@@ -64,22 +95,28 @@ class Figure:
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Metric:
     name: str
     value: Union[int, float, str]
     label: str | None = None
     kind = "metric"
 
+    def __repr__(self) -> str:
+        return f"<metric {self.name!r}: {_clip(repr(self.value))}>"
+
     def payload(self) -> dict[str, Any]:
         return {"value": self.value, "label": self.label}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Text:
     name: str
     markdown: str
     kind = "text"
+
+    def __repr__(self) -> str:
+        return f"<text {self.name!r}: {len(self.markdown)} characters>"
 
     def payload(self) -> dict[str, Any]:
         return {"markdown": self.markdown}
