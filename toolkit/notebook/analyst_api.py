@@ -62,7 +62,8 @@ def table(name: str, df: Any, caption: str | None = None) -> rec.Table:
 
 def figure(name: str, fig: Any, caption: str | None = None) -> rec.Figure:
     """Record a matplotlib figure: SVG for the PDF (text kept as text, or as shaped paths for
-    right-to-left scripts), PNG as a fallback. Its texts get the fallback fonts of every script."""
+    right-to-left scripts), PNG as a fallback. Its texts get the fallback fonts of every script.
+    The figure is shown once (its PNG) and closed in pyplot, so the notebook does not show it twice."""
     import matplotlib  # on first use
 
     rec.check_name(name)
@@ -78,6 +79,9 @@ def figure(name: str, fig: Any, caption: str | None = None) -> rec.Figure:
                 break
         fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
     record = rec.Figure(name, svg.getvalue().decode("utf-8"), png.getvalue(), caption, tuple(missing))
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:  # the inline backend would show a pyplot figure again at the cell's end
+        pyplot.close(fig)
     return _publish(record, {"image/png": png.getvalue(), "text/plain": f"<figure {name}>"})
 
 
