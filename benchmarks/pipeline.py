@@ -8,6 +8,8 @@ Two workloads, each run alternately with its raw counterpart so both see the sam
   and the demo database) against the raw ``papermill`` CLI on the same notebook and
   parameters followed by the raw ``weasyprint`` CLI on the report.html nbpress wrote (base
   URL: its run folder). Median of 5. Target: nbpress <= 1.10x.
+  Then ``tk.preview()`` on the demo run's records against WeasyPrint on the same HTML, in
+  process (benchmarks/preview.py): median of 5. Target: a preview under 1 s.
 * tables: a 5,000-row and a 20,000-row x 8-column table (dates, short strings, integers,
   floats), nbpress's renderer (``benchmarks.render_pdf``: HTML in, PDF out, like the CLI it
   is compared with) against ``weasyprint`` on the same table with the ordinary table markup
@@ -33,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import measure, tables
+from . import measure, preview, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -123,7 +125,10 @@ def bench_demo(tmp: Path, repeats: int) -> dict:
         _log(f"demo {i + 1}/{repeats}: nbpress {ours[-1].wall:.2f} s, papermill+weasyprint {raw[-1].wall:.2f} s")
     pages = _pdf_pages(run_dir / "report.pdf")
     footer = f"Page {pages} of {pages}" in _pdf_text(run_dir / "report.pdf")
-    return {"nbpress": _summary(ours), "raw": _summary(raw), "checks": {"pages": pages, "footer_ok": footer}}
+    _log("demo: tk.preview() on the run's records")
+    previewed = preview.bench_preview(project, run_dir, repeats)
+    return {"nbpress": _summary(ours), "raw": _summary(raw), "checks": {"pages": pages, "footer_ok": footer},
+            "preview": previewed}
 
 
 # --- long tables ----------------------------------------------------------------------------
@@ -190,6 +195,7 @@ def print_table(results: dict) -> None:
     print()
     if "demo" in results:
         print(f"demo checks: {results['demo']['checks']}  (raw = papermill + weasyprint run one after the other)")
+        preview.print_preview(results["demo"]["preview"])
     for t in results.get("tables", []):
         for name, check in t["checks"].items():
             state = "ok" if not check["problems"] else "; ".join(check["problems"][:3])
