@@ -149,9 +149,6 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     """
     from .inputs.prepare import read_inputs
     from .inputs.spec import find_report
-    from .progress import run_progress
-    from .runs.finish import AfterRun, finish
-    from .runs.pipeline import run_report
 
     if cluster:
         from .batch.dask_cluster import parse_cluster
@@ -168,6 +165,8 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
         from .deliver.portal_client import load_publish_config
 
         config = load_publish_config(portal)  # before the run: a missing token fails fast
+    from .runs.finish import AfterRun, finish  # the run's modules load papermill and WeasyPrint: not for refused input
+
     policy = AfterRun(publish=config)
     if grid_options or (spec.grid and not no_grid) or cluster:
         from .inputs.grid import parse_grid_option
@@ -176,6 +175,9 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
         _run_batch(project, spec, members, out_dir, workers, policy, cluster)
         return
     prepared = inputs.prepare(given)
+    from .progress import run_progress
+    from .runs.pipeline import run_report
+
     try:
         with run_progress(spec.name) as progress:
             run_dir, record = run_report(prepared, project, out_dir=out_dir, progress=progress)
