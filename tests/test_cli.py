@@ -64,6 +64,9 @@ def test_param_file_and_failed_run_exit_status(small_report, tmp_path):
     assert failed.stderr.strip() == (f"nbpress: error: cell 1 raised KeyError: 'missing column' (run folder: {run_dir};"
                                      " the executed notebook is kept there)")
     assert (run_dir / "executed.ipynb").is_file()
+    listed = cli("runs", "--failed", cwd=small_report.root, check=True).stdout.splitlines()  # not the run that succeeded
+    assert len(listed) == 2 and listed[1].split("\t")[1:3] == ["boom", "failed"]
+    assert len(cli("runs", cwd=small_report.root, check=True).stdout.splitlines()) == 3
 
 
 def test_progress_shows_stage_and_cells_on_a_terminal(small_report):

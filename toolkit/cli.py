@@ -105,6 +105,35 @@ def params(ctx: click.Context, report: str) -> None:
     Console(width=120).print(table)
 
 
+@main.command()
+@click.argument("name")
+@click.option("--from", "source", metavar="REPORT", help="Copy this report's notebook (outputs cleared) and spec instead.")
+@click.option("--template", is_flag=True, help="Also write templates/NAME.html.j2 extending base.html.j2 (set in the spec).")
+@click.pass_context
+@handle_errors
+def new(ctx: click.Context, name: str, source: str | None, template: bool) -> None:
+    """Start report NAME: notebooks/NAME.ipynb and NAME.yml, ready to run. Never overwrites.
+
+    The notebook has a tagged, typed parameters cell, one example table and figure made from
+    its parameters (no data source needed) and a last `tk.preview()` cell.
+    """
+    from .new_report import create_report
+
+    project = _project(ctx)
+    for path in create_report(project, name, source=source, template=template):
+        click.echo(f"wrote {_shown_path(path)}")
+    where = "" if Path(ctx.obj["project"]).resolve() == Path.cwd() else f"--project {ctx.obj['project']} "
+    click.echo(f"next: nbpress {where}run {name}   (or open {_shown_path(project.notebooks_dir / (name + '.ipynb'))} "
+               "in JupyterLab: make lab)")
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _load_param_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
