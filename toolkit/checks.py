@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
-from .runs.run_folder import CheckResult
-
-if TYPE_CHECKING:  # records load nbformat (seconds): the spec, which holds checks, must not need it
+if TYPE_CHECKING:  # records load nbformat (seconds), run.json's models pydantic schemas: a spec needs neither
     from .notebook import records as rec
+    from .runs.run_folder import CheckResult
 
 __all__ = ["DataCheck", "run_checks"]
 
@@ -114,6 +113,8 @@ def _check_metric(check: DataCheck, record: rec.Record | None) -> str | None:
 
 def run_checks(checks: Iterable[DataCheck], records: dict[str, rec.Record]) -> list[CheckResult]:
     """Evaluate every check (all of them, so the owner hears about every problem at once)."""
+    from .runs.run_folder import CheckResult
+
     results = []
     for check in checks:
         if check.table is not None:
