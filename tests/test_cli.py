@@ -32,7 +32,7 @@ def test_params_prints_the_schema(small_report):
         (["run", "small", "-p", "day=yesterday"], "parameter 'day': got 'yesterday', expected date"),
         (["run", "missing"], "no report named 'missing'"),
         (["params", "broken.ipynb"], "not a valid notebook"),
-        (["run", "noparams"], "no cell tagged 'parameters'"),
+        (["run", "noparams", "-p", "x=2"], "cannot set 'x': no cell tagged 'parameters'; add the tag 'parameters'"),
     ],
 )
 def test_bad_input_is_refused_before_any_kernel_starts(small_report, args, message):
@@ -60,7 +60,13 @@ def test_param_file_and_failed_run_exit_status(small_report, tmp_path):
     make_notebook(small_report.notebooks_dir / "boom.ipynb", "x: int = 1", "raise KeyError('missing column')")
     failed = cli("run", "boom", cwd=small_report.root)
     assert failed.returncode == 1
-    assert failed.stderr.strip() == "nbpress: error: cell 1 raised KeyError: 'missing column'"
+    [run_dir] = (small_report.runs_dir / "boom").iterdir()
+    assert failed.stderr.strip() == (f"nbpress: error: cell 1 raised KeyError: 'missing column' (run folder: {run_dir};"
+                                     " the executed notebook is kept there)")
+    assert (run_dir / "executed.ipynb").is_file()
+    listed = cli("runs", "--failed", cwd=small_report.root, check=True).stdout.splitlines()  # not the run that succeeded
+    assert len(listed) == 2 and listed[1].split("\t")[1:3] == ["boom", "failed"]
+    assert len(cli("runs", cwd=small_report.root, check=True).stdout.splitlines()) == 3
 
 
 def test_progress_shows_stage_and_cells_on_a_terminal(small_report):

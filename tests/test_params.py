@@ -138,8 +138,10 @@ def test_bad_parameters_cells_are_reported(tmp_path, cell, message):
 
 def test_notebook_without_parameters_cell(tmp_path):
     path = make_notebook(tmp_path / "nb.ipynb", None, "x = 1")
-    with pytest.raises(NotebookError, match="no cell tagged 'parameters'"):
-        read_schema(path)
+    schema = read_schema(path)
+    assert not schema.tagged and schema.parameters == () and schema.resolve() == {}  # runs as it is
+    with pytest.raises(NotebookError, match="cannot set 'x': no cell tagged 'parameters'; add the tag"):
+        schema.parse_assignments(["x=2"])
 
 
 def test_notebook_that_is_not_json(tmp_path):

@@ -9,16 +9,34 @@ Inside a notebook::
     tk.text("note", "**Markdown** text")
     tk.preview()
 
-Importing this package is cheap: pandas, matplotlib, papermill and WeasyPrint load on first use.
-The pipeline lives in the stage folders (inputs, execute, notebook, checks, render, deliver,
-runs, batch, scheduler); see docs/architecture.md.
+Importing this package is cheap: the analyst's API (and with it nbformat, pandas, matplotlib,
+papermill and WeasyPrint) loads on the first ``tk.*`` call, so ``nbpress --help`` and every
+refused command line never pay for it. The pipeline lives in the stage folders (inputs, execute,
+notebook, checks, render, deliver, runs, batch, scheduler); see docs/architecture.md.
 """
 
 from .errors import NbpressError
-from .notebook.analyst_api import figure, metric, preview, table, text
 from .version import __version__
 
 __all__ = ["__version__", "figure", "metric", "preview", "table", "text", "NbpressError", "Secret"]
+
+_ANALYST_API = frozenset({"figure", "metric", "preview", "table", "text"})
+
+
+def __getattr__(name: str):
+    # PEP 562: `tk.table` imports the analyst's API on first use (nbformat alone takes seconds
+    # to import on a loaded machine); afterwards the name is a plain module attribute.
+    if name in _ANALYST_API:
+        from .notebook import analyst_api
+
+        value = getattr(analyst_api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ANALYST_API})
 
 
 class Secret(str):

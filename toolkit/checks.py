@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
-from .notebook import records as rec
-from .runs.run_folder import CheckResult
+if TYPE_CHECKING:  # records load nbformat (seconds), run.json's models pydantic schemas: a spec needs neither
+    from .notebook import records as rec
+    from .runs.run_folder import CheckResult
 
 __all__ = ["DataCheck", "run_checks"]
 
@@ -78,7 +79,7 @@ class DataCheck(BaseModel):
 
 def _check_table(check: DataCheck, record: rec.Record | None) -> str | None:
     """None when the check holds, else what is wrong."""
-    if not isinstance(record, rec.Table):
+    if getattr(record, "kind", None) != "table":
         return f"no table named {check.table!r} was recorded"
     frame = record.frame
     problems = []
@@ -98,7 +99,7 @@ def _check_table(check: DataCheck, record: rec.Record | None) -> str | None:
 
 
 def _check_metric(check: DataCheck, record: rec.Record | None) -> str | None:
-    if not isinstance(record, rec.Metric):
+    if getattr(record, "kind", None) != "metric":
         return f"no metric named {check.metric!r} was recorded"
     value: Any = record.value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -112,6 +113,8 @@ def _check_metric(check: DataCheck, record: rec.Record | None) -> str | None:
 
 def run_checks(checks: Iterable[DataCheck], records: dict[str, rec.Record]) -> list[CheckResult]:
     """Evaluate every check (all of them, so the owner hears about every problem at once)."""
+    from .runs.run_folder import CheckResult
+
     results = []
     for check in checks:
         if check.table is not None:

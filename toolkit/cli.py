@@ -46,7 +46,7 @@ def handle_errors(func):
         try:
             return func(*args, **kwargs)
         except NbpressError as exc:
-            _fail(str(exc), exc.exit_code)
+            _fail(str(exc) + _kept_in(exc), exc.exit_code)
         except Exception as exc:
             if settings.get("DEBUG"):
                 raise
@@ -54,6 +54,15 @@ def handle_errors(func):
             _fail(f"unexpected {type(exc).__name__}: {first} (set NBPRESS_DEBUG=1 for the traceback)", 1)
 
     return wrapper
+
+
+def _kept_in(exc: NbpressError) -> str:
+    """Where a failed run's evidence is: the run folder, with the executed notebook when there is one."""
+    run_dir = getattr(exc, "run_dir", None)  # set by the pipeline once the folder exists
+    if run_dir is None:
+        return ""
+    kept = "; the executed notebook is kept there" if (Path(run_dir) / "executed.ipynb").exists() else ""
+    return f" (run folder: {run_dir}{kept})"
 
 
 def _project(ctx: click.Context) -> Project:
@@ -78,11 +87,14 @@ def params(ctx: click.Context, report: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .inputs.params import read_schema, to_jsonable
+    from .inputs.params import TAG_HOW_TO, read_schema, to_jsonable
     from .inputs.spec import find_report
 
     spec = find_report(report, _project(ctx).notebooks_dir)
     schema = read_schema(spec.notebook)
+    if not schema.tagged:
+        click.echo(f"{spec.notebook.name} takes no parameters: it has no cell tagged 'parameters' ({TAG_HOW_TO})")
+        return
     table = Table(title=f"{spec.title} ({spec.notebook.name})", title_justify="left")
     for column in ("name", "type", "default", "choices", "help"):
         table.add_column(column)
@@ -91,6 +103,35 @@ def params(ctx: click.Context, report: str) -> None:
         choices = ", ".join(map(str, p.type.choices)) if p.type.kind == "literal" else ""
         table.add_row(p.name, p.type.describe() if p.type.kind != "literal" else "literal", default, choices, p.help)
     Console(width=120).print(table)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--from", "source", metavar="REPORT", help="Copy this report's notebook (outputs cleared) and spec instead.")
+@click.option("--template", is_flag=True, help="Also write templates/NAME.html.j2 extending base.html.j2 (set in the spec).")
+@click.pass_context
+@handle_errors
+def new(ctx: click.Context, name: str, source: str | None, template: bool) -> None:
+    """Start report NAME: notebooks/NAME.ipynb and NAME.yml, ready to run. Never overwrites.
+
+    The notebook has a tagged, typed parameters cell, one example table and figure made from
+    its parameters (no data source needed) and a last `tk.preview()` cell.
+    """
+    from .new_report import create_report
+
+    project = _project(ctx)
+    for path in create_report(project, name, source=source, template=template):
+        click.echo(f"wrote {_shown_path(path)}")
+    where = "" if Path(ctx.obj["project"]).resolve() == Path.cwd() else f"--project {ctx.obj['project']} "
+    click.echo(f"next: nbpress {where}run {name}   (or open {_shown_path(project.notebooks_dir / (name + '.ipynb'))} "
+               "in JupyterLab: make lab)")
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _load_param_file(path: Path) -> dict[str, Any]:
@@ -137,9 +178,6 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     """
     from .inputs.prepare import read_inputs
     from .inputs.spec import find_report
-    from .progress import run_progress
-    from .runs.finish import AfterRun, finish
-    from .runs.pipeline import run_report
 
     if cluster:
         from .batch.dask_cluster import parse_cluster
@@ -156,6 +194,8 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
         from .deliver.portal_client import load_publish_config
 
         config = load_publish_config(portal)  # before the run: a missing token fails fast
+    from .runs.finish import AfterRun, finish  # the run's modules load papermill and WeasyPrint: not for refused input
+
     policy = AfterRun(publish=config)
     if grid_options or (spec.grid and not no_grid) or cluster:
         from .inputs.grid import parse_grid_option
@@ -164,6 +204,9 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
         _run_batch(project, spec, members, out_dir, workers, policy, cluster)
         return
     prepared = inputs.prepare(given)
+    from .progress import run_progress
+    from .runs.pipeline import run_report
+
     try:
         with run_progress(spec.name) as progress:
             run_dir, record = run_report(prepared, project, out_dir=out_dir, progress=progress)
@@ -353,16 +396,18 @@ def _safe_record(run_dir: Path):
 @click.argument("report", required=False)
 @click.option("-n", "--limit", type=click.IntRange(1), default=20, show_default=True, help="Show at most this many runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--failed", is_flag=True, help="Only runs that did not get through: failed or blocked by a data check.")
 @click.pass_context
 @handle_errors
-def runs(ctx: click.Context, report: str | None, limit: int, as_json: bool) -> None:
+def runs(ctx: click.Context, report: str | None, limit: int, as_json: bool, failed: bool) -> None:
     """The run history, newest first: when, report, status, duration, trigger and attempt,
     parameters and publication, read from each run folder's run.json (of REPORT only, if given).
     A table on a terminal, tab-separated lines otherwise."""
-    from .runs.history import history, plain_lines, rich_table
+    from .runs.history import NOT_THROUGH, history, plain_lines, rich_table
 
     skipped: list[str] = []
-    rows = history(_project(ctx).runs_dir, report, limit=limit, skipped=skipped)
+    rows = history(_project(ctx).runs_dir, report, limit=limit, skipped=skipped,
+                   statuses=NOT_THROUGH if failed else None)
     for note in skipped:
         click.echo(f"nbpress: skipped {note}", err=True)
     if as_json:

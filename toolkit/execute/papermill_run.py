@@ -210,7 +210,7 @@ def execute(
     parameters: dict[str, Any],
     *,
     source: nbformat.NotebookNode,
-    parameters_cell: int,
+    parameters_cell: int | None,
     run_id: str,
     cell_timeout: int | None,
     start_timeout: int,
@@ -229,11 +229,12 @@ def execute(
     """
     extra = {"kernel_manager_class": launcher or IpcKernelManager}
     current = {"cell": None}
-    injected_at = parameters_cell + 1  # papermill inserts its cell after `parameters`
+    # papermill inserts its cell after `parameters`; with no such cell nothing is given, nothing injected
+    injected_at = parameters_cell + 1 if parameters_cell is not None else None
 
     def source_index(index: int | None) -> int | None:
         """Index in the analyst's notebook, not counting the injected-parameters cell."""
-        return index - 1 if index is not None and index > injected_at else index
+        return index - 1 if index is not None and injected_at is not None and index > injected_at else index
 
     def track(index: int, total: int, phase: str) -> None:
         if phase == "start":

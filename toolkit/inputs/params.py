@@ -16,13 +16,21 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotebookError, ParameterError
 
-__all__ = ["ParamType", "Parameter", "Schema", "read_schema", "find_parameters_cell", "load_notebook", "parse_notebook"]
+if TYPE_CHECKING:
+    import nbformat
+
+__all__ = ["ParamType", "Parameter", "Schema", "read_schema", "find_parameters_cell", "load_notebook", "parse_notebook",
+           "read_notebook_json", "TAG_HOW_TO"]
+
+# nbformat is imported only where a NotebookNode is needed (a run): it pulls in jsonschema, whose
+# import takes 1-4 s here, and `nbpress params` or a refused `-p` must answer at once.
+
+TAG_HOW_TO = ("add the tag 'parameters' to the cell that declares them (JupyterLab: select the cell, open the "
+              "right sidebar's Property Inspector (gear icon), Cell Tags > Add Tag)")
 
 _SCALARS = {"str", "int", "float", "bool", "date", "datetime"}
 _INT_RE = re.compile(r"[+-]?\d+")
@@ -143,6 +151,7 @@ class Schema:
 
     source: str
     parameters: tuple[Parameter, ...] = field(default_factory=tuple)
+    tagged: bool = True  # False: the notebook has no cell tagged `parameters` (it runs only as it is)
 
     def __getitem__(self, name: str) -> Parameter:
         for p in self.parameters:
@@ -197,6 +206,8 @@ class Schema:
         return self._known(name, value).type.coerce(name, value)
 
     def _known(self, name: str, given: Any) -> Parameter:
+        if not self.tagged:  # papermill would inject the value at the top, where nothing reads it
+            raise NotebookError(self.source, f"cannot set '{name}': no cell tagged 'parameters'; {TAG_HOW_TO}")
         try:
             param = self[name]
             if param.type.secret:
@@ -236,8 +247,9 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def find_parameters_cell(nb: nbformat.NotebookNode) -> tuple[int, nbformat.NotebookNode] | None:
-    for index, cell in enumerate(nb.cells):
+def find_parameters_cell(nb: Any) -> tuple[int, Any] | None:
+    """The first cell tagged ``parameters`` and its index, in a NotebookNode or a plain dict."""
+    for index, cell in enumerate(nb["cells"]):
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             return index, cell
     return None
@@ -253,6 +265,8 @@ def load_notebook(path: Path) -> nbformat.NotebookNode:
 
 def parse_notebook(raw: bytes, path: Path) -> nbformat.NotebookNode:
     """The notebook in ``raw`` (read from ``path``, named in errors)."""
+    import nbformat
+
     try:
         return nbformat.reads(raw.decode("utf-8"), as_version=4)
     except Exception as exc:  # nbformat raises JSON, validation and reader errors; bytes may not be UTF-8
@@ -260,14 +274,44 @@ def parse_notebook(raw: bytes, path: Path) -> nbformat.NotebookNode:
         raise NotebookError(path, f"not a valid notebook ({type(exc).__name__}: {first})") from exc
 
 
-def read_schema(path: Path, nb: nbformat.NotebookNode | None = None) -> Schema:
-    """Read the parameter schema of the notebook at ``path`` without starting a kernel."""
-    nb = nb if nb is not None else load_notebook(path)
+def read_notebook_json(raw: bytes, path: Path) -> dict[str, Any]:
+    """The notebook in ``raw`` as plain JSON, enough to find its parameters (no nbformat).
+
+    Anything unusual (not nbformat 4, cells that are not objects) goes through nbformat, which
+    converts old versions and words the error.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    cells = data.get("cells") if isinstance(data, dict) and data.get("nbformat") == 4 else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        return parse_notebook(raw, path)  # raises NotebookError, or converts an older notebook
+    return data
+
+
+def _source(cell: Any) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source  # on disk a list of lines, in nbformat a str
+
+
+def read_schema(path: Path, nb: Any = None) -> Schema:
+    """Read the parameter schema of the notebook at ``path`` without starting a kernel.
+
+    ``nb``: the notebook already read (a NotebookNode or its JSON). Without a cell tagged
+    ``parameters`` the schema is empty and untagged: the notebook runs as it is, and any value
+    given for it is refused.
+    """
+    if nb is None:
+        try:
+            nb = read_notebook_json(path.read_bytes(), path)
+        except FileNotFoundError:
+            raise NotebookError(path, "no such notebook") from None
     found = find_parameters_cell(nb)
     if found is None:
-        raise NotebookError(path, "no cell tagged 'parameters' (add the tag to the cell that declares inputs)")
+        return Schema(source=str(path), tagged=False)
     _, cell = found
-    source = cell.source
+    source = _source(cell)
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:

@@ -11,21 +11,24 @@ exactly what was checked and hashed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NbpressError, NotebookError, ParameterError, SpecError
-from .params import Schema, SecretGivenError, find_parameters_cell, parse_notebook, read_schema, secret_variable
+from .params import (Schema, SecretGivenError, find_parameters_cell, parse_notebook, read_notebook_json, read_schema,
+                     secret_variable)
 from .period import fields, period_label
 from .sensitive import exposure_warnings
 from .spec import ReportSpec
+
+if TYPE_CHECKING:
+    import nbformat
 
 __all__ = ["Inputs", "Prepared", "read_inputs", "prepare", "check_secrets", "SecretMissingError"]
 
@@ -45,7 +48,7 @@ class Prepared:
     parameters: dict[str, Any]
     notebook_sha256: str
     notebook: nbformat.NotebookNode
-    parameters_cell: int  # index of the cell tagged ``parameters``
+    parameters_cell: int | None  # index of the cell tagged ``parameters`` (None: the notebook has none)
     period: str = ""
     # Secret parameter -> the environment variable holding its value (never the value itself:
     # the kernel reads the variable; see toolkit.execute.papermill_run).
@@ -57,11 +60,16 @@ class Inputs:
     """A report's notebook and parameter schema, read once for any number of runs."""
 
     spec: ReportSpec
-    notebook: nbformat.NotebookNode
+    raw: bytes = field(repr=False)  # the notebook file's bytes: what is hashed and what runs
     schema: Schema
     sha256: str
-    parameters_cell: int
+    parameters_cell: int | None
     warned: set[str] = field(default_factory=set, compare=False, repr=False)  # said once per command, not per member
+
+    @functools.cached_property
+    def notebook(self) -> nbformat.NotebookNode:
+        """The notebook for the kernel, parsed by nbformat only once values passed (its import is slow)."""
+        return parse_notebook(self.raw, self.spec.notebook)
 
     def given(self, values: dict[str, Any] | None = None, assignments: Iterable[str] = ()) -> dict[str, Any]:
         """Values from a file (typed YAML) overlaid with ``-p NAME=VALUE`` text, parsed by type."""
@@ -111,7 +119,7 @@ def check_secrets(secrets: Mapping[str, str], environ: Mapping[str, str] | None 
 def read_inputs(spec: ReportSpec) -> Inputs:
     """Read the notebook and its schema; refuse a spec that names what the notebook lacks."""
     raw = _read_bytes(spec.notebook)
-    nb = parse_notebook(raw, spec.notebook)
+    nb = read_notebook_json(raw, spec.notebook)  # plain JSON: enough to check the values given
     schema = read_schema(spec.notebook, nb)
     where = spec.path or spec.name
     secret = set(schema.secrets)
@@ -151,7 +159,7 @@ def read_inputs(spec: ReportSpec) -> Inputs:
         if key not in schema.names:
             raise SpecError(where, f"audience.by.{key}", "is not a parameter of the notebook")
     cell = find_parameters_cell(nb)
-    return Inputs(spec, nb, schema, hashlib.sha256(raw).hexdigest(), cell[0] if cell else 0)
+    return Inputs(spec, raw, schema, hashlib.sha256(raw).hexdigest(), cell[0] if cell else None)
 
 
 def prepare(spec: ReportSpec, given: dict[str, Any] | None = None, *, assignments: Iterable[str] = ()) -> Prepared:

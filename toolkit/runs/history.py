@@ -15,7 +15,10 @@ from typing import Any
 from ..errors import RunDirError, UsageError
 from .run_folder import RUN_FILE, RunRecord, load_run
 
-__all__ = ["HistoryRow", "history", "plain_lines", "rich_table"]
+__all__ = ["HistoryRow", "history", "plain_lines", "rich_table", "NOT_THROUGH"]
+
+# `nbpress runs --failed`: runs whose PDF never came out (cancelled runs were stopped on purpose)
+NOT_THROUGH = frozenset({"failed", "blocked"})
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,9 @@ def _run_dirs(runs_dir: Path, report: str | None) -> Iterator[Path]:
 
 
 def history(runs_dir: Path, report: str | None = None, *, limit: int | None = None,
-            skipped: list[str] | None = None) -> list[HistoryRow]:
-    """Runs newest first (by start time), optionally of one report, at most ``limit``."""
+            skipped: list[str] | None = None, statuses: frozenset[str] | None = None) -> list[HistoryRow]:
+    """Runs newest first (by start time), optionally of one report and with one of ``statuses``,
+    at most ``limit``."""
     if report and not (runs_dir / report).is_dir():
         raise UsageError(f"no runs of {report!r} in {runs_dir}")
     if not runs_dir.is_dir():
@@ -58,10 +62,13 @@ def history(runs_dir: Path, report: str | None = None, *, limit: int | None = No
     rows = []
     for run_dir in _run_dirs(runs_dir, report):
         try:
-            rows.append(HistoryRow(run_dir, load_run(run_dir)))
+            record = load_run(run_dir)
         except RunDirError as exc:
             if skipped is not None:
                 skipped.append(str(exc))
+            continue
+        if statuses is None or record.status in statuses:
+            rows.append(HistoryRow(run_dir, record))
     rows.sort(key=lambda row: (row.record.started, row.record.run_id), reverse=True)
     return rows[:limit] if limit else rows
 
