@@ -76,8 +76,9 @@ def _table(name: str, frame: pd.DataFrame, caption: str) -> rec.Table:
     return rec.Table(name, buffer.getvalue(), caption=caption)
 
 
-def _render(project, tmp_path, tables: dict[str, pd.DataFrame], *, long_table_rows=longtable.LONG_TABLE_ROWS):
+def _render(project, tmp_path, tables: dict[str, pd.DataFrame], *, long_table_rows=longtable.LONG_TABLE_ROWS, texts=()):
     records = {name: _table(name, frame, f"Table {name}") for name, frame in tables.items()}
+    records.update({f"text{i}": rec.Text(f"text{i}", markdown) for i, markdown in enumerate(texts)})
     spec = ReportSpec(name="wide", title="Wide Report", notebook=Path("wide.ipynb"))
     context = ReportContext(spec=spec, params={}, run_id="run-1", generated=dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc))
     rendered = render_report(context, records, {}, project.templates_dir, long_table_rows=long_table_rows)
@@ -110,7 +111,8 @@ def test_8_24_and_80_columns_and_long_text_stay_on_the_page_and_every_cell_is_sh
         "eighty": _frame(80, 3, scale=10**6),  # column groups
         "text": text,  # fits once its text wraps
     }
-    rendered, pdf, pages = _render(project, tmp_path, tables)
+    code = "print('" + "z" * 200 + "')"
+    rendered, pdf, pages = _render(project, tmp_path, tables, texts=[f"See <{url}>.", f"```\n{code}\n```"])
 
     layouts = rendered.layouts
     assert {name: layouts[name]["rule"] for name in tables} == {
@@ -124,7 +126,7 @@ def test_8_24_and_80_columns_and_long_text_stay_on_the_page_and_every_cell_is_sh
         missing = _cells(tables[name]) - words
         assert not missing, f"{name}: not in the PDF: {sorted(missing)[:10]}"
     squeezed = re.sub(r"\s+", "", "".join(page.text for page in pages))
-    for cell in [long_word, url, prose, "short"]:
+    for cell in [long_word, url, prose, "short", code]:
         assert re.sub(r"\s+", "", cell) in squeezed  # wrapped, never cut
 
     # Column groups: each captioned, each repeating the row labels.
@@ -140,7 +142,7 @@ def test_8_24_and_80_columns_and_long_text_stay_on_the_page_and_every_cell_is_sh
 
 
 def test_long_tables_keep_their_chunks_and_obey_the_rule(project, tmp_path):
-    tables = {"turned": _frame(24, 45, scale=1000), "grouped": _frame(20, 24, scale=10**6)}
+    tables = {"turned": _frame(24, 45, scale=1000), "grouped": _frame(20, 22, scale=10**6)}
     rendered, pdf, pages = _render(project, tmp_path, tables, long_table_rows=20)
 
     html_text = rendered.html

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .font_metrics import FontMetrics, metrics
+from .font_metrics import AsciiBound, FontMetrics, metrics
 from .page_box import PageBox
 
 __all__ = ["FONT_PT", "FLOOR_PT", "Rule", "TableLayout", "plan_layout", "fonts_in"]
@@ -42,6 +42,7 @@ STEP_PT = 0.5
 PAD_EM = 2 * 0.667  # left + right cell padding in report.css (0.667em each side)
 WRAP_EM = 12.0  # text columns wrap down to this width (about 22 characters), or their longest cell
 SLACK = 1.04  # kerning and shaping the advance widths leave out, and rounding
+_BOUND = AsciiBound()
 _SAMPLES = 4  # longest cells (by characters) of a text column that are measured
 
 Rule = Literal["fits", "smaller_font", "landscape", "column_groups"]
@@ -84,18 +85,17 @@ def plan_layout(frame, page: PageBox, fonts: tuple[Path, Path], *, wrap: bool = 
     ``wrap=False`` (long tables): cells stay on one line. Returns None only then, when some
     column cannot fit even alone: the caller lays that table out as an ordinary table.
     """
-    regular, bold = metrics(fonts[0]), metrics(fonts[1])
-    index = _index_columns(frame, bold, wrap)
-    data = [_column(_header_texts(frame.columns[i]), frame.iloc[:, i], regular, bold, wrap=wrap)
-            for i in range(frame.shape[1])]
-    everything = tuple(range(len(data)))
-    columns = index + data
 
     def room(box: PageBox, font: float) -> float:  # ems of content width
         return box.content_width / (font * SLACK)
 
-    if sum(c.natural for c in columns) <= room(page, FONT_PT):
-        return TableLayout("fits", FONT_PT, (everything,), None, len(data))
+    everything = tuple(range(frame.shape[1]))
+    # Most tables fit even by an upper bound of their widths: no font file is read for them.
+    for fonts_used in (lambda: (_BOUND, _BOUND), lambda: (metrics(fonts[0]), metrics(fonts[1]))):
+        index, data = _measure(frame, *fonts_used(), wrap=wrap)
+        columns = index + data
+        if sum(c.natural for c in columns) <= room(page, FONT_PT):
+            return TableLayout("fits", FONT_PT, (everything,), None, len(data))
     boxes = [("fits", page)] + ([] if page.is_landscape else [("landscape", page.landscape())])
     for rule, box in boxes:
         font = _largest_font(sum(c.least for c in columns), box)
@@ -148,11 +148,18 @@ def _percentages(columns: list[_Column], available: float) -> tuple[float, ...]:
 # --- Measuring columns ----------------------------------------------------------------------
 
 
+def _measure(frame, regular, bold, *, wrap: bool) -> tuple[list[_Column], list[_Column]]:
+    """The index (row label) columns and the data columns."""
+    data = [_column(_header_texts(frame.columns[i]), frame.iloc[:, i], regular, bold, wrap=wrap)
+            for i in range(frame.shape[1])]
+    return _index_columns(frame, bold, wrap), data
+
+
 def _header_texts(label: Any) -> list[str]:
     return [str(part) for part in label] if isinstance(label, tuple) else [str(label)]
 
 
-def _column(headers: list[str], values, font: FontMetrics, header_font: FontMetrics, *, wrap: bool) -> _Column:
+def _column(headers: list[str], values, font, header_font, *, wrap: bool) -> _Column:
     cells = [font.width(text) for text in _widest_cells(values)]
     header = max((header_font.width(h) for h in headers), default=0.0)
     header_word = max((header_font.width(w) for h in headers for w in h.split()), default=0.0)
@@ -165,7 +172,7 @@ def _column(headers: list[str], values, font: FontMetrics, header_font: FontMetr
     return _Column(natural, min(least, natural))
 
 
-def _index_columns(frame, font: FontMetrics, wrap: bool) -> list[_Column]:
+def _index_columns(frame, font, wrap: bool) -> list[_Column]:
     """The row-label columns (tbody ``th``, bold); their header is the index name, or the
     columns' name that html.py moves into the header's corner."""
     names = list(frame.index.names)
