@@ -197,6 +197,6 @@ def _widest_cells(values) -> list[str]:
         extremes = [present.min(), present.max()] if len(present) else []
         texts = [f"{v:,.2f}" if kind == "f" else f"{v:,}" for v in extremes]
         return texts + (["–"] if len(present) < len(series) else [])
-    texts = series.astype(str)
+    texts = series.astype(object).fillna("–").map(str)  # missing cells show as html.py's na_rep
     lengths = texts.str.len()
     return list(texts[lengths.nlargest(_SAMPLES).index.unique()]) if len(texts) > _SAMPLES else list(texts)
