@@ -1,6 +1,7 @@
 """Records -> HTML: the report's Jinja template (autoescaped, StrictUndefined) filled in.
 
-Tables become HTML here (thousands separators, ``max_rows`` cuts with a CSV attached); tables
+Tables become HTML here (thousands separators, ``max_rows`` cuts with a CSV attached), fitted
+to the page by :mod:`.wide_tables`' rule (smaller font, landscape, column groups); tables
 longer than ``long_table_rows`` are marked for :mod:`.longtable`. :mod:`.pdf` lays the HTML out.
 """
 
