@@ -1,6 +1,7 @@
 """Records -> HTML: the report's Jinja template (autoescaped, StrictUndefined) filled in.
 
-Tables become HTML here (thousands separators, ``max_rows`` cuts with a CSV attached); tables
+Tables become HTML here (thousands separators, ``max_rows`` cuts with a CSV attached), fitted
+to the page by :mod:`.wide_tables`' rule (smaller font, landscape, column groups); tables
 longer than ``long_table_rows`` are marked for :mod:`.longtable`. :mod:`.pdf` lays the HTML out.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,15 +19,21 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from ..errors import RenderError
-from ..inputs.spec import ReportSpec
+from ..inputs.spec import PageSettings, ReportSpec
 from ..notebook import records as rec
 from ..version import __version__
 from ..inputs.sensitive import shareable
 from . import longtable
 from .locale import ReportLocale, install
+from .page_box import PageBox, page_box
 from .shown import shown_header, shown_parameters
+from .wide_tables import FONT_PT, TableLayout, fonts_in, plan_layout
 
-__all__ = ["ReportContext", "TableView", "render_html", "write_assets"]
+__all__ = ["ReportContext", "TableBlock", "TableView", "RenderedReport", "render_report", "render_html", "write_assets"]
+
+log = logging.getLogger(__name__)
+
+COLUMN_GROUP = "Columns %(first)s–%(last)s of %(total)s"  # a translated message (toolkit/render/translations)
 
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
 
@@ -52,23 +60,47 @@ class ReportContext:
 
 
 @dataclass(frozen=True)
+class TableBlock:
+    """One HTML table of a record: the whole table, or one column group of it."""
+
+    html: Markup
+    label: str | None = None  # "Columns 1–12 of 40" when the table is cut into column groups
+    anchor: str = ""  # added to the section's id: every group has its own
+
+
+@dataclass(frozen=True)
 class TableView:
     name: str
     caption: str | None
-    html: Markup
+    blocks: tuple[TableBlock, ...]
     rows: int
     shown: int
     csv_name: str | None  # attached CSV when the body is cut at max_rows
     long: bool = False  # marked for the chunked layout (see toolkit.render.longtable)
+    layout: TableLayout | None = None  # how it fits the page (see toolkit.render.wide_tables)
     kind = "table"
 
     @property
     def truncated(self) -> bool:
         return self.shown < self.rows
 
+    @property
+    def landscape(self) -> bool:
+        return self.layout is not None and self.layout.landscape
 
-def _format_frame(frame, max_rows: int | None, numbers: ReportLocale) -> tuple[Markup, int]:
-    shown = frame if max_rows is None else frame.head(max_rows)
+    @property
+    def html(self) -> Markup:
+        """Every block, each after its label: for templates that place the table markup themselves."""
+        return Markup("").join(
+            (Markup('<p class="column-group">%s</p>') % b.label if b.label else Markup("")) + b.html for b in self.blocks
+        )
+
+
+def _format_frame(frame, numbers: ReportLocale, layout: TableLayout | None = None, group: int = 0, *,
+                  long: bool = False) -> Markup:
+    shown = frame
+    if layout is not None and len(layout.groups) > 1:
+        shown = frame.iloc[:, list(layout.groups[group])]
     if shown.index.name and not shown.columns.name and shown.columns.nlevels == 1:
         # One header row with the index name in its corner, instead of pandas' second row.
         shown = shown.rename_axis(index=None, columns=shown.index.name)
@@ -82,17 +114,45 @@ def _format_frame(frame, max_rows: int | None, numbers: ReportLocale) -> tuple[M
         float_format=numbers.decimal,
         escape=True,
     )
-    return Markup(text), len(shown)
+    return Markup(_laid_out(text, layout, group, long=long))
 
 
-def _table_view(record: rec.Table, spec: ReportSpec, long_rows: int | None, numbers: ReportLocale) -> TableView:
+def _laid_out(text: str, layout: TableLayout | None, group: int, *, long: bool) -> str:
+    """The table's start tag with the layout's font size and, unless it is long (its chunks get
+    measured widths), fixed column widths."""
+    if layout is None or layout.widths is None and layout.font_pt == FONT_PT:
+        return text
+    start = text.index(">", text.index("<table")) + 1
+    tag = text[:start]
+    if layout.font_pt != FONT_PT:
+        tag = tag.replace("<table", f'<table style="font-size: {layout.font_pt:g}pt"', 1)
+    if layout.widths is None or long:
+        return tag + text[start:]
+    tag = tag.replace('class="dataframe data"', 'class="dataframe data fixed"', 1)
+    cols = "".join(f'<col style="width: {w:.3f}%">' for w in layout.widths[group])
+    return f"{tag}<colgroup>{cols}</colgroup>{text[start:]}"
+
+
+def _table_view(record: rec.Table, spec: ReportSpec, long_rows: int | None, page: PageBox, fonts,
+                numbers: ReportLocale) -> TableView:
     frame = record.frame
     options = spec.tables.get(record.name)
     max_rows = options.max_rows if options else None
-    html, shown = _format_frame(frame, max_rows, numbers)
-    csv_name = f"{record.name}.csv" if shown < len(frame) else None
-    long = long_rows is not None and shown > long_rows
-    return TableView(record.name, record.caption, html, len(frame), shown, csv_name, long)
+    shown = frame if max_rows is None else frame.head(max_rows)
+    csv_name = f"{record.name}.csv" if len(shown) < len(frame) else None
+    long = long_rows is not None and len(shown) > long_rows
+    layout = plan_layout(shown, page, fonts, wrap=not long)
+    if layout is None:  # a column too wide for any page on one line: wrapped, in one piece
+        log.info("table %s: a column is too wide to lay out on one line; laid out as an ordinary table", record.name)
+        long, layout = False, plan_layout(shown, page, fonts)
+    count = len(layout.groups)
+    blocks = []
+    for g, columns in enumerate(layout.groups):
+        label = numbers.gettext(COLUMN_GROUP) % {"first": columns[0] + 1, "last": columns[-1] + 1,
+                                                 "total": layout.columns} if count > 1 else None
+        anchor = f"-columns-{columns[0] + 1}" if g else ""
+        blocks.append(TableBlock(_format_frame(shown, numbers, layout, g, long=long), label, anchor))
+    return TableView(record.name, record.caption, tuple(blocks), len(frame), len(shown), csv_name, long, layout)
 
 
 def write_assets(records: dict[str, rec.Record], assets_dir: Path) -> dict[str, str]:
@@ -121,22 +181,38 @@ def _environment(templates_dir: Path, locale: ReportLocale) -> jinja2.Environmen
     return env
 
 
-def render_html(
+@dataclass(frozen=True)
+class RenderedReport:
+    html: str
+    layouts: dict[str, dict[str, Any]]  # table name -> how it fits the page (TableLayout.summary)
+
+
+def _page(spec: ReportSpec) -> PageBox:
+    try:
+        return page_box(spec.page)
+    except RenderError as exc:  # the PDF takes the CSS as it is; only the width estimate needs a guess
+        log.warning("%s; tables are fitted to an A4 page", exc)
+        return page_box(PageSettings())
+
+
+def render_report(
     context: ReportContext,
     records: dict[str, rec.Record],
     figure_paths: dict[str, str],
     templates_dir: Path,
     template: str | None = None,
     long_table_rows: int | None = longtable.LONG_TABLE_ROWS,
-) -> str:
-    """The report's HTML. Tables with more rows than ``long_table_rows`` (None: no limit) are
-    marked for :func:`write_pdf` to lay out in parallel chunks."""
+) -> RenderedReport:
+    """The report's HTML and each table's layout. Tables with more rows than ``long_table_rows``
+    (None: no limit) are marked for :func:`write_pdf` to lay out in parallel chunks; tables too
+    wide for the page are laid out by :mod:`.wide_tables`' rule."""
     name = template or context.spec.template
+    page, fonts = _page(context.spec), fonts_in(templates_dir)
     locale = ReportLocale.of(context.spec.locale)
     items = []
     for record in records.values():
         if isinstance(record, rec.Table):
-            items.append(_table_view(record, context.spec, long_table_rows, locale))
+            items.append(_table_view(record, context.spec, long_table_rows, page, fonts, locale))
         elif isinstance(record, rec.Figure):
             items.append({"kind": "figure", "name": record.name, "caption": record.caption, "src": figure_paths[record.name]})
         else:
@@ -153,12 +229,20 @@ def render_html(
         "static": (templates_dir / "static").resolve().as_uri(),
         "provenance_json": json.dumps(context.provenance(), sort_keys=True, separators=(",", ":")),
         "toolkit_version": __version__,
+        "wide_page_size": page.landscape().css_size(),  # the named page `wide`, for landscape tables
     }
     try:
-        return _environment(templates_dir, locale).get_template(name).render(values)
+        html = _environment(templates_dir, locale).get_template(name).render(values)
     except jinja2.TemplateNotFound as exc:
         raise RenderError(f"template {exc.name!r} not found in {templates_dir}") from None
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"template {exc.name or name} line {exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:
         raise RenderError(f"template {name}: {exc.message}") from None
+    layouts = {item.name: item.layout.summary() for item in items if isinstance(item, TableView)}
+    return RenderedReport(html, layouts)
+
+
+def render_html(*args, **kwargs) -> str:
+    """The report's HTML (:func:`render_report` without the tables' layouts)."""
+    return render_report(*args, **kwargs).html

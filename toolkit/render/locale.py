@@ -158,6 +158,10 @@ class ReportLocale:
             return str(value).translate(self._swap)  # no grouping: a parameter reads as typed
         return str(value)
 
+    def gettext(self, message: str) -> str:
+        """A fixed word of the toolkit's own (not a template's) in this locale."""
+        return translations(self.name).gettext(message)
+
     # --- the footer ---
 
     def page_footer_css(self) -> Markup:

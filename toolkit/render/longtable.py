@@ -114,7 +114,7 @@ def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
         return _Part(report.flows[0], 0, continued=False)
     table, fit = report.tables[index - 1], fits[index - 1]
     tail = fit.start(fit.pages(len(table.rows)))
-    body = report.running + table.fragment(tail, len(table.rows), fit.widths) + report.flows[index]
+    body = table.fragment(tail, len(table.rows), fit.widths, running=report.running) + report.flows[index]
     return _Part(body, 0, continued=tail > 0)
 
 
@@ -122,7 +122,7 @@ def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int
     pages = fit.pages(len(table.rows))
     return [
         _Part(
-            report.running + table.fragment(fit.start(a), fit.start(min(a + chunk_pages, pages)), fit.widths),
+            table.fragment(fit.start(a), fit.start(min(a + chunk_pages, pages)), fit.widths, running=report.running),
             min(chunk_pages, pages - a),
             continued=a > 0,
             chunk=True,
@@ -220,7 +220,7 @@ class _Job:
     def _probe(self, probe: _Probe) -> Task:
         start = 1 if probe.continued else 0
         end = min(len(probe.table.rows), start + probe.rows)
-        fragment = self.report.running + probe.table.fragment(start, end, (), ids=True)
+        fragment = probe.table.fragment(start, end, (), ids=True, running=self.report.running)
         return self.task(rows_per_page, fragment, continued=probe.continued)
 
     def _rows(self, probes: list[_Probe], pages: list[list[int]]) -> list[int]:

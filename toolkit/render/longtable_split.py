@@ -85,12 +85,15 @@ class MarkedTable:
             attrs += " data-nbpress-continued"
         return self.open[:-1] + attrs + ">"
 
-    def fragment(self, start: int, end: int, widths: Sequence[float], *, ids: bool = False) -> str:
+    def fragment(self, start: int, end: int, widths: Sequence[float], *, ids: bool = False, running: str = "") -> str:
         """Rows ``[start, end)`` with the container, the header, and the caption when ``start`` is 0.
 
         The fragment that ends the table carries the trail (a "showing N of M rows" note).
+        ``running`` (the report's running header) goes first inside the container: the first
+        in-flow box then names the part's first page, so a table on landscape pages (named
+        page ``wide``) starts on one, not after a blank page of the report's own size.
         """
-        out = [self.container(continued=start > 0)]
+        out = [self.container(continued=start > 0), running]
         if start == 0:
             out.append(self.caption)
         out += [self.table, _colgroup(widths), self.thead, "<tbody>"]

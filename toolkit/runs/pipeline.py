@@ -32,10 +32,11 @@ from ..inputs.spec import ReportSpec
 from ..notebook import records as rec
 from ..project import Project
 from ..render import glyphs, longtable
-from ..render.html import ReportContext, render_html, write_assets
+from ..render.html import ReportContext, render_report, write_assets
 from ..render.pdf import write_pdf
 from .masking import mask_error, mask_file, secret_values
-from .run_folder import FailureRecord, MissingGlyph, RunRecord, create_run_dir, load_run, new_run_id, save_run, versions
+from .run_folder import (FailureRecord, MissingGlyph, RunRecord, TableLayoutRecord, create_run_dir, load_run, new_run_id,
+                         save_run, versions)
 
 __all__ = ["run_report", "render_run"]
 
@@ -208,7 +209,9 @@ def _render(run_dir: Path, record: RunRecord, spec: ReportSpec, project: Project
             notebook_sha256=record.notebook_sha256,
         )
         # Longer tables are laid out in parallel chunks by write_pdf; read at run time, so it can be set.
-        html = render_html(context, records, figures, project.templates_dir, long_table_rows=longtable.LONG_TABLE_ROWS)
+        rendered = render_report(context, records, figures, project.templates_dir, long_table_rows=longtable.LONG_TABLE_ROWS)
+        html = rendered.html
+        record.layout = {name: TableLayoutRecord(**layout) for name, layout in rendered.layouts.items()}
         (run_dir / "report.html").write_text(html, encoding="utf-8")
         _check_glyphs(record, spec, records, project)
     with clock.stage("pdf"):

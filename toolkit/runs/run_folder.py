@@ -32,7 +32,8 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import RunDirError
 
-__all__ = ["RunRecord", "FailureRecord", "CheckResult", "MissingGlyph", "PublicationRef", "new_run_id", "create_run_dir", "load_run", "save_run", "versions"]
+__all__ = ["RunRecord", "TableLayoutRecord", "FailureRecord", "CheckResult", "MissingGlyph", "PublicationRef", "new_run_id",
+           "create_run_dir", "load_run", "save_run", "versions"]
 
 Status = Literal["running", "succeeded", "failed", "blocked", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "blocked", "cancelled")
@@ -80,6 +81,15 @@ class PublicationRef(BaseModel):
     url: str
 
 
+class TableLayoutRecord(BaseModel):
+    """How one table was fitted to the page (see :mod:`toolkit.render.wide_tables`)."""
+
+    rule: Literal["fits", "smaller_font", "landscape", "column_groups"]
+    font_pt: float  # the table's font size
+    groups: int = 1  # tables it was cut into (column groups, each repeating the row labels)
+    columns: int  # its data columns (the index not counted)
+
+
 class RunRecord(BaseModel):
     report: str
     run_id: str
@@ -94,6 +104,7 @@ class RunRecord(BaseModel):
     timings: dict[str, float] = {}
     versions: dict[str, str] = {}
     pages: int | None = None
+    layout: dict[str, TableLayoutRecord] = {}  # every table of the PDF -> the rule that fitted it to the page
     refused_resources: list[str] = []
     missing_glyphs: list[MissingGlyph] = []
     error: FailureRecord | None = None
