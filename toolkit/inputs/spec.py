@@ -26,6 +26,8 @@ For unattended operation a spec may also carry::
       region: Region
     secrets:                    # where a `Secret` parameter's value comes from (default NBPRESS_SECRET_<NAME>)
       db_password: {env: WAREHOUSE_PASSWORD}
+    lang: de                    # the document language (BCP 47), for screen readers and hyphenation
+    pdf_variant: pdf/a-3b       # an archival (PDF/A-3) or accessible (PDF/UA-1) PDF; see PDF_VARIANTS
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from ..errors import SpecError, UsageError
 from .grid import parse_grid_value
 from .period import fields
 
-__all__ = ["ReportSpec", "SecretSource", "Audience", "Schedule", "Retries", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
+__all__ = ["PDF_VARIANTS", "ReportSpec", "SecretSource", "Audience", "Schedule", "Retries", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
 
 
 class _Strict(BaseModel):
@@ -185,6 +187,10 @@ class SecretSource(_Strict):
     env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", description="environment variable holding the value")
 
 
+# PDF/A-3 only: PDF/A-1 and PDF/A-2 forbid the CSV files attached when a table is cut at max_rows.
+PDF_VARIANTS = ("pdf/a-3b", "pdf/a-3u", "pdf/a-3a", "pdf/ua-1")
+_LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")  # a BCP 47 tag: en, de, de-CH, zh-Hant-TW
+
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -214,6 +220,24 @@ class ReportSpec(_Strict):
     checks: list[DataCheck] = []
     preload: list[str] = []
     secrets: dict[str, SecretSource] = {}
+    lang: str = Field("en", description="the document's language as a BCP 47 tag, e.g. de or en-GB")
+    pdf_variant: str | None = Field(None, description="PDF/A-3 (archival) or PDF/UA-1 (accessible): one of PDF_VARIANTS")
+
+    @field_validator("lang")
+    @classmethod
+    def _language_tag(cls, value: str) -> str:
+        if not _LANG.match(value):
+            raise ValueError(f"not a language tag: {value!r} (expected a BCP 47 tag such as en, de or de-CH)")
+        return value
+
+    @field_validator("pdf_variant")
+    @classmethod
+    def _variant(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.lower() not in PDF_VARIANTS:
+            raise ValueError(f"unknown PDF variant {value!r} (allowed: {', '.join(PDF_VARIANTS)})")
+        return value.lower()
 
     @field_validator("grid", mode="before")
     @classmethod

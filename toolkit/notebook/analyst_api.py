@@ -57,18 +57,24 @@ def table(name: str, df: Any, caption: str | None = None) -> rec.Table:
     return _publish(record, {"text/html": df.to_html(max_rows=50), "text/plain": repr(df)})
 
 
-def figure(name: str, fig: Any, caption: str | None = None) -> rec.Figure:
-    """Record a matplotlib figure: SVG (text kept as text) for the PDF, PNG as a fallback."""
+def figure(name: str, fig: Any, caption: str | None = None, alt: str | None = None) -> rec.Figure:
+    """Record a matplotlib figure: SVG (text kept as text) for the PDF, PNG as a fallback.
+
+    ``alt`` is what a screen reader says instead of the picture (default: the caption): say
+    what the figure shows, e.g. "Events per day rise from 1,200 on Monday to 2,900 on Friday".
+    """
     import matplotlib  # on first use
 
     rec.check_name(name)
     if not hasattr(fig, "savefig"):
         raise RecordError(f"figure {name!r}: expected a matplotlib Figure, got {type(fig).__name__}")
+    if alt is not None and (not isinstance(alt, str) or not alt.strip()):
+        raise RecordError(f"figure {name!r}: alt must be a non-empty string, got {alt!r}")
     svg, png = io.BytesIO(), io.BytesIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
         fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None})  # reproducible
     fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
-    record = rec.Figure(name, svg.getvalue().decode("utf-8"), png.getvalue(), caption)
+    record = rec.Figure(name, svg.getvalue().decode("utf-8"), png.getvalue(), caption, alt.strip() if alt else None)
     return _publish(record, {"image/png": png.getvalue(), "text/plain": f"<figure {name}>"})
 
 

@@ -54,10 +54,12 @@ class Figure:
     svg: str
     png: bytes
     caption: str | None = None
+    alt: str | None = None  # alternative text for screen readers (default: the caption)
     kind = "figure"
 
     def payload(self) -> dict[str, Any]:
-        return {"svg": self.svg, "png": base64.b64encode(self.png).decode("ascii"), "caption": self.caption}
+        data = {"svg": self.svg, "png": base64.b64encode(self.png).decode("ascii"), "caption": self.caption}
+        return {**data, "alt": self.alt} if self.alt is not None else data  # older readers see the same record
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def decode(data: dict[str, Any]) -> Record:
         if kind == "table":
             return Table(name, base64.b64decode(data["parquet"]), data.get("caption"))
         if kind == "figure":
-            return Figure(name, data["svg"], base64.b64decode(data["png"]), data.get("caption"))
+            return Figure(name, data["svg"], base64.b64decode(data["png"]), data.get("caption"), data.get("alt"))
         if kind == "metric":
             return Metric(name, data["value"], data.get("label"))
         if kind == "text":

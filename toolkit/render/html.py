@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,23 @@ def _format_frame(frame, max_rows: int | None) -> tuple[Markup, int]:
         float_format=lambda x: f"{x:,.2f}",
         escape=True,
     )
-    return Markup(text), len(shown)
+    return Markup(_header_scopes(text)), len(shown)
+
+
+_TH = re.compile(r"<th\b(?![^>]*\bscope=)")
+_THEAD = re.compile(r"<thead\b.*?</thead\s*>", re.S)
+
+
+def _header_scopes(table_html: str) -> str:
+    """Header cells say what they head: ``scope="col"`` in <thead>, ``scope="row"`` (the index) in <tbody>.
+
+    A tagged PDF turns them into TH cells that screen readers announce with every data cell.
+    """
+    head = _THEAD.search(table_html)
+    if head is None:
+        return _TH.sub('<th scope="row"', table_html)
+    before, after = table_html[: head.start()], table_html[head.end() :]
+    return before + _TH.sub('<th scope="col"', head[0]) + _TH.sub('<th scope="row"', after)
 
 
 def _table_view(record: rec.Table, spec: ReportSpec, long_rows: int | None) -> TableView:
@@ -144,7 +161,8 @@ def render_html(
         if isinstance(record, rec.Table):
             items.append(_table_view(record, context.spec, long_table_rows))
         elif isinstance(record, rec.Figure):
-            items.append({"kind": "figure", "name": record.name, "caption": record.caption, "src": figure_paths[record.name]})
+            items.append({"kind": "figure", "name": record.name, "caption": record.caption, "alt": record.alt,
+                          "src": figure_paths[record.name]})
         else:
             items.append(record)
     by_name = {item.name if not isinstance(item, dict) else item["name"]: item for item in items}
