@@ -236,9 +236,13 @@ def test_long_table_parts_join_into_one_tagged_pdf(project, tmp_path, monkeypatc
         "outro": rec.Text("outro", "After the table, a [link](https://example.com/after)."),
         "trend": _figure("trend", "Events per day", alt="A line that falls, then rises"),
     }
-    pdf = _render(project, tmp_path, records, lang="fr", long_table_rows=40)
+    pdf = _render(project, tmp_path, records, lang="fr", long_table_rows=40, variant="pdf/a-3b",
+                  attachments=[("days.csv", b"day,source,events\n")])
     tree = Structure(pdf)
     assert re.search(r"^Tagged:\s+yes$", pdfinfo(pdf), re.M)
+    # The first part's catalog is the joined file's: PDF/A identification, output intent, attachment.
+    assert re.search(r"pdfaid:part(>|=\")3", tree.xmp()) and tree.catalog["/OutputIntents"][0]["/S"] == "/GTS_PDFA1"
+    assert list(tree.reader.attachments) == ["days.csv"] and tree.catalog["/AF"][0]["/AFRelationship"] == "/Data"
     pages = len(tree.reader.pages)
     assert pages >= 4  # the first flow, several chunks, the tail with the rest
     assert tree.catalog["/Lang"] == "fr"
@@ -290,3 +294,31 @@ def test_figure_alt_text_travels_in_the_record():
     assert rec.decode(rec.encode(_figure("bare", "A caption"))).alt is None
     with pytest.raises(RecordError, match="alt"):
         _figure("empty", None, alt=" ")
+
+
+def test_joining_the_same_part_twice_keeps_header_ids_unique(project, tmp_path):
+    """WeasyPrint numbers header IDs per file: two parts laid out alike name their headers alike."""
+    from toolkit.render.pdf_join import join_parts
+
+    part = _render(project, tmp_path, {"by_day": _table("by_day", _frame(4), "Events by day")})
+    joined = tmp_path / "joined.pdf"
+    join_parts([part, part], joined)
+    tree = Structure(joined)
+    ids = [str(th["/ID"]) for th in tree.tags("/TH")]
+    assert len(ids) == 2 * (3 + 4) and len(set(ids)) == len(ids)
+    for td in tree.tags("/TD"):  # each data cell still names headers of its own table
+        (table,) = [e for e in tree.tags("/Table") if _contains(e, td)]
+        assert {str(h) for h in td["/A"]["/Headers"]} <= {str(th["/ID"]) for th in tree.tags("/TH") if _contains(table, th)}
+    assert len(tree.reader.pages) == 2 and len(tree.tags("/H1")) == 2
+    tree.check_every_page_reached()
+
+
+def _contains(ancestor, element) -> bool:
+    """Whether ``element`` is ``ancestor`` or below it (following /P up to the root)."""
+    target = ancestor.indirect_reference.idnum
+    while element is not None:
+        if element.indirect_reference.idnum == target:
+            return True
+        parent = element.raw_get("/P") if "/P" in element else None
+        element = parent.get_object() if parent is not None else None
+    return False
