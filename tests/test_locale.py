@@ -183,3 +183,12 @@ def test_long_table_in_chunks_says_seite_i_von_n_on_every_page(tmp_path):
         assert f"Seite {number} von {len(pages)}" in page, f"page {number}: wrong footer: {page[-80:]!r}"
     last = 1234 + (rows - 1) * 1000
     assert f"{last:,}".replace(",", ".") in pages[-1]  # German grouping in the chunks' rows too
+
+
+def test_the_locale_names_the_documents_language_and_its_column_groups(tmp_path):
+    wide = pd.DataFrame({f"c{i}": [1000 + i] for i in range(80)})
+    html = _html(ROOT / "templates", "de_DE", {"wide": _table("wide", wide, "Breit")})
+    assert '<html lang="de-DE">' in html
+    assert "Spalten 1–" in html and " von 80" in html and "Columns " not in html
+    explicit = ReportSpec(name="loc", title="t", notebook=Path("loc.ipynb"), locale="de_DE", lang="de-CH")
+    assert explicit.lang == "de-CH"  # an explicit lang wins

@@ -124,7 +124,7 @@ def test_chunked_path_keeps_the_fetcher_fence_and_max_rows(project, tmp_path):
 def test_a_row_taller_than_planned_is_caught_and_numbers_stay_right(project, tmp_path, caplog):
     html = _html(project, {"events": _table("events", _frame(200), "Events")}, long_table_rows=50)
     tall = '<tr>\n      <th>150</th><td>2026-05-31</td><td>api<br>and<br>web<br>and<br>more</td><td>1</td><td>0.5</td><td>user-1</td>\n    </tr>'
-    html = re.sub(r"<tr>\s*<th>150</th>.*?</tr>", lambda m: tall, html, count=1, flags=re.S)
+    html = re.sub(r"<tr>\s*<th[^>]*>150</th>.*?</tr>", lambda m: tall, html, count=1, flags=re.S)
     pdf = tmp_path / "report.pdf"
     with caplog.at_level(logging.WARNING, logger="toolkit.render.longtable"):
         longtable.write_pdf(html, pdf, base_dir=tmp_path, templates_dir=project.templates_dir, chunk_pages=2, workers=2)
@@ -134,7 +134,7 @@ def test_a_row_taller_than_planned_is_caught_and_numbers_stay_right(project, tmp
 
 def test_html_that_cannot_be_cut_is_laid_out_in_one_piece(project, tmp_path):
     html = _html(project, {"events": _table("events", _frame(60), "Events")}, long_table_rows=10)
-    html = html.replace("<th>3</th>", '<th rowspan="2">3</th>', 1)  # cells spanning rows: no safe cut
+    html = html.replace('<th scope="row">3</th>', '<th scope="row" rowspan="2">3</th>', 1)  # cells spanning rows: no safe cut
     assert longtable.write_pdf(html, tmp_path / "x.pdf", base_dir=tmp_path, templates_dir=project.templates_dir) is None
     result = write_pdf(html, tmp_path / "report.pdf", base_dir=tmp_path, templates_dir=project.templates_dir)
     assert result.pages >= 2 and "Page 1 of" in _pages(tmp_path / "report.pdf")[0]

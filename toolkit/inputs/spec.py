@@ -27,8 +27,9 @@ For unattended operation a spec may also carry::
     secrets:                    # where a `Secret` parameter's value comes from (default NBPRESS_SECRET_<NAME>)
       db_password: {env: WAREHOUSE_PASSWORD}
     locale: de_DE               # numbers, dates and the fixed words of the PDF (default en; see toolkit.render.locale)
-
     missing_glyphs: fail        # a character no font can draw fails the render (default: warn)
+    lang: de                    # the document language (BCP 47), for screen readers and hyphenation
+    pdf_variant: pdf/a-3b       # an archival (PDF/A-3) or accessible (PDF/UA-1) PDF; see PDF_VARIANTS
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from ..render.locale import DEFAULT_LOCALE, check_locale
 from .grid import parse_grid_value
 from .period import fields
 
-__all__ = ["ReportSpec", "SecretSource", "Audience", "Schedule", "Retries", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
+__all__ = ["PDF_VARIANTS", "ReportSpec", "SecretSource", "Audience", "Schedule", "Retries", "Timeouts", "PageSettings", "TableOptions", "load_spec", "find_report"]
 
 
 class _Strict(BaseModel):
@@ -189,6 +190,10 @@ class SecretSource(_Strict):
     env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", description="environment variable holding the value")
 
 
+# PDF/A-3 only: PDF/A-1 and PDF/A-2 forbid the CSV files attached when a table is cut at max_rows.
+PDF_VARIANTS = ("pdf/a-3b", "pdf/a-3u", "pdf/a-3a", "pdf/ua-1")
+_LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")  # a BCP 47 tag: en, de, de-CH, zh-Hant-TW
+
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -222,6 +227,32 @@ class ReportSpec(_Strict):
     missing_glyphs: Literal["warn", "fail"] = Field(
         "warn", description="a character no font can draw: warn (named in run.json and on stderr) or fail the render"
     )
+    lang: str = Field("en", description="the document's language as a BCP 47 tag, e.g. de or en-GB (default: from locale)")
+    pdf_variant: str | None = Field(None, description="PDF/A-3 (archival) or PDF/UA-1 (accessible): one of PDF_VARIANTS")
+
+    @field_validator("lang")
+    @classmethod
+    def _language_tag(cls, value: str) -> str:
+        if not _LANG.match(value):
+            raise ValueError(f"not a language tag: {value!r} (expected a BCP 47 tag such as en, de or de-CH)")
+        return value
+
+    @field_validator("pdf_variant")
+    @classmethod
+    def _variant(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.lower() not in PDF_VARIANTS:
+            raise ValueError(f"unknown PDF variant {value!r} (allowed: {', '.join(PDF_VARIANTS)})")
+        return value.lower()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lang_from_locale(cls, data: Any) -> Any:
+        # A German locale without a `lang` makes a German document, not an English one.
+        if isinstance(data, dict) and "lang" not in data and isinstance(data.get("locale"), str):
+            data = {**data, "lang": data["locale"].replace("_", "-")}
+        return data
 
     @field_validator("grid", mode="before")
     @classmethod

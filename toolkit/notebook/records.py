@@ -83,6 +83,7 @@ class Figure:
     png: bytes
     caption: str | None = None
     missing_glyphs: tuple[int, ...] = ()  # code points no chart font could draw (boxes in the figure)
+    alt: str | None = None  # alternative text for screen readers (default: the caption)
     kind = "figure"
 
     def __repr__(self) -> str:
@@ -92,7 +93,7 @@ class Figure:
         data = {"svg": self.svg, "png": base64.b64encode(self.png).decode("ascii"), "caption": self.caption}
         if self.missing_glyphs:  # absent in records made before this field existed, and when none
             data["missing_glyphs"] = list(self.missing_glyphs)
-        return data
+        return {**data, "alt": self.alt} if self.alt is not None else data  # older readers see the same record
 
 
 @dataclass(frozen=True, repr=False)
@@ -136,7 +137,7 @@ def decode(data: dict[str, Any]) -> Record:
             return Table(name, base64.b64decode(data["parquet"]), data.get("caption"))
         if kind == "figure":
             missing = tuple(int(c) for c in data.get("missing_glyphs", ()))
-            return Figure(name, data["svg"], base64.b64decode(data["png"]), data.get("caption"), missing)
+            return Figure(name, data["svg"], base64.b64decode(data["png"]), data.get("caption"), missing, data.get("alt"))
         if kind == "metric":
             return Metric(name, data["value"], data.get("label"))
         if kind == "text":

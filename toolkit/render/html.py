@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,23 @@ def _format_frame(frame, numbers: ReportLocale, layout: TableLayout | None = Non
         float_format=numbers.decimal,
         escape=True,
     )
-    return Markup(_laid_out(text, layout, group, long=long))
+    return Markup(_laid_out(_header_scopes(text), layout, group, long=long))
+
+
+_TH = re.compile(r"<th\b(?![^>]*\bscope=)")
+_THEAD = re.compile(r"<thead\b.*?</thead\s*>", re.S)
+
+
+def _header_scopes(table_html: str) -> str:
+    """Header cells say what they head: ``scope="col"`` in <thead>, ``scope="row"`` (the index) in <tbody>.
+
+    A tagged PDF turns them into TH cells that screen readers announce with every data cell.
+    """
+    head = _THEAD.search(table_html)
+    if head is None:
+        return _TH.sub('<th scope="row"', table_html)
+    before, after = table_html[: head.start()], table_html[head.end() :]
+    return before + _TH.sub('<th scope="col"', head[0]) + _TH.sub('<th scope="row"', after)
 
 
 def _laid_out(text: str, layout: TableLayout | None, group: int, *, long: bool) -> str:
@@ -214,7 +231,8 @@ def render_report(
         if isinstance(record, rec.Table):
             items.append(_table_view(record, context.spec, long_table_rows, page, fonts, locale))
         elif isinstance(record, rec.Figure):
-            items.append({"kind": "figure", "name": record.name, "caption": record.caption, "src": figure_paths[record.name]})
+            items.append({"kind": "figure", "name": record.name, "caption": record.caption, "alt": record.alt,
+                          "src": figure_paths[record.name]})
         else:
             items.append(record)
     by_name = {item.name if not isinstance(item, dict) else item["name"]: item for item in items}

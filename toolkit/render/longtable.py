@@ -18,7 +18,8 @@ table do not depend on each other once every row has the same height, so :func:`
    { counter-set: page N }``) and ``counter(pages)`` is renamed, in every stylesheet, to a
    counter set to TOTAL;
 5. checks every part has the pages it was planned with (another pass with the real counts if
-   not) and joins them with pypdf, keeping the first part's metadata and attachments.
+   not) and joins them with pypdf (:mod:`.pdf_join`), keeping the first part's metadata and
+   attachments and merging the parts' structure trees, so the joined PDF is tagged as well.
 
 Workers are started with ``spawn``: forking a process that has loaded cairo/pango is unsafe
 (so, as with any ``spawn``, a script that renders must guard its top level with ``if __name__
@@ -43,6 +44,8 @@ from pathlib import Path
 
 from .longtable_layout import (LayoutEnv, Lanes, Task, column_widths, count_pages, default_workers, rows_per_page,
                                weasyprint_log, write_part)
+from .pdf_join import join_parts
+from .pdf_options import pdf_options
 from .longtable_split import BEGIN, END, MarkedTable, SplitReport, is_blank, rename_pages_counter, split_report
 
 __all__ = ["LONG_TABLE_ROWS", "CHUNK_PAGES", "BEGIN", "END", "write_pdf", "rename_pages_counter"]
@@ -144,17 +147,20 @@ def write_pdf(
     attachments: Sequence[tuple[str, bytes]] = (),
     workers: int | None = None,
     chunk_pages: int = CHUNK_PAGES,
+    options: dict[str, object] | None = None,
 ) -> tuple[int, list[str]] | None:
     """Write ``html``'s PDF with its marked long tables laid out in parallel chunks.
 
-    ``workers``: processes laying out, this one included (default: one per core). Returns
+    ``workers``: processes laying out, this one included (default: one per core). ``options``:
+    WeasyPrint's (:func:`~toolkit.render.pdf_options.pdf_options`), the same for every part. Returns
     ``(pages, refused URLs)``, or ``None`` when the HTML cannot be cut safely or the parts do
     not come out with the planned pages (the caller then lays it out in one piece).
     """
     report = split_report(html)
     if report is None:
         return None
-    env = LayoutEnv(base_dir.resolve().as_uri() + "/", (str(templates_dir / "static"), str(base_dir)))
+    options = pdf_options() if options is None else options
+    env = LayoutEnv(base_dir.resolve().as_uri() + "/", (str(templates_dir / "static"), str(base_dir)), tuple(options.items()))
     with tempfile.TemporaryDirectory(prefix=".parts-", dir=pdf_path.parent) as tmp:
         started = time.perf_counter()
         lanes = Lanes(max(1, workers or default_workers()))
@@ -171,7 +177,7 @@ def write_pdf(
         if refused is None:
             return None
         written = time.perf_counter()
-        _join([part.path for part in parts], pdf_path)
+        join_parts([part.path for part in parts], pdf_path)
         log.debug(
             "%d long table(s), %d parts: planned in %.2f s, written in %.2f s, joined in %.2f s",
             len(report.tables), len(parts), planned - started, written - planned, time.perf_counter() - written,
@@ -256,16 +262,3 @@ class _Job:
             for i, pages in wrong.items():
                 parts[i].pages = pages
         return None
-
-
-def _join(paths: Sequence[Path], pdf_path: Path) -> None:
-    """Concatenate the parts; the first one's catalog (metadata, attachments, outline) is kept."""
-    from pypdf import PdfWriter  # ~0.1 s, only when long tables are joined
-
-    writer = PdfWriter(clone_from=str(paths[0]))
-    for path in paths[1:]:
-        writer.append(str(path))
-    tmp = pdf_path.with_name(pdf_path.name + ".part")
-    with open(tmp, "wb") as out:
-        writer.write(out)
-    os.replace(tmp, pdf_path)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import RenderError
 from .fetcher import fetcher_class
+from .pdf_options import CSV_RELATIONSHIP
 from .longtable_split import COL_ID, ROW_ID, rename_pages_counter
 
 __all__ = ["LayoutEnv", "Lanes", "Task", "default_workers", "weasyprint_log", "count_pages", "rows_per_page",
@@ -37,6 +38,7 @@ class LayoutEnv:
 
     base_url: str
     roots: tuple[str, ...]  # folders the fenced fetcher serves
+    options: tuple[tuple[str, object], ...] = ()  # WeasyPrint's options (see .pdf_options), as pairs
 
 
 @functools.cache
@@ -109,7 +111,7 @@ def _layout(html: str, env: LayoutEnv, *, quiet: bool = True):
     fetcher = _part_fetcher_class()([Path(root) for root in env.roots])
     try:
         with _quiet() if quiet else nullcontext():
-            document = weasyprint.HTML(string=html, base_url=env.base_url, url_fetcher=fetcher).render()
+            document = weasyprint.HTML(string=html, base_url=env.base_url, url_fetcher=fetcher).render(**dict(env.options))
     except Exception as exc:  # WeasyPrint raises many types; report them as one
         raise RenderError(f"PDF rendering failed ({type(exc).__name__}: {exc})") from None
     return document, fetcher
@@ -141,9 +143,10 @@ def write_part(html: str, env: LayoutEnv, path: str, attachments: Sequence[tuple
     import weasyprint
 
     document, fetcher = _layout(html, env, quiet=False)
-    files = [weasyprint.Attachment(string=data, name=name, url_fetcher=fetcher) for name, data in attachments]
+    files = [weasyprint.Attachment(string=data, name=name, url_fetcher=fetcher, relationship=CSV_RELATIONSHIP)
+             for name, data in attachments]
     try:
-        document.write_pdf(path, custom_metadata=True, attachments=files)
+        document.write_pdf(path, custom_metadata=True, attachments=files, **dict(env.options))
     except Exception as exc:
         raise RenderError(f"PDF rendering failed ({type(exc).__name__}: {exc})") from None
     return len(document.pages), list(fetcher.refused)

@@ -216,7 +216,8 @@ def _render(run_dir: Path, record: RunRecord, spec: ReportSpec, project: Project
         _check_glyphs(record, spec, records, project)
     with clock.stage("pdf"):
         attachments = _csv_attachments(records, spec)
-        result = write_pdf(html, run_dir / "report.pdf", base_dir=run_dir, templates_dir=project.templates_dir, attachments=attachments)
+        result = write_pdf(html, run_dir / "report.pdf", base_dir=run_dir, templates_dir=project.templates_dir,
+                           attachments=attachments, variant=spec.pdf_variant)
     record.pages, record.refused_resources = result.pages, result.refused
 
 
