@@ -125,7 +125,7 @@ def test_a_locale_without_catalog_gets_its_numbers_and_english_words_with_a_warn
 
 def test_every_catalog_translates_every_fixed_word_with_the_same_placeholders():
     wanted = {PAGE_FOOTER, COLUMN_GROUP}  # the toolkit's own fixed words, then the templates'
-    for template in (ROOT / "templates").glob("*.j2"):
+    for template in [*(ROOT / "toolkit" / "templates").glob("*.j2"), *(ROOT / "templates").glob("*.j2")]:
         with template.open("rb") as source:
             found = babel_extract(source, ("gettext", "ngettext", "_"), [], {"extensions": "jinja2.ext.i18n"})
             wanted |= {message for _, _, message, _ in found}

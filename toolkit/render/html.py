@@ -28,6 +28,7 @@ from . import longtable
 from .locale import ReportLocale, install
 from .page_box import PageBox, page_box
 from .shown import shown_header, shown_parameters
+from .template_folders import BUILTIN, folders
 from .wide_tables import FONT_PT, TableLayout, fonts_in, plan_layout
 
 __all__ = ["ReportContext", "TableBlock", "TableView", "RenderedReport", "render_report", "render_html", "write_assets"]
@@ -185,9 +186,16 @@ def write_assets(records: dict[str, rec.Record], assets_dir: Path) -> dict[str, 
     return paths
 
 
+def _loader(templates_dir: Path) -> jinja2.BaseLoader:
+    """The project's templates, then the built-in ones; ``nbpress/base.html.j2`` always names the
+    built-in, so a project's own ``base.html.j2`` can extend it."""
+    layered = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(folder)) for folder in folders(templates_dir)])
+    return jinja2.ChoiceLoader([jinja2.PrefixLoader({"nbpress": jinja2.FileSystemLoader(str(BUILTIN))}), layered])
+
+
 def _environment(templates_dir: Path, locale: ReportLocale) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=_loader(templates_dir),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -244,6 +252,8 @@ def render_report(
         "generated": context.generated,
         "items": items,
         "records": by_name,
+        # The project's static folder, even when it has none: the fenced fetcher serves what it lacks
+        # from the built-in one (toolkit.render.fetcher).
         "static": (templates_dir / "static").resolve().as_uri(),
         "provenance_json": json.dumps(context.provenance(), sort_keys=True, separators=(",", ":")),
         "toolkit_version": __version__,
@@ -252,7 +262,8 @@ def render_report(
     try:
         html = _environment(templates_dir, locale).get_template(name).render(values)
     except jinja2.TemplateNotFound as exc:
-        raise RenderError(f"template {exc.name!r} not found in {templates_dir}") from None
+        where = " or ".join(str(folder) for folder in folders(templates_dir))
+        raise RenderError(f"template {exc.name!r} not found in {where}") from None
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"template {exc.name or name} line {exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from .font_metrics import AsciiBound, FontMetrics, metrics
 from .page_box import PageBox
+from .template_folders import find_static
 
 __all__ = ["FONT_PT", "FLOOR_PT", "Rule", "TableLayout", "plan_layout", "fonts_in"]
 
@@ -74,9 +75,8 @@ class TableLayout:
 
 
 def fonts_in(templates_dir: Path) -> tuple[Path, Path]:
-    """The regular and bold font files the report's stylesheet uses."""
-    fonts = templates_dir / "static" / "fonts"
-    return fonts / "DejaVuSans.ttf", fonts / "DejaVuSans-Bold.ttf"
+    """The regular and bold font files the report's stylesheet uses (the project's, else the built-in)."""
+    return find_static(templates_dir, "fonts/DejaVuSans.ttf"), find_static(templates_dir, "fonts/DejaVuSans-Bold.ttf")
 
 
 def plan_layout(frame, page: PageBox, fonts: tuple[Path, Path], *, wrap: bool = True) -> TableLayout | None:
