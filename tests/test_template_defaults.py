@@ -44,15 +44,18 @@ def test_the_builtin_templates_are_package_data_and_nowhere_else_in_the_reposito
 
 
 def test_a_notebook_outside_any_project_renders_with_the_builtin_templates(tmp_path):
+    frame = 'pd.DataFrame({"word": ["zebra"], "ratio": [1.7], "share": [0.125]})'
     notebook = make_notebook(tmp_path / "some" / "where" / "analysis.ipynb", None,
-                             'import pandas as pd, toolkit as tk\ntk.table("t", pd.DataFrame({"word": ["zebra"]}), caption="Loose")')
+                             f'import pandas as pd, toolkit as tk\ntk.table("t", {frame}, caption="Loose", formats={{"share": "{{:.1%}}"}})')
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     result = cli("run", str(notebook), cwd=elsewhere)
     assert result.returncode == 0, result.stderr
     [run_dir] = (elsewhere / "runs" / "analysis").iterdir()
     assert json.loads((run_dir / "run.json").read_text())["refused_resources"] == []
-    assert "Loose" in pdf_text(run_dir / "report.pdf") and "zebra" in pdf_text(run_dir / "report.pdf")
+    text = pdf_text(run_dir / "report.pdf")
+    assert "Loose" in text and "zebra" in text
+    assert "1.7\n" in text and "12.5%" in text  # the notebook's precision; its tk.table(formats=...)
     assert "Report-Sans" in _fonts(run_dir / "report.pdf")  # report.css and its fonts came from the package
 
 
