@@ -119,13 +119,13 @@ def test_a_locale_without_catalog_gets_its_numbers_and_english_words_with_a_warn
     with caplog.at_level(logging.WARNING, logger="toolkit.render.locale"):
         html = _html(ROOT / "templates", "es_ES", records, tables={"events": TableOptions(max_rows=2)})
     assert "no nbpress translations for locale es_ES" in caplog.text
-    assert "1.234,50" in html and "16\u00a0nov\u00a02026" in html  # Spanish numbers and dates
+    assert ">1.234,5<" in html and "16\u00a0nov\u00a02026" in html  # Spanish numbers (the notebook's precision) and dates
     assert "Showing 2 of 5 rows" in html and "Generated 22\u00a0nov\u00a02026 6:05 UTC · run run-1" in html
 
 
 def test_every_catalog_translates_every_fixed_word_with_the_same_placeholders():
     wanted = {PAGE_FOOTER, COLUMN_GROUP}  # the toolkit's own fixed words, then the templates'
-    for template in (ROOT / "templates").glob("*.j2"):
+    for template in [*(ROOT / "toolkit" / "templates").glob("*.j2"), *(ROOT / "templates").glob("*.j2")]:
         with template.open("rb") as source:
             found = babel_extract(source, ("gettext", "ngettext", "_"), [], {"extensions": "jinja2.ext.i18n"})
             wanted |= {message for _, _, message, _ in found}

@@ -44,7 +44,7 @@ def test_public_api():
     assert set(namespace) - {"__builtins__"} == set(toolkit.__all__)
     assert toolkit.__version__ == version.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     signatures = {name: list(inspect.signature(getattr(toolkit, name)).parameters) for name in expected if name != "NbpressError"}
-    assert signatures == {"table": ["name", "df", "caption"], "figure": ["name", "fig", "caption", "alt"],  # what notebooks call
+    assert signatures == {"table": ["name", "df", "caption", "formats"], "figure": ["name", "fig", "caption", "alt"],  # what notebooks call
                           "metric": ["name", "value", "label"], "text": ["name", "markdown"], "preview": ["report", "project"]}
 
 

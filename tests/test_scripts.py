@@ -94,7 +94,7 @@ def test_eight_scripts_render_with_real_glyphs(tmp_path):
 
 
 def test_css_and_charts_name_the_same_fallback_chain():
-    css = (ROOT / "templates" / "static" / "report.css").read_text(encoding="utf-8")
+    css = (ROOT / "toolkit" / "templates" / "static" / "report.css").read_text(encoding="utf-8")
     chain = ", ".join(f'"{family}"' for family in ("Report Sans", *FALLBACK_FAMILIES))
     assert f"html {{ font-family: {chain}, sans-serif;" in css
 

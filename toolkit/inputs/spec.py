@@ -74,6 +74,17 @@ class TableOptions(_Strict):
     max_rows: PositiveInt | None = Field(
         None, description="rows shown in the PDF body; the full table is attached as CSV"
     )
+    formats: dict[str, str] = Field(
+        {}, description='column -> format ("{:,.2f}", "{:.1%}", "{:,.0f} €" or just ",.2f"); '
+                        "over the notebook's tk.table(formats=...); default: the notebook's precision"
+    )
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, formats: dict[str, str]) -> dict[str, str]:
+        from ..render.cells import check_format
+
+        return {column: check_format(text) for column, text in formats.items()}
 
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")

@@ -42,9 +42,15 @@ def _publish(record: rec.Record, bundle: dict[str, Any]) -> rec.Record:
     return record
 
 
-def table(name: str, df: Any, caption: str | None = None) -> rec.Table:
-    """Record a pandas DataFrame (or Series) as a table; dtypes and index are kept."""
+def table(name: str, df: Any, caption: str | None = None, formats: dict[str, str] | None = None) -> rec.Table:
+    """Record a pandas DataFrame (or Series) as a table; dtypes and index are kept.
+
+    Numbers show in the PDF as the notebook shows them; ``formats`` sets a column's own, e.g.
+    ``{"share": "{:.1%}", "revenue": "{:,.0f} €"}`` (the report's spec may override it).
+    """
     import pandas as pd  # on first use
+
+    from ..render.cells import check_format
 
     rec.check_name(name)
     if isinstance(df, pd.Series):
@@ -55,8 +61,16 @@ def table(name: str, df: Any, caption: str | None = None) -> rec.Table:
     # Parquet needs string column names; keep MultiIndex/pivot headers readable.
     frame = df.copy(deep=False)
     frame.columns = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in frame.columns]
+    checked = []
+    for column, text in (formats or {}).items():
+        if str(column) not in frame.columns:
+            raise RecordError(f"table {name!r}: formats name no column {column!r} (columns: {', '.join(frame.columns)})")
+        try:
+            checked.append((str(column), check_format(str(text))))
+        except ValueError as exc:
+            raise RecordError(f"table {name!r} column {column!r}: {exc}") from None
     frame.to_parquet(buffer, index=True)
-    record = rec.Table(name, buffer.getvalue(), caption)
+    record = rec.Table(name, buffer.getvalue(), caption, tuple(checked))
     return _publish(record, {"text/html": df.to_html(max_rows=50), "text/plain": repr(df)})
 
 

@@ -39,11 +39,13 @@ class Preview:
 
 
 def find_project(start: Path) -> Project:
-    """The nearest folder at or above ``start`` that holds ``templates/``."""
+    """The nearest folder at or above ``start`` that holds ``templates/`` (or the ``notebooks/``
+    that ``start`` is in); else ``start`` itself: a notebook outside any project, which renders
+    with the built-in templates."""
     for folder in (start, *start.parents):
-        if (folder / "templates" / "base.html.j2").exists():
+        if (folder / "templates").is_dir() or start.is_relative_to(folder / "notebooks"):
             return Project(folder)
-    raise UsageError(f"no templates/base.html.j2 at or above {start}; pass project=...")
+    return Project(start)
 
 
 def _user_namespace() -> dict:

@@ -60,6 +60,7 @@ class Table:
     name: str
     parquet: bytes
     caption: str | None = None
+    formats: tuple[tuple[str, str], ...] = ()  # column -> format string, from tk.table(formats=...)
     kind = "table"
 
     def __repr__(self) -> str:
@@ -73,7 +74,8 @@ class Table:
         return pd.read_parquet(io.BytesIO(self.parquet))
 
     def payload(self) -> dict[str, Any]:
-        return {"parquet": base64.b64encode(self.parquet).decode("ascii"), "caption": self.caption}
+        payload = {"parquet": base64.b64encode(self.parquet).decode("ascii"), "caption": self.caption}
+        return {**payload, "formats": dict(self.formats)} if self.formats else payload
 
 
 @dataclass(frozen=True, repr=False)
@@ -134,7 +136,8 @@ def decode(data: dict[str, Any]) -> Record:
     try:
         kind, name = data["kind"], check_name(data["name"])
         if kind == "table":
-            return Table(name, base64.b64decode(data["parquet"]), data.get("caption"))
+            formats = tuple((str(c), str(f)) for c, f in data.get("formats", {}).items())
+            return Table(name, base64.b64decode(data["parquet"]), data.get("caption"), formats)
         if kind == "figure":
             missing = tuple(int(c) for c in data.get("missing_glyphs", ()))
             return Figure(name, data["svg"], base64.b64decode(data["png"]), data.get("caption"), missing, data.get("alt"))

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..notebook import records as rec
 from .shown import shown_parameters
+from .template_folders import find_static, static_folders
 
 __all__ = ["MissingGlyph", "find_missing", "shown_texts", "describe"]
 
@@ -97,8 +98,9 @@ class Coverage:
 def coverage(templates_dir: Path) -> Coverage:
     """What the installed fonts (Pango's fallback) and the template's own fonts can draw. Cached
     per process: a change of installed fonts is seen by the next process."""
-    fonts_dir = templates_dir / "static" / "fonts"
-    own = sorted(str(p) for p in fonts_dir.glob("*") if p.suffix.lower() in _FONT_SUFFIXES) if fonts_dir.is_dir() else []
+    names = {p.name for static in static_folders(templates_dir) if (static / "fonts").is_dir()
+             for p in (static / "fonts").glob("*") if p.suffix.lower() in _FONT_SUFFIXES}
+    own = sorted(str(find_static(templates_dir, f"fonts/{name}")) for name in names)  # a project's font replaces its namesake
     charsets = []
     try:
         charsets.append(_fontconfig("fc-list", "--format", "%{charset}\n"))

@@ -1,6 +1,7 @@
 """Records -> HTML: the report's Jinja template (autoescaped, StrictUndefined) filled in.
 
-Tables become HTML here (thousands separators, ``max_rows`` cuts with a CSV attached), fitted
+Tables become HTML here (cells as :mod:`.cells` shows them, text columns marked for left alignment,
+``max_rows`` cuts with a CSV attached), fitted
 to the page by :mod:`.wide_tables`' rule (smaller font, landscape, column groups); tables
 longer than ``long_table_rows`` are marked for :mod:`.longtable`. :mod:`.pdf` lays the HTML out.
 """
@@ -25,9 +26,11 @@ from ..notebook import records as rec
 from ..version import __version__
 from ..inputs.sensitive import shareable
 from . import longtable
+from .cells import NA, is_number, shown_cells
 from .locale import ReportLocale, install
 from .page_box import PageBox, page_box
 from .shown import shown_header, shown_parameters
+from .template_folders import BUILTIN, folders
 from .wide_tables import FONT_PT, TableLayout, fonts_in, plan_layout
 
 __all__ = ["ReportContext", "TableBlock", "TableView", "RenderedReport", "render_report", "render_html", "write_assets"]
@@ -97,25 +100,43 @@ class TableView:
         )
 
 
-def _format_frame(frame, numbers: ReportLocale, layout: TableLayout | None = None, group: int = 0, *,
+def _format_frame(frame, numeric: list[bool], layout: TableLayout | None = None, group: int = 0, *,
                   long: bool = False) -> Markup:
+    """``frame`` holds the cells as shown (:func:`.cells.shown_cells`); ``numeric`` says which
+    columns are numbers (right-aligned), the others get ``class="text"`` (left-aligned)."""
     shown = frame
     if layout is not None and len(layout.groups) > 1:
         shown = frame.iloc[:, list(layout.groups[group])]
+        numeric = [numeric[i] for i in layout.groups[group]]
     if shown.index.name and not shown.columns.name and shown.columns.nlevels == 1:
         # One header row with the index name in its corner, instead of pandas' second row.
         shown = shown.rename_axis(index=None, columns=shown.index.name)
-    # Integer columns get thousands separators too (pandas only formats floats by default).
-    ints = {c: numbers.integer for c, dtype in shown.dtypes.items() if dtype.kind in "iu"}
-    text = shown.to_html(
-        border=0,
-        classes="data",
-        na_rep="–",
-        formatters=ints,
-        float_format=numbers.decimal,
-        escape=True,
-    )
+    text = shown.to_html(border=0, classes="data", na_rep=NA, escape=True)
+    text = _aligned(text, numeric, shown.index.nlevels)
     return Markup(_laid_out(_header_scopes(text), layout, group, long=long))
+
+
+_ROW_HTML = re.compile(r"<tr\b.*?</tr>", re.S)
+
+
+def _classed(row: str, tag: str, classes: list[str | None]) -> str:
+    """``row`` with its ``tag`` cells given ``classes`` in order; unchanged unless the counts match
+    (a header row of a multi-level header, whose cells span several columns)."""
+    parts = row.split(f"<{tag}")
+    if len(parts) - 1 != len(classes):
+        return row
+    return parts[0] + "".join(f'<{tag} class="{c}"{part}' if c else f"<{tag}{part}" for c, part in zip(classes, parts[1:]))
+
+
+def _aligned(table_html: str, numeric: list[bool], index_levels: int) -> str:
+    """Text columns' cells and headers, and the index's header, get ``class="text"``."""
+    columns = [None if number else "text" for number in numeric]
+    head, tag, body = table_html.partition("<tbody>")
+    head = head.replace('<tr style="text-align: right;">', "<tr>")  # pandas' default; report.css decides
+    head = _ROW_HTML.sub(lambda m: _classed(m[0], "th", ["text"] * index_levels + columns), head)
+    if all(numeric):
+        return head + tag + body
+    return head + tag + _ROW_HTML.sub(lambda m: _classed(m[0], "td", columns), body)
 
 
 _TH = re.compile(r"<th\b(?![^>]*\bscope=)")
@@ -157,18 +178,21 @@ def _table_view(record: rec.Table, spec: ReportSpec, long_rows: int | None, page
     max_rows = options.max_rows if options else None
     shown = frame if max_rows is None else frame.head(max_rows)
     csv_name = f"{record.name}.csv" if len(shown) < len(frame) else None
+    formats = {**dict(record.formats), **(options.formats if options else {})}  # the spec's win
+    numeric = [is_number(dtype) for dtype in shown.dtypes]
+    shown = shown_cells(shown, numbers, formats, record.name)
     long = long_rows is not None and len(shown) > long_rows
-    layout = plan_layout(shown, page, fonts, wrap=not long)
+    layout = plan_layout(shown, page, fonts, wrap=not long, numeric=numeric)
     if layout is None:  # a column too wide for any page on one line: wrapped, in one piece
         log.info("table %s: a column is too wide to lay out on one line; laid out as an ordinary table", record.name)
-        long, layout = False, plan_layout(shown, page, fonts)
+        long, layout = False, plan_layout(shown, page, fonts, numeric=numeric)
     count = len(layout.groups)
     blocks = []
     for g, columns in enumerate(layout.groups):
         label = numbers.gettext(COLUMN_GROUP) % {"first": columns[0] + 1, "last": columns[-1] + 1,
                                                  "total": layout.columns} if count > 1 else None
         anchor = f"-columns-{columns[0] + 1}" if g else ""
-        blocks.append(TableBlock(_format_frame(shown, numbers, layout, g, long=long), label, anchor))
+        blocks.append(TableBlock(_format_frame(shown, numeric, layout, g, long=long), label, anchor))
     return TableView(record.name, record.caption, tuple(blocks), len(frame), len(shown), csv_name, long, layout)
 
 
@@ -185,9 +209,16 @@ def write_assets(records: dict[str, rec.Record], assets_dir: Path) -> dict[str, 
     return paths
 
 
+def _loader(templates_dir: Path) -> jinja2.BaseLoader:
+    """The project's templates, then the built-in ones; ``nbpress/base.html.j2`` always names the
+    built-in, so a project's own ``base.html.j2`` can extend it."""
+    layered = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(folder)) for folder in folders(templates_dir)])
+    return jinja2.ChoiceLoader([jinja2.PrefixLoader({"nbpress": jinja2.FileSystemLoader(str(BUILTIN))}), layered])
+
+
 def _environment(templates_dir: Path, locale: ReportLocale) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=_loader(templates_dir),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -244,6 +275,8 @@ def render_report(
         "generated": context.generated,
         "items": items,
         "records": by_name,
+        # The project's static folder, even when it has none: the fenced fetcher serves what it lacks
+        # from the built-in one (toolkit.render.fetcher).
         "static": (templates_dir / "static").resolve().as_uri(),
         "provenance_json": json.dumps(context.provenance(), sort_keys=True, separators=(",", ":")),
         "toolkit_version": __version__,
@@ -252,7 +285,8 @@ def render_report(
     try:
         html = _environment(templates_dir, locale).get_template(name).render(values)
     except jinja2.TemplateNotFound as exc:
-        raise RenderError(f"template {exc.name!r} not found in {templates_dir}") from None
+        where = " or ".join(str(folder) for folder in folders(templates_dir))
+        raise RenderError(f"template {exc.name!r} not found in {where}") from None
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"template {exc.name or name} line {exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:

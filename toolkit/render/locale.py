@@ -111,6 +111,10 @@ class ReportLocale:
         text = f"{value:,}"
         return text.translate(self._swap) if self._swap else text  # English: no per-cell translate
 
+    def symbols(self, text: str) -> str:
+        """Python's ``,``, ``.`` and ``-`` in a formatted number swapped for the locale's."""
+        return text.translate(self._swap) if self._swap else text
+
     def decimal(self, value: float) -> str:
         """Table cells of float columns: ``1,234.50``."""
         text = f"{value:,.2f}"

@@ -47,6 +47,7 @@ from .longtable_layout import (LayoutEnv, Lanes, Task, column_widths, count_page
 from .pdf_join import join_parts
 from .pdf_options import pdf_options
 from .longtable_split import BEGIN, END, MarkedTable, SplitReport, is_blank, rename_pages_counter, split_report
+from .template_folders import static_folders
 
 __all__ = ["LONG_TABLE_ROWS", "CHUNK_PAGES", "BEGIN", "END", "write_pdf", "rename_pages_counter"]
 
@@ -160,7 +161,8 @@ def write_pdf(
     if report is None:
         return None
     options = pdf_options() if options is None else options
-    env = LayoutEnv(base_dir.resolve().as_uri() + "/", (str(templates_dir / "static"), str(base_dir)), tuple(options.items()))
+    env = LayoutEnv(base_dir.resolve().as_uri() + "/", (str(base_dir),), tuple(options.items()),
+                    tuple(str(folder) for folder in static_folders(templates_dir)))
     with tempfile.TemporaryDirectory(prefix=".parts-", dir=pdf_path.parent) as tmp:
         started = time.perf_counter()
         lanes = Lanes(max(1, workers or default_workers()))

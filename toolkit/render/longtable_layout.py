@@ -37,8 +37,9 @@ class LayoutEnv:
     """What a worker needs to lay a part out as the whole report would have been."""
 
     base_url: str
-    roots: tuple[str, ...]  # folders the fenced fetcher serves
+    roots: tuple[str, ...]  # folders the fenced fetcher serves (the run folder)
     options: tuple[tuple[str, object], ...] = ()  # WeasyPrint's options (see .pdf_options), as pairs
+    layers: tuple[str, ...] = ()  # static folders it overlays: the project's, then the built-in
 
 
 @functools.cache
@@ -108,7 +109,7 @@ def _quiet():
 def _layout(html: str, env: LayoutEnv, *, quiet: bool = True):
     import weasyprint
 
-    fetcher = _part_fetcher_class()([Path(root) for root in env.roots])
+    fetcher = _part_fetcher_class()([Path(root) for root in env.roots], [Path(layer) for layer in env.layers])
     try:
         with _quiet() if quiet else nullcontext():
             document = weasyprint.HTML(string=html, base_url=env.base_url, url_fetcher=fetcher).render(**dict(env.options))

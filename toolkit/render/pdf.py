@@ -22,6 +22,7 @@ from ..errors import RenderError
 from . import longtable
 from .fetcher import FencedFetcher
 from .pdf_options import CSV_RELATIONSHIP, pdf_options
+from .template_folders import static_folders
 
 __all__ = ["PdfResult", "write_pdf"]
 
@@ -65,7 +66,7 @@ def write_pdf(
 
     import weasyprint  # ~0.4 s: loaded by the first PDF, not by importing the pipeline
 
-    fetcher = FencedFetcher([templates_dir / "static", base_dir])
+    fetcher = FencedFetcher([base_dir], static_folders(templates_dir))
     files = [weasyprint.Attachment(string=data, name=name, url_fetcher=fetcher, relationship=CSV_RELATIONSHIP)
              for name, data in attachments]
     try:

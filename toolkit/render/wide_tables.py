@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from .font_metrics import AsciiBound, FontMetrics, metrics
 from .page_box import PageBox
+from .template_folders import find_static
 
 __all__ = ["FONT_PT", "FLOOR_PT", "Rule", "TableLayout", "plan_layout", "fonts_in"]
 
@@ -74,14 +75,16 @@ class TableLayout:
 
 
 def fonts_in(templates_dir: Path) -> tuple[Path, Path]:
-    """The regular and bold font files the report's stylesheet uses."""
-    fonts = templates_dir / "static" / "fonts"
-    return fonts / "DejaVuSans.ttf", fonts / "DejaVuSans-Bold.ttf"
+    """The regular and bold font files the report's stylesheet uses (the project's, else the built-in)."""
+    return find_static(templates_dir, "fonts/DejaVuSans.ttf"), find_static(templates_dir, "fonts/DejaVuSans-Bold.ttf")
 
 
-def plan_layout(frame, page: PageBox, fonts: tuple[Path, Path], *, wrap: bool = True) -> TableLayout | None:
+def plan_layout(frame, page: PageBox, fonts: tuple[Path, Path], *, wrap: bool = True,
+                numeric: list[bool] | None = None) -> TableLayout | None:
     """The layout of ``frame`` (as shown: already cut at ``max_rows``) on ``page``.
 
+    ``frame`` may hold the cells as the PDF shows them (:func:`.cells.shown_cells`); ``numeric``
+    then says which columns are numbers (never wrapped), else their dtypes do.
     ``wrap=False`` (long tables): cells stay on one line. Returns None only then, when some
     column cannot fit even alone: the caller lays that table out as an ordinary table.
     """
@@ -92,7 +95,7 @@ def plan_layout(frame, page: PageBox, fonts: tuple[Path, Path], *, wrap: bool = 
     everything = tuple(range(frame.shape[1]))
     # Most tables fit even by an upper bound of their widths: no font file is read for them.
     for fonts_used in (lambda: (_BOUND, _BOUND), lambda: (metrics(fonts[0]), metrics(fonts[1]))):
-        index, data = _measure(frame, *fonts_used(), wrap=wrap)
+        index, data = _measure(frame, *fonts_used(), wrap=wrap, numeric=numeric)
         columns = index + data
         if sum(c.natural for c in columns) <= room(page, FONT_PT):
             return TableLayout("fits", FONT_PT, (everything,), None, len(data))
@@ -148,9 +151,10 @@ def _percentages(columns: list[_Column], available: float) -> tuple[float, ...]:
 # --- Measuring columns ----------------------------------------------------------------------
 
 
-def _measure(frame, regular, bold, *, wrap: bool) -> tuple[list[_Column], list[_Column]]:
+def _measure(frame, regular, bold, *, wrap: bool, numeric: list[bool] | None = None) -> tuple[list[_Column], list[_Column]]:
     """The index (row label) columns and the data columns."""
-    data = [_column(_header_texts(frame.columns[i]), frame.iloc[:, i], regular, bold, wrap=wrap)
+    data = [_column(_header_texts(frame.columns[i]), frame.iloc[:, i], regular, bold, wrap=wrap,
+                    number=None if numeric is None else numeric[i])
             for i in range(frame.shape[1])]
     return _index_columns(frame, bold, wrap), data
 
@@ -159,7 +163,7 @@ def _header_texts(label: Any) -> list[str]:
     return [str(part) for part in label] if isinstance(label, tuple) else [str(label)]
 
 
-def _column(headers: list[str], values, font, header_font, *, wrap: bool) -> _Column:
+def _column(headers: list[str], values, font, header_font, *, wrap: bool, number: bool | None = None) -> _Column:
     cells = [font.width(text) for text in _widest_cells(values)]
     header = max((header_font.width(h) for h in headers), default=0.0)
     header_word = max((header_font.width(w) for h in headers for w in h.split()), default=0.0)
@@ -167,7 +171,7 @@ def _column(headers: list[str], values, font, header_font, *, wrap: bool) -> _Co
     natural = max(header, longest) + PAD_EM
     if not wrap:
         return _Column(natural, natural)
-    text = getattr(values, "dtype", None) is None or values.dtype.kind not in "iufcbmM"
+    text = (getattr(values, "dtype", None) is None or values.dtype.kind not in "iufcbmM") if number is None else not number
     least = max(min(header_word, WRAP_EM), min(longest, WRAP_EM) if text else longest) + PAD_EM
     return _Column(natural, min(least, natural))
 
