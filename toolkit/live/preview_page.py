@@ -126,8 +126,10 @@ class PreviewServer:
                     text = (shown.folder / "report.html").read_text(encoding="utf-8")
                     text = text.replace(server.static_dir.resolve().as_uri(), "/static")
                     return self._send(text.encode(), "text/html; charset=utf-8")
-                if path == "/report.pdf" or path.startswith("/assets/"):
-                    return self._file(_inside(shown.folder, path.lstrip("/")))
+                if path == "/report.pdf":
+                    return self._file(_inside(shown.folder, "report.pdf"))
+                if path.startswith("/assets/"):
+                    return self._file(_inside(shown.folder / "assets", path[len("/assets/"):]))
                 return self._send(b"not found", "text/plain", 404)
 
             def _file(self, target: Path | None):

@@ -85,10 +85,10 @@ def serve_preview(ref: str, project: Project, *, port: int = 0, execute: bool = 
         templates = FileWatch(_watched(project, spec_file))
         notebooks = FileWatch([spec.notebook]) if execute else None
         server = PreviewServer(spec.name, lambda: live.shown, project.templates_dir / "static", port)
+        say(live.render("start").message)  # before the URL: the page has something to show
         server.start()
-        say(f"preview of {run_dir} at {server.url}  (Ctrl-C stops it)")
         say(f"watching {', '.join(map(str, _watched(project, spec_file)))}" + (f" and {spec.notebook}" if execute else ""))
-        say(live.render("start").message)
+        say(f"preview of {run_dir} at {server.url}  (Ctrl-C stops it)")
         if on_ready:
             on_ready(server.url)
         while True:
