@@ -26,7 +26,7 @@ from .rerender import LivePreview
 
 __all__ = ["find_source", "serve_preview", "POLL_SECONDS"]
 
-POLL_SECONDS = 0.2  # how often the watched files are looked at: an edit shows within this plus a render
+POLL_SECONDS = 0.1  # how often the watched files are looked at (a few stat calls): an edit shows within this plus a render
 
 Say = Callable[[str], None]
 
