@@ -69,10 +69,11 @@ def page(title: str, shown: Shown) -> str:
     version = shown.version
     pdf_link = (f'<a href="/report.pdf?v={version}" target="_blank">PDF ({shown.pages} page{"s" if shown.pages != 1 else ""})</a>'
                 if shown.folder is not None else "")
+    kept = " (the last good render is shown below)" if not shown.ok and shown.folder is not None else ""
     body = (f'<iframe src="/report.html?v={version}" title="report"></iframe>' if shown.folder is not None
             else '<p class="empty">Nothing rendered yet.</p>')
     return PAGE.format(title=html.escape(title), version=version, pdf_link=pdf_link, body=body,
-                       status_class="ok" if shown.ok else "failed", message=html.escape(shown.message))
+                       status_class="ok" if shown.ok else "failed", message=html.escape(shown.message) + kept)
 
 
 def _inside(root: Path, relative: str) -> Path | None:
@@ -112,7 +113,15 @@ class PreviewServer:
                 pass
 
             def do_GET(self):
-                path = unquote(urlsplit(self.path).path)
+                try:
+                    self._answer(unquote(urlsplit(self.path).path))
+                except OSError:  # the render was replaced while being read (or the browser left): ask again
+                    try:
+                        self._send(b"the render changed; reload", "text/plain", 503)
+                    except OSError:
+                        pass
+
+            def _answer(self, path: str):
                 shown = server.shown()
                 if path == "/":
                     return self._send(page(server.title, shown).encode(), "text/html; charset=utf-8")
