@@ -10,6 +10,8 @@ Two workloads, each run alternately with its raw counterpart so both see the sam
   URL: its run folder). Median of 5. Target: nbpress <= 1.10x.
   Then ``tk.preview()`` on the demo run's records against WeasyPrint on the same HTML, in
   process (benchmarks/preview.py): median of 5. Target: a preview under 1 s.
+  Then ``nbpress preview`` on the demo run: template edit -> new PDF served, against WeasyPrint
+  on the same HTML (benchmarks/live_preview.py): median of 5. Target: under 1 s.
 * tables: a 5,000-row and a 20,000-row x 8-column table (dates, short strings, integers,
   floats), nbpress's renderer (``benchmarks.render_pdf``: HTML in, PDF out, like the CLI it
   is compared with) against ``weasyprint`` on the same table with the ordinary table markup
@@ -35,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import measure, preview, tables
+from . import live_preview, measure, preview, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -127,8 +129,10 @@ def bench_demo(tmp: Path, repeats: int) -> dict:
     footer = f"Page {pages} of {pages}" in _pdf_text(run_dir / "report.pdf")
     _log("demo: tk.preview() on the run's records")
     previewed = preview.bench_preview(project, run_dir, repeats)
+    _log("demo: nbpress preview, template edits")
+    live = live_preview.bench_live(project, run_dir, repeats)
     return {"nbpress": _summary(ours), "raw": _summary(raw), "checks": {"pages": pages, "footer_ok": footer},
-            "preview": previewed}
+            "preview": previewed, "live_preview": live}
 
 
 # --- long tables ----------------------------------------------------------------------------
@@ -196,6 +200,7 @@ def print_table(results: dict) -> None:
     if "demo" in results:
         print(f"demo checks: {results['demo']['checks']}  (raw = papermill + weasyprint run one after the other)")
         preview.print_preview(results["demo"]["preview"])
+        live_preview.print_live(results["demo"]["live_preview"])
     for t in results.get("tables", []):
         for name, check in t["checks"].items():
             state = "ok" if not check["problems"] else "; ".join(check["problems"][:3])

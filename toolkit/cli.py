@@ -288,6 +288,22 @@ def render(ctx: click.Context, run_dir: Path, template: str | None) -> None:
 
 
 @main.command()
+@click.argument("report_or_run_dir")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 [default: any free port].")
+@click.option("--execute", is_flag=True, help="Also run the notebook again each time it is saved (spec defaults and -p).")
+@click.option("-p", "--param", "assignments", multiple=True, metavar="NAME=VALUE", help="Parameter for runs made here (repeatable).")
+@click.pass_context
+@handle_errors
+def preview(ctx: click.Context, report_or_run_dir: str, port: int, execute: bool, assignments: tuple[str, ...]) -> None:
+    """Serve a run's HTML and PDF on 127.0.0.1, rendered again when a template, CSS or spec file
+    changes (no execution); the page reloads by itself. REPORT: its newest succeeded run (run
+    once if there is none). Ctrl-C stops it."""
+    from .live.serve import serve_preview
+
+    serve_preview(report_or_run_dir, _project(ctx), port=port, execute=execute, assignments=assignments, say=click.echo)
+
+
+@main.command()
 @click.argument("pdf", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
@@ -444,25 +460,9 @@ def demo_data(out: Path, seed: int, end: dt.datetime | None, weeks: int, rows: i
 @handle_errors
 def demo(ctx: click.Context, weeks: int, serve: bool, port: int) -> None:
     """Demo data -> Weekly Statistics PDFs for the last weeks -> a local portal serving them."""
-    from .demo.demo import DemoPortal, build_demo_runs
+    from .demo.demo import run_demo
 
-    project = _project(ctx)
-    run_dirs = build_demo_runs(project, weeks, click.echo)
-    click.echo(f"{len(run_dirs)} PDFs under {project.runs_dir / 'weekly_statistics'}")
-    if not serve:
-        return
-    portal = DemoPortal(project, port=port)
-    portal.start()
-    try:
-        email, password = portal.demo_recipient()
-        portal.publish(run_dirs, portal.publisher_token(), click.echo)
-    except BaseException:
-        portal.stop()
-        raise
-    click.echo(f"\nPortal: {portal.url}/  (development server, mail goes to {portal.instance / 'outbox'})")
-    click.echo(f"Sign in as {email} with the password {password}  (shown once)")
-    click.echo("Ctrl-C stops the portal.")
-    portal.wait()
+    run_demo(_project(ctx), weeks, serve=serve, port=port, say=click.echo)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False, "help_option_names": []})

@@ -26,10 +26,30 @@ from ..project import Project
 from ..runs.pipeline import run_report
 from .demo_data import generate
 
-__all__ = ["build_demo_runs", "DemoPortal"]
+__all__ = ["build_demo_runs", "DemoPortal", "run_demo"]
 
 DEMO_EMAIL = "demo@example.org"
 DEMO_GROUP = "demo"
+
+
+def run_demo(project: Project, weeks: int, *, serve: bool, port: int, say: Callable[[str], None]) -> None:
+    """``nbpress demo``: the runs, then (with ``serve``) a local portal publishing them until Ctrl-C."""
+    run_dirs = build_demo_runs(project, weeks, say)
+    say(f"{len(run_dirs)} PDFs under {project.runs_dir / 'weekly_statistics'}")
+    if not serve:
+        return
+    portal = DemoPortal(project, port=port)
+    portal.start()
+    try:
+        email, password = portal.demo_recipient()
+        portal.publish(run_dirs, portal.publisher_token(), say)
+    except BaseException:
+        portal.stop()
+        raise
+    say(f"\nPortal: {portal.url}/  (development server, mail goes to {portal.instance / 'outbox'})")
+    say(f"Sign in as {email} with the password {password}  (shown once)")
+    say("Ctrl-C stops the portal.")
+    portal.wait()
 
 
 def build_demo_runs(project: Project, weeks: int, say: Callable[[str], None]) -> list[Path]:

@@ -157,12 +157,17 @@ def _masked(executed: Path, values: list[str]) -> Iterator[None]:
         mask_file(executed, values)
 
 
-def render_run(run_dir: Path, project: Project, *, template: str | None = None, progress: Progress | None = None) -> RunRecord:
-    """Render a finished run again from its executed notebook (no execution)."""
+def render_run(run_dir: Path, project: Project, *, template: str | None = None, spec: ReportSpec | None = None,
+               progress: Progress | None = None) -> RunRecord:
+    """Render a finished run again from its executed notebook (no execution).
+
+    ``spec``: render with this spec (e.g. the spec file as edited since the run) instead of the
+    one the run kept in ``run.json``.
+    """
     record = load_run(run_dir)
     if not (run_dir / "executed.ipynb").exists() or (record.error and record.error.stage == "execute"):
         raise RunDirError(f"{run_dir}: the notebook did not finish executing; nothing to render")
-    spec_data = dict(record.spec)
+    spec_data = spec.model_dump() if spec is not None else dict(record.spec)
     if template:
         spec_data["template"] = template
     spec = ReportSpec.model_validate(spec_data)
