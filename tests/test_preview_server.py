@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, make_notebook, pdf_text
+from toolkit.render.template_folders import BUILTIN
 
 NBPRESS = Path(sys.executable).with_name("nbpress")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -105,6 +106,10 @@ def _tree(folder: Path) -> dict[str, tuple[str, int]]:
 def small_project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("preview-project")
     shutil.copytree(ROOT / "templates", root / "templates")
+    # The project overrides the built-in base template and stylesheet (its fonts stay built-in): the edits below are to these.
+    (root / "templates" / "static").mkdir()
+    shutil.copy(BUILTIN / "base.html.j2", root / "templates" / "base.html.j2")
+    shutil.copy(BUILTIN / "static" / "report.css", root / "templates" / "static" / "report.css")
     make_notebook(root / "notebooks" / "small.ipynb", "n: int = 3", SMALL)
     (root / "notebooks" / "small.yml").write_text("title: Small Preview Report\n", encoding="utf-8")
     return root
@@ -131,6 +136,7 @@ def test_a_report_without_runs_is_run_once_then_served(served, small_project, tm
     status, _, html = served.get("/report.html")
     assert status == 200 and b'href="/static/report.css"' in html and b"file://" not in html
     assert served.get("/static/report.css")[:2] == (200, "text/css")
+    assert served.get("/static/fonts/DejaVuSans.ttf")[0] == 200  # the project has no fonts: the built-in ones
     assert served.get("/assets/chart.svg")[0] == 200
     text = served.pdf_text(tmp_path)
     assert "Small Preview Report" in text and "Numbers table" in text and "row2" in text

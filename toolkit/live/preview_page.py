@@ -17,7 +17,7 @@ import html
 import json
 import mimetypes
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -84,10 +84,14 @@ def _inside(root: Path, relative: str) -> Path | None:
 
 
 class PreviewServer:
-    """Serves ``shown()`` (read at each request) and ``static_dir`` on 127.0.0.1:``port`` (0: a free one)."""
+    """Serves ``shown()`` (read at each request) and the static files on 127.0.0.1:``port`` (0: a free one).
 
-    def __init__(self, title: str, shown: Callable[[], Shown], static_dir: Path, port: int = 0):
-        self.title, self.shown, self.static_dir = title, shown, static_dir
+    ``static_dirs``: the project's ``templates/static`` (the HTML links to it), then the built-in
+    one; a file is served from the first that has it, as the PDF's fenced fetcher does.
+    """
+
+    def __init__(self, title: str, shown: Callable[[], Shown], static_dirs: Sequence[Path], port: int = 0):
+        self.title, self.shown, self.static_dirs = title, shown, tuple(static_dirs)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="nbpress-preview-http", daemon=True)
@@ -128,12 +132,13 @@ class PreviewServer:
                 if path == "/version":
                     return self._send(json.dumps(shown.as_json()).encode(), "application/json")
                 if path.startswith("/static/"):
-                    return self._file(_inside(server.static_dir, path[len("/static/"):]))
+                    relative = path[len("/static/"):]
+                    return self._file(next(filter(None, (_inside(d, relative) for d in server.static_dirs)), None))
                 if shown.folder is None:
                     return self._send(b"nothing rendered yet", "text/plain", 404)
                 if path == "/report.html":
                     text = (shown.folder / "report.html").read_text(encoding="utf-8")
-                    text = text.replace(server.static_dir.resolve().as_uri(), "/static")
+                    text = text.replace(server.static_dirs[0].resolve().as_uri(), "/static")
                     return self._send(text.encode(), "text/html; charset=utf-8")
                 if path == "/report.pdf":
                     return self._file(_inside(shown.folder, "report.pdf"))

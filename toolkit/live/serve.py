@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import UsageError
 from ..inputs.spec import ReportSpec, find_report
 from ..project import Project
+from ..render.template_folders import static_folders
 from ..runs.history import history
 from ..runs.run_folder import RUN_FILE, load_run
 from .file_watch import FileWatch
@@ -84,7 +85,7 @@ def serve_preview(ref: str, project: Project, *, port: int = 0, execute: bool = 
         given = _given(spec, assignments) if execute else {}  # a bad -p is refused before serving
         templates = FileWatch(_watched(project, spec_file))
         notebooks = FileWatch([spec.notebook]) if execute else None
-        server = PreviewServer(spec.name, lambda: live.shown, project.templates_dir / "static", port)
+        server = PreviewServer(spec.name, lambda: live.shown, static_folders(project.templates_dir), port)
         say(live.render("start").message)  # before the URL: the page has something to show
         server.start()
         say(f"watching {', '.join(map(str, _watched(project, spec_file)))}" + (f" and {spec.notebook}" if execute else ""))
