@@ -136,6 +136,37 @@ def test_run_all_in_jupyterlab_shows_the_inline_pdf_and_no_repr_dumps(lab, brows
     page.evaluate("async () => { const w = window.jupyterapp.shell.currentWidget;"
                   " await w.sessionContext.ready; await w.context.rename('regional_sales.ipynb'); }")  # fmt: skip
     page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session.path.endsWith('regional_sales.ipynb')")
+    shown, frame = _run_all(page)
+    assert "<table 'summary': 3 rows x 1 column>" in shown and "Error" not in shown, shown[:2000]
+    assert page.locator(".jp-OutputArea-output img").count() == 1  # the chart once, not again by the inline backend
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "lab_session.png"), full_page=True)
+    frame.screenshot(path=str(ARTIFACTS / "lab_session_preview.png"))
+
+    # The PDF in the viewer: the renamed notebook's spec (its title), the records, the parameter.
+    text = _inline_pdf_text(page, frame, tmp_path)
+    assert "Regional Sales Review" in text and "North" in text and "Total sales" in text and "Sales chart" in text, text
+    assert not list((project / "notebooks").glob("Untitled*")), "the rename did not happen on disk"
+
+
+def test_a_report_made_by_nbpress_new_previews_inline(lab, browser, tmp_path):
+    base, token, project = lab
+    result = subprocess.run([str(Path(sys.executable).with_name("nbpress")), "new", "weekly_sales"], cwd=project,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.set_default_timeout(60_000)
+    page.goto(f"{base}/lab/tree/notebooks/weekly_sales.ipynb?token={token}")
+    page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel")  # fmt: skip
+    shown, frame = _run_all(page)
+    assert "<table 'daily': 7 rows x 3 columns>" in shown and "Error" not in shown, shown[:2000]
+    text = _inline_pdf_text(page, frame, tmp_path)
+    assert "Weekly Sales" in text and "Visits and orders per day, north region" in text, text
+
+
+def _run_all(page):
+    """Run every cell; wait for the inline PDF in Chromium's viewer. Returns (all outputs' text, the PDF's frame)."""
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
     frame = page.locator(".jp-OutputArea-output iframe").first  # JupyterLab's PDF viewer (application/pdf)
@@ -150,8 +181,6 @@ def test_run_all_in_jupyterlab_shows_the_inline_pdf_and_no_repr_dumps(lab, brows
     shown = "\n".join(outputs)
     for dump in FORBIDDEN:
         assert dump not in shown, (dump, shown[:2000])
-    assert "<table 'summary': 3 rows x 1 column>" in shown and "Error" not in shown, shown[:2000]
-    assert page.locator(".jp-OutputArea-output img").count() == 1  # the chart once, not again by the inline backend
 
     # Chromium's own PDF viewer (a built-in extension) draws the PDF inside JupyterLab's <object>.
     viewer = "chrome-extension://mhjfbmdgcfjbbpaeojofohoefgiehjai/"
@@ -160,17 +189,15 @@ def test_run_all_in_jupyterlab_shows_the_inline_pdf_and_no_repr_dumps(lab, brows
         page.wait_for_timeout(200)
     assert any(f.url.startswith(viewer) for f in page.frames), [f.url[:80] for f in page.frames]
     page.wait_for_timeout(1500)  # the viewer paints the first page
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "lab_session.png"), full_page=True)
-    frame.screenshot(path=str(ARTIFACTS / "lab_session_preview.png"))
+    return shown, frame
 
-    # The PDF in the viewer: the renamed notebook's spec (its title), the records, the parameter.
+
+def _inline_pdf_text(page, frame, tmp_path: Path) -> str:
+    """The text of the PDF the viewer shows (read back from its blob: URL)."""
     src = frame.element_handle().content_frame().locator("object").get_attribute("data")
     assert src.startswith("blob:"), src
     data = page.evaluate("async src => { const bytes = new Uint8Array(await (await fetch(src)).arrayBuffer());"
                          " let s = ''; for (const b of bytes) s += String.fromCharCode(b); return btoa(s); }", src)  # fmt: skip
     pdf = tmp_path / "inline.pdf"
     pdf.write_bytes(base64.b64decode(data))
-    text = pdf_text(pdf)
-    assert "Regional Sales Review" in text and "North" in text and "Total sales" in text and "Sales chart" in text, text
-    assert not list((project / "notebooks").glob("Untitled*")), "the rename did not happen on disk"
+    return pdf_text(pdf)
