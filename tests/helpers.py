@@ -121,3 +121,14 @@ def run_in_pty(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> tup
         os.close(fd)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+
+
+def table_record(name: str, frame, caption: str | None = None, formats: dict[str, str] | None = None):
+    """A table record as ``tk.table`` makes it (the frame as Parquet), for tests that render without a kernel."""
+    import io
+
+    from toolkit.notebook import records as rec
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    return rec.Table(name, buffer.getvalue(), caption, tuple((formats or {}).items()))

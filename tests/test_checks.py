@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from email import message_from_bytes
 
@@ -11,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import cli, make_notebook
+from tests.helpers import table_record
 from toolkit.checks import DataCheck, run_checks
 from toolkit.deliver.owner_notice import RecordingMailer, notify_owner
 from toolkit.deliver.portal_client import publish_run
@@ -22,10 +22,7 @@ from toolkit.runs.pipeline import run_report
 from toolkit.runs.run_folder import load_run
 
 
-def _table(name, frame):
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer)
-    return rec.Table(name, buffer.getvalue())
+_table = table_record
 
 
 def test_checks_on_tables_and_metrics():

@@ -7,13 +7,11 @@ shipped catalogs; a long table laid out in parallel chunks keeps a translated "P
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import math
 import re
 from pathlib import Path
 
-import jinja2
 import pandas as pd
 import pytest
 from babel.messages.pofile import read_po
@@ -21,6 +19,7 @@ from jinja2.ext import babel_extract
 from pypdf import PdfReader
 
 from tests.conftest import ROOT, pdf_text
+from tests.helpers import table_record
 from toolkit.errors import SpecError
 from toolkit.inputs.spec import ReportSpec, TableOptions, load_spec
 from toolkit.notebook import records as rec
@@ -33,10 +32,7 @@ from toolkit.render.pdf import write_pdf
 GENERATED = dt.datetime(2026, 11, 22, 6, 5, tzinfo=dt.timezone.utc)
 
 
-def _table(name: str, frame: pd.DataFrame, caption: str) -> rec.Table:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer)
-    return rec.Table(name, buffer.getvalue(), caption=caption)
+_table = table_record
 
 
 def _frame(rows: int) -> pd.DataFrame:

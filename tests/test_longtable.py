@@ -7,7 +7,6 @@ several chunks that run at the same time in this process and a spawned worker.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import logging
 import re
@@ -15,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from tests.conftest import make_notebook
+from tests.helpers import table_record
 from toolkit.inputs.prepare import prepare
 from toolkit.inputs.spec import ReportSpec, TableOptions, find_report
 from toolkit.notebook import records as rec
@@ -45,10 +44,7 @@ def _frame(rows: int) -> pd.DataFrame:
     )
 
 
-def _table(name: str, frame: pd.DataFrame, caption: str) -> rec.Table:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer)
-    return rec.Table(name, buffer.getvalue(), caption=caption)
+_table = table_record
 
 
 def _html(project, records, *, long_table_rows: int, tables=None, template=None) -> str:

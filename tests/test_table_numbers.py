@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html as html_lib
-import io
 import re
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.helpers import table_record
 from toolkit.errors import RecordError, RenderError, SpecError
 from toolkit.inputs.spec import ReportSpec, TableOptions, load_spec
 from toolkit.notebook import analyst_api
@@ -24,9 +24,7 @@ CELL = re.compile(r"<td\b[^>]*>(.*?)</td>", re.S)
 
 
 def _table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> rec.Table:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer)
-    return rec.Table("t", buffer.getvalue(), "Cities", tuple((formats or {}).items()))
+    return table_record("t", frame, "Cities", formats)
 
 
 def _html(templates: Path, table: rec.Table, *, locale: str = "en", formats: dict[str, str] | None = None) -> str:

@@ -8,7 +8,6 @@ embedded file's relationship, and a structure tree that reaches every page's con
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 import subprocess
 from pathlib import Path
@@ -19,6 +18,7 @@ from pypdf import PdfReader
 from pypdf.generic import IndirectObject
 
 from tests.conftest import make_notebook
+from tests.helpers import table_record
 from toolkit.errors import RecordError, SpecError
 from toolkit.inputs.prepare import prepare
 from toolkit.inputs.spec import PDF_VARIANTS, ReportSpec, find_report, load_spec
@@ -114,10 +114,7 @@ def pdfinfo(path: Path) -> str:
 # --- Reports made in code ---------------------------------------------------------------------
 
 
-def _table(name: str, frame: pd.DataFrame, caption: str) -> rec.Table:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer)
-    return rec.Table(name, buffer.getvalue(), caption=caption)
+_table = table_record
 
 
 def _frame(rows: int) -> pd.DataFrame:

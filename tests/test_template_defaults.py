@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import json
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .font_metrics import AsciiBound, FontMetrics, metrics
+from .font_metrics import AsciiBound, metrics
 from .page_box import PageBox
 from .template_folders import find_static
 
