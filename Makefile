@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND := noninteractive
 DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core fonts-noto-core fonts-noto-cjk
 DEBIAN_TEST := poppler-utils postgresql chromium
 
-.PHONY: demo test proof bench bench-batch lab lint clean venv
+.PHONY: demo test proof bench bench-batch lab lint clean venv screenshots
 
 demo: $(VENV)/.runtime
 	$(BIN)/nbpress demo
@@ -38,6 +38,10 @@ bench: $(VENV)/.test
 # A 16-member batch of the demo report: raw papermill+weasyprint loop vs --grid vs --cluster local:2.
 bench-batch: $(VENV)/.test
 	$(BIN)/python -m benchmarks.batch $(BENCH_ARGS)
+
+# The README's pictures, made from the demo (nbpress demo, Chromium, pdftoppm): docs/screenshots/*.png.
+screenshots: $(VENV)/.test
+	$(BIN)/python docs/screenshots/make.py
 
 # As root (containers, CI machines) Jupyter refuses to start without --allow-root.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
