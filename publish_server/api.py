@@ -48,6 +48,8 @@ class PublicationOut(BaseModel):
     parameters: dict[str, Any]
     created_at: str = Field(json_schema_extra={"format": "date-time"}, description="UTC, ISO 8601")
     download_url: str = Field(json_schema_extra={"format": "uri-reference"}, description="path of the download, relative to the portal")
+    page_url: str = Field(json_schema_extra={"format": "uri"},
+                          description="the report's page on the portal: the link to give people (a browser signs in there)")
 
 
 class ReadersOut(BaseModel):
@@ -56,8 +58,8 @@ class ReadersOut(BaseModel):
 
 
 class PublishedOut(PublicationOut):
-    page_url: str = Field(json_schema_extra={"format": "uri"},
-                          description="the report's page on the portal: the link to give recipients (a browser signs in there)")
+    """The publish answer: the publication and who can read it (for the publisher only: recipients are not told)."""
+
     readers: ReadersOut = Field(description="who can read this publication now; count 0: nobody but admins")
 
 
@@ -133,15 +135,15 @@ def publication_json(publication: Publication) -> dict[str, Any]:
         size=publication.size, pages=publication.pages, period_label=publication.period_label,
         parameters=publication.parameters or {}, created_at=_iso(publication.created_at),
         download_url=url_for("api.download_publication", public_id=publication.public_id),
+        page_url=url_for("pages.report", slug=publication.report.slug, _external=True),
     ).model_dump()
 
 
 def published_json(publication: Publication) -> dict[str, Any]:
-    """The publish answer: the publication, the recipients' link, and who can read it."""
+    """The publish answer: the publication (with the recipients' link) and who can read it."""
     readers = access.readers_of(publication)
     return PublishedOut(
         **publication_json(publication),
-        page_url=url_for("pages.report", slug=publication.report.slug, _external=True),
         readers=ReadersOut(count=readers.count, groups=list(readers.groups)),
     ).model_dump()
 

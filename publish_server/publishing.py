@@ -343,9 +343,9 @@ def _write(meta: PublishMetadata, size: int, publisher: PublisherToken, group_id
                 publisher.last_used_at = utcnow()
                 return PublishResult(_same_run(existing, meta), created=False)
             latest = db.session.scalar(select(func.max(Publication.version)).where(Publication.report_id == report.id))
-            if latest is None:  # an operator's grant may have created it before: its first publication names it
-                report.title = meta.title or report.title
-                report.description = meta.description or report.description
+            if not report.title:  # created empty by an operator's grant before its first publication
+                report.title = meta.title or meta.report.replace("_", " ").title()
+                report.description = report.description or meta.description or ""
             publication = Publication(
                 report_id=report.id, version=(latest or 0) + 1, parameters=meta.parameters,
                 period_label=meta.period_label, run_id=meta.run_id, sha256=meta.sha256, size=size,

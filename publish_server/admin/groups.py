@@ -94,7 +94,7 @@ def _report_to_grant(slug: str) -> Report:
         return found
     if not re.fullmatch(REPORT_SLUG, slug):
         fail(f"not a report slug: {slug!r} (letters, digits, '_', '.', '-'; as in the report's spec file name)")
-    report = Report(slug=slug, title=slug.replace("_", " ").title(), description="")
+    report = Report(slug=slug, title="", description="")  # no title yet: the first publication's (publishing.py)
     db.session.add(report)
     db.session.flush()
     audit.record("report_created", "ok", report=slug, by="grant")
@@ -107,11 +107,11 @@ def _grant_fields(report_slug, public_id, email, group_name, *, create_report: b
         raise click.UsageError("give exactly one of --report or --publication")
     if bool(email) == bool(group_name):
         raise click.UsageError("give exactly one of --user or --group")
+    subject = {"user_id": find_user(email).id} if email else {"group_id": find_group(group_name).id}  # before a report is created
     if report_slug:
         target = {"report_id": (_report_to_grant(report_slug) if create_report else find_report(report_slug)).id}
     else:
         target = {"publication_id": find_publication(public_id).id}
-    subject = {"user_id": find_user(email).id} if email else {"group_id": find_group(group_name).id}
     label = f"{'report ' + report_slug if report_slug else 'publication ' + public_id} to {'user ' + email if email else 'group ' + group_name}"
     return {**target, **subject}, label
 
