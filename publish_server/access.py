@@ -21,7 +21,7 @@ from .extensions import db
 from .models import Grant, Group, Membership, Publication, Report, User
 
 __all__ = ["visible_publications", "get_visible_publication", "visible_reports", "Downloadable", "get_downloadable",
-           "Readers", "readers_of"]
+           "Readers", "readers_of", "report_readers"]
 
 
 def _subject_matches(user_id):
@@ -108,9 +108,7 @@ class Readers:
     groups: tuple[str, ...]
 
 
-def readers_of(publication: Publication) -> Readers:
-    grants = select(Grant.user_id, Grant.group_id).where(
-        or_(Grant.publication_id == publication.id, Grant.report_id == publication.report_id))
+def _readers(grants: Select) -> Readers:
     rows = db.session.execute(grants).all()
     group_ids = {g for _, g in rows if g is not None}
     user_ids = {u for u, _ in rows if u is not None}
@@ -119,3 +117,14 @@ def readers_of(publication: Publication) -> Readers:
     count = db.session.scalar(select(func.count(User.id)).where(admitted, User.active.is_(True), User.role != "admin"))
     names = db.session.scalars(select(Group.name).where(Group.id.in_(group_ids)).order_by(Group.name)) if group_ids else []
     return Readers(count=count or 0, groups=tuple(names))
+
+
+def readers_of(publication: Publication) -> Readers:
+    """Who can read ``publication``: its report's grants and its own."""
+    return _readers(select(Grant.user_id, Grant.group_id).where(
+        or_(Grant.publication_id == publication.id, Grant.report_id == publication.report_id)))
+
+
+def report_readers(report: Report) -> Readers:
+    """Who can read every version of ``report`` (its report grants; a version may add readers)."""
+    return _readers(select(Grant.user_id, Grant.group_id).where(Grant.report_id == report.id))
