@@ -76,7 +76,7 @@ def _grant_options(func):
     for option in reversed((
         click.option("--report", "report_slug", metavar="SLUG", type=TEXT,
                      help="Every version of this report, past and future, whatever audience it was published with "
-                          "(a report not published yet is created, empty)."),
+                          "(`grant` creates a report not published yet, empty)."),
         click.option("--publication", "public_id", metavar="ID", type=TEXT,
                      help="Adds this one publication (its id from `publications list`)."),
         click.option("--user", "email", metavar="EMAIL", type=TEXT, help="To this user."),
