@@ -1,7 +1,10 @@
 """Who may read which publication. Every list and download goes through here.
 
-A publication with grants of its own is visible to those subjects only; one without inherits its
-report's grants. A subject is a user or a group the user belongs to. Admins see everything.
+The one rule (README, ``grant --help``, the publish answer's ``readers`` all say the same):
+a report grant covers every version of the report, published before or after the grant, with
+or without an audience of its own; a publication grant (an operator's ``grant --publication``
+or the audience a publisher names) adds readers to that one publication and takes none away.
+A subject is a user or a group the user belongs to. Admins see everything.
 A publication that is not visible does not exist for that user (404, never 403).
 """
 
@@ -11,13 +14,14 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 
 from .errors import NotFound
 from .extensions import db
-from .models import Grant, Membership, Publication, Report, User
+from .models import Grant, Group, Membership, Publication, Report, User
 
-__all__ = ["visible_publications", "get_visible_publication", "visible_reports", "Downloadable", "get_downloadable"]
+__all__ = ["visible_publications", "get_visible_publication", "visible_reports", "Downloadable", "get_downloadable",
+           "Readers", "readers_of", "report_readers"]
 
 
 def _subject_matches(user_id):
@@ -28,10 +32,10 @@ def _subject_matches(user_id):
 def _visible(user_id):
     """The grant rule as a WHERE clause; ``user_id`` is a user's id or a bound parameter."""
     # Plain correlated EXISTS subqueries: cheap to build on every request (aliases are not).
-    has_own = select(Grant.id).where(Grant.publication_id == Publication.id).exists()
+    # A publication's own grants add to its report's: an own audience never hides it from a report grant.
     granted_own = select(Grant.id).where(Grant.publication_id == Publication.id, _subject_matches(user_id)).exists()
     granted_report = select(Grant.id).where(Grant.report_id == Publication.report_id, _subject_matches(user_id)).exists()
-    return or_(granted_own, and_(~has_own, granted_report))
+    return or_(granted_own, granted_report)
 
 
 def visible_publications(user: User) -> Select:
@@ -92,3 +96,35 @@ def get_downloadable(user: User, public_id: str) -> Downloadable:
     if row is None:
         raise NotFound()
     return Downloadable(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class Readers:
+    """Who can read a publication under the grant rule: active recipients (admins, who read
+    everything, are not counted: a publication only admins can read has no readers) and the
+    groups granted it, directly or through its report."""
+
+    count: int
+    groups: tuple[str, ...]
+
+
+def _readers(grants: Select) -> Readers:
+    rows = db.session.execute(grants).all()
+    group_ids = {g for _, g in rows if g is not None}
+    user_ids = {u for u, _ in rows if u is not None}
+    members = select(Membership.user_id).where(Membership.group_id.in_(group_ids)) if group_ids else None
+    admitted = User.id.in_(user_ids) if members is None else or_(User.id.in_(user_ids), User.id.in_(members))
+    count = db.session.scalar(select(func.count(User.id)).where(admitted, User.active.is_(True), User.role != "admin"))
+    names = db.session.scalars(select(Group.name).where(Group.id.in_(group_ids)).order_by(Group.name)) if group_ids else []
+    return Readers(count=count or 0, groups=tuple(names))
+
+
+def readers_of(publication: Publication) -> Readers:
+    """Who can read ``publication``: its report's grants and its own."""
+    return _readers(select(Grant.user_id, Grant.group_id).where(
+        or_(Grant.publication_id == publication.id, Grant.report_id == publication.report_id)))
+
+
+def report_readers(report: Report) -> Readers:
+    """Who can read every version of ``report`` (its report grants; a version may add readers)."""
+    return _readers(select(Grant.user_id, Grant.group_id).where(Grant.report_id == report.id))

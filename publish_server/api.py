@@ -27,7 +27,7 @@ from .openapi import ErrorOut, build_document, operation
 from .pages import file_response, publication_path
 from .signin.session import api_user_required
 
-__all__ = ["bp", "PublicationOut", "PublicationList", "publication_json", "find_publications"]
+__all__ = ["bp", "PublicationOut", "PublishedOut", "ReadersOut", "PublicationList", "publication_json", "find_publications"]
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -48,6 +48,19 @@ class PublicationOut(BaseModel):
     parameters: dict[str, Any]
     created_at: str = Field(json_schema_extra={"format": "date-time"}, description="UTC, ISO 8601")
     download_url: str = Field(json_schema_extra={"format": "uri-reference"}, description="path of the download, relative to the portal")
+    page_url: str = Field(json_schema_extra={"format": "uri"},
+                          description="the report's page on the portal: the link to give people (a browser signs in there)")
+
+
+class ReadersOut(BaseModel):
+    count: int = Field(ge=0, description="active recipients who can read it (admins, who read everything, not counted)")
+    groups: list[str] = Field(description="groups granted it, through its report or on their own")
+
+
+class PublishedOut(PublicationOut):
+    """The publish answer: the publication and who can read it (for the publisher only: recipients are not told)."""
+
+    readers: ReadersOut = Field(description="who can read this publication now; count 0: nobody but admins")
 
 
 class PublicationList(BaseModel):
@@ -122,6 +135,16 @@ def publication_json(publication: Publication) -> dict[str, Any]:
         size=publication.size, pages=publication.pages, period_label=publication.period_label,
         parameters=publication.parameters or {}, created_at=_iso(publication.created_at),
         download_url=url_for("api.download_publication", public_id=publication.public_id),
+        page_url=url_for("pages.report", slug=publication.report.slug, _external=True),
+    ).model_dump()
+
+
+def published_json(publication: Publication) -> dict[str, Any]:
+    """The publish answer: the publication (with the recipients' link) and who can read it."""
+    readers = access.readers_of(publication)
+    return PublishedOut(
+        **publication_json(publication),
+        readers=ReadersOut(count=readers.count, groups=list(readers.groups)),
     ).model_dump()
 
 
@@ -208,7 +231,7 @@ def openapi_document():
 @operation(
     "Publish a run's PDF (publisher token)",
     multipart=_publish_body(),
-    responses={200: PublicationOut, 201: PublicationOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut,
+    responses={200: PublishedOut, 201: PublishedOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut,
                413: ErrorOut, 415: ErrorOut, 422: ErrorOut, 507: ErrorOut},
     security="publisher",
     tags=("publishing",),
@@ -221,7 +244,7 @@ def create_publication():
         db.session.commit()  # the refusal's audit row
         raise
     db.session.commit()
-    return jsonify(publication_json(result.publication)), 201 if result.created else 200
+    return jsonify(published_json(result.publication)), 201 if result.created else 200
 
 
 @bp.get("/v1/publications")

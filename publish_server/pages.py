@@ -212,7 +212,9 @@ def index():
 def report(slug: str):
     user = _signed_in()
     group = report_history(user, slug)
-    return render_template("report.html", user=user, group=group)
+    # Only admins are told who else reads it: a recipient learns nothing of other people or groups.
+    readers = access.report_readers(group.report) if user.is_admin else None
+    return render_template("report.html", user=user, group=group, readers=readers)
 
 
 def _send(public_id: str, *, inline: bool) -> Response:

@@ -47,7 +47,7 @@ from .models import Grant, Group, Publication, PublisherToken, Report, User, utc
 from .storage import FileStore
 
 __all__ = [
-    "Audience", "PublishMetadata", "PublishPolicy", "PublishResult",
+    "REPORT_SLUG", "Audience", "PublishMetadata", "PublishPolicy", "PublishResult",
     "create_publisher_token", "authenticate_publisher", "parse_metadata", "publish", "mask_url_passwords",
 ]
 
@@ -55,7 +55,8 @@ TOKEN_PREFIX = "nbp_"
 PDF_MAGIC = b"%PDF-"
 TRAILER_WINDOW = 1024  # readers look for %%EOF within the last KiB (as Acrobat does)
 WRITE_ATTEMPTS = 5
-_SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+REPORT_SLUG = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_SLUG = f"^{REPORT_SLUG}$"
 _RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")  # RFC 3986
@@ -147,7 +148,8 @@ class PublishMetadata(BaseModel):
         f"{MAX_PARAMETER_VALUE:,} (lists and objects counted as JSON)"))
     period_label: str = Field("", max_length=120, description="e.g. 2026-W47")
     pages: int | None = Field(None, ge=0, le=1_000_000)
-    audience: Audience | None = Field(None, description="who may read it; default: the report's grants")
+    audience: Audience | None = Field(None, description=(
+        "readers added to this publication only; everyone granted the report reads it too"))
 
     @field_validator("sha256")
     @classmethod
@@ -341,6 +343,9 @@ def _write(meta: PublishMetadata, size: int, publisher: PublisherToken, group_id
                 publisher.last_used_at = utcnow()
                 return PublishResult(_same_run(existing, meta), created=False)
             latest = db.session.scalar(select(func.max(Publication.version)).where(Publication.report_id == report.id))
+            if not report.title:  # created empty by an operator's grant before its first publication
+                report.title = meta.title or meta.report.replace("_", " ").title()
+                report.description = report.description or meta.description or ""
             publication = Publication(
                 report_id=report.id, version=(latest or 0) + 1, parameters=meta.parameters,
                 period_label=meta.period_label, run_id=meta.run_id, sha256=meta.sha256, size=size,

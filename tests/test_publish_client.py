@@ -397,7 +397,11 @@ def test_cli_publish_prints_the_version_and_url_and_never_the_token(portal, tmp_
     first = _nbpress("publish", str(run_dir), "--portal", portal.url, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     publication = load_run(run_dir).publication
-    assert first.stdout.strip() == f"published weekly_statistics v1 (id {publication.id}): {publication.url}"
+    # the link is the report's page (a browser signs in there), not the API download that answers JSON 401
+    assert publication.page_url == f"{portal.url}/reports/weekly_statistics"
+    assert first.stdout.strip() == f"published weekly_statistics v1 (id {publication.id}): {publication.page_url}"
+    assert first.stderr.strip() == ("warning: nobody can read weekly_statistics v1 yet (admins only): "
+                                    "grant it with `nbpress portal grant --report weekly_statistics --group GROUP`")
     again = _nbpress("publish", str(run_dir), env={**env, "NBPRESS_PORTAL_URL": portal.url}, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.startswith("already published weekly_statistics v1")
     refused = _nbpress("publish", str(run_dir), "--portal", portal.url, env={"NBPRESS_PUBLISH_TOKEN": portal.token + "x"}, cwd=tmp_path)

@@ -255,7 +255,12 @@ def _publish(run_dir: Path, config) -> None:
 
 def _say_published(published) -> None:
     verb = "published" if published.created else "already published"
-    click.echo(f"{verb} {published.report} v{published.version} (id {published.id}): {published.url}")
+    click.echo(f"{verb} {published.report} v{published.version} (id {published.id}): {published.link}")
+    if published.readers:
+        click.echo(f"readable by {published.readers_text()}")
+    if published.nobody_can_read:
+        click.echo(f"warning: nobody can read {published.report} v{published.version} yet (admins only): "
+                   f"grant it with `nbpress portal grant --report {published.report} --group GROUP`", err=True)
 
 
 @main.command()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from .. import audit
 from ..extensions import db
-from ..models import Grant, Group, Membership
+from ..models import Grant, Group, Membership, Report
+from ..publishing import REPORT_SLUG
 from .common import TEXT, checked_name, fail, find_group, find_publication, find_report, find_user, print_table
 
 __all__ = ["groups", "grant", "revoke_grant"]
@@ -71,8 +74,11 @@ def groups_list() -> None:
 
 def _grant_options(func):
     for option in reversed((
-        click.option("--report", "report_slug", metavar="SLUG", type=TEXT, help="Every publication of this report."),
-        click.option("--publication", "public_id", metavar="ID", type=TEXT, help="One publication (its id from `publications list`)."),
+        click.option("--report", "report_slug", metavar="SLUG", type=TEXT,
+                     help="Every version of this report, past and future, whatever audience it was published with "
+                          "(`grant` creates a report not published yet, empty)."),
+        click.option("--publication", "public_id", metavar="ID", type=TEXT,
+                     help="Adds this one publication (its id from `publications list`)."),
         click.option("--user", "email", metavar="EMAIL", type=TEXT, help="To this user."),
         click.option("--group", "group_name", metavar="NAME", type=TEXT, help="To this group."),
     )):
@@ -80,13 +86,32 @@ def _grant_options(func):
     return func
 
 
-def _grant_fields(report_slug, public_id, email, group_name) -> tuple[dict, str]:
+def _report_to_grant(slug: str) -> Report:
+    """The report, created empty when nothing was published yet: an operator grants before the
+    first publication (README). Its first publication gives it its title and description."""
+    found = db.session.scalars(select(Report).where(Report.slug == slug)).first()
+    if found is not None:
+        return found
+    if not re.fullmatch(REPORT_SLUG, slug):
+        fail(f"not a report slug: {slug!r} (letters, digits, '_', '.', '-'; as in the report's spec file name)")
+    report = Report(slug=slug, title="", description="")  # no title yet: the first publication's (publishing.py)
+    db.session.add(report)
+    db.session.flush()
+    audit.record("report_created", "ok", report=slug, by="grant")
+    click.echo(f"note: report {slug} is not published yet; created it empty, its first publication fills it in", err=True)
+    return report
+
+
+def _grant_fields(report_slug, public_id, email, group_name, *, create_report: bool = False) -> tuple[dict, str]:
     if bool(report_slug) == bool(public_id):
         raise click.UsageError("give exactly one of --report or --publication")
     if bool(email) == bool(group_name):
         raise click.UsageError("give exactly one of --user or --group")
-    target = {"report_id": find_report(report_slug).id} if report_slug else {"publication_id": find_publication(public_id).id}
-    subject = {"user_id": find_user(email).id} if email else {"group_id": find_group(group_name).id}
+    subject = {"user_id": find_user(email).id} if email else {"group_id": find_group(group_name).id}  # before a report is created
+    if report_slug:
+        target = {"report_id": (_report_to_grant(report_slug) if create_report else find_report(report_slug)).id}
+    else:
+        target = {"publication_id": find_publication(public_id).id}
     label = f"{'report ' + report_slug if report_slug else 'publication ' + public_id} to {'user ' + email if email else 'group ' + group_name}"
     return {**target, **subject}, label
 
@@ -103,8 +128,12 @@ def _find_grant(fields: dict) -> Grant | None:
 @_grant_options
 @with_appcontext
 def grant(report_slug, public_id, email, group_name) -> None:
-    """Let a user or group read a report (all versions) or one publication."""
-    fields, label = _grant_fields(report_slug, public_id, email, group_name)
+    """Let a user or group read a report or one publication.
+
+    A report grant covers every version of the report, past and future, including versions
+    published with an audience of their own; a publication grant adds that one publication.
+    """
+    fields, label = _grant_fields(report_slug, public_id, email, group_name, create_report=True)
     if _find_grant(fields):
         click.echo(f"already granted: {label}")
         return

@@ -107,7 +107,8 @@ def test_users_add_with_password_stdin_prints_no_password(cli, client, login):
     (("users", "disable", "ghost@example.org"), None, "no user with email 'ghost@example.org'"),
     (("users", "reset-password", "ghost@example.org"), None, "no user with email"),
     (("groups", "add-member", "ghosts", "ghost@example.org"), None, "no group named 'ghosts'"),
-    (("grant", "--report", "nope", "--user", "ghost@example.org"), None, "no report with slug 'nope'"),
+    (("grant", "--report", "nope", "--user", "ghost@example.org"), None, "no user with email 'ghost@example.org'"),
+    (("revoke-grant", "--report", "nope", "--user", "ghost@example.org"), None, "no user with email 'ghost@example.org'"),
     (("tokens", "revoke", "nope"), None, "no publisher token named 'nope'"),
     (("publications", "list", "--report", "nope"), None, "no report with slug 'nope'"),
 ])
@@ -280,6 +281,29 @@ def test_grant_and_revoke_change_what_a_recipient_sees(cli, client, login, make_
     assert client.get(download).status_code == 200
     assert cli("revoke-grant", "--publication", publication.public_id, "--user", "gus@example.org").exit_code == 0
     assert client.get(download).status_code == 404
+
+
+def test_grant_before_the_first_publication_creates_the_report_and_the_grant_covers_it(app, cli, client, login, make_user):
+    from .test_publishing import new_publisher_token, publish_ok
+
+    make_user("hal@example.org", groups=("west",))
+    done = cli("grant", "--report", "fresh_report", "--group", "west")
+    assert done.exit_code == 0 and "granted report fresh_report to group west" in done.stdout
+    assert "not published yet; created it empty" in done.stderr
+    assert "not a report slug" in one_line_error(cli("grant", "--report", "../x", "--group", "west"))
+    published = publish_ok(client, new_publisher_token(), report="fresh_report", title="Fresh Report")
+    assert published["report_title"] == "Fresh Report"  # the first publication names the report the grant made
+    assert published["readers"] == {"count": 1, "groups": ["west"]}
+    assert db.session.scalar(db.select(AuditEvent).where(AuditEvent.event == "report_created")) is not None
+    # the report page tells an admin the same rule and readers; a recipient is told nothing of others
+    make_user("root@example.org", role="admin")
+    with app.test_client() as admin_client:
+        login(admin_client, "root@example.org")
+        page = " ".join(admin_client.get("/reports/fresh_report").get_data(as_text=True).split())
+    assert "Every version is readable by 1 user in west; a version published with its own audience adds those readers." in page
+    login(client, "hal@example.org")
+    page = client.get("/reports/fresh_report")
+    assert page.status_code == 200 and "Fresh Report" in page.get_data(as_text=True) and 'id="readers"' not in page.get_data(as_text=True)
 
 
 def test_publications_list(cli, report_with_publication):

@@ -63,9 +63,28 @@ class PublishedRun:
     id: str
     report: str
     version: int
-    url: str  # the download URL on the portal
+    url: str  # the download URL on the portal (API: answers 401 JSON to a browser)
     sha256: str
     created: bool  # False: the portal already had this run and answered with that publication
+    page_url: str = ""  # the report's page: the link for recipients (their browser signs in there)
+    readers: int | None = None  # recipients who can read it; None: the portal did not say (older portal)
+    reader_groups: tuple[str, ...] = ()
+
+    @property
+    def link(self) -> str:
+        """The link to show people: the report page, or the download URL from a portal without pages."""
+        return self.page_url or self.url
+
+    @property
+    def nobody_can_read(self) -> bool:
+        return self.readers == 0
+
+    def readers_text(self) -> str:
+        """Who can read it, said plainly: "12 users in north, south"; "" when the portal did not say."""
+        if self.readers is None:
+            return ""
+        users = f"{self.readers} user" + ("" if self.readers == 1 else "s")
+        return f"{users} in {', '.join(self.reader_groups)}" if self.reader_groups else users
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -247,6 +266,18 @@ def _post(base: str, pdf: Path, metadata: dict[str, Any], token: str, *, retries
     raise PublishError(failure, status=response.status_code if response is not None else None, attempts=attempts)
 
 
+def _audience_answer(base: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """The page link and readers from a publish answer; empty from a portal that sends neither."""
+    readers = answer.get("readers")
+    found: dict[str, Any] = {}
+    if answer.get("page_url"):
+        found["page_url"] = urljoin(base + "/", str(answer["page_url"]))
+    if isinstance(readers, dict):
+        found["readers"] = int(readers["count"])
+        found["reader_groups"] = tuple(str(g) for g in readers.get("groups") or ())
+    return found
+
+
 def publish_run(
     run_dir: Path | str,
     portal_url: str,
@@ -281,13 +312,14 @@ def publish_run(
         published = PublishedRun(
             id=str(answer["id"]), report=str(answer["report"]), version=int(answer["version"]),
             url=urljoin(base + "/", str(answer["download_url"])), sha256=str(answer["sha256"]),
-            created=status == 201,
+            created=status == 201, **_audience_answer(base, answer),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise PublishError(f"portal at {base} answered without the publication's id and version") from None
     if published.sha256 != sha256:
         raise PublishError(f"portal at {base} recorded another SHA-256 for this run ({published.sha256[:12]}...)")
-    record.publication = PublicationRef(id=published.id, version=published.version, portal=base, url=published.url)
+    record.publication = PublicationRef(id=published.id, version=published.version, portal=base, url=published.url,
+                                        page_url=published.page_url)
     if upload_failed:
         record.status, record.error = "succeeded", None
     save_run(run_dir, record)

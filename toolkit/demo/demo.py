@@ -140,7 +140,8 @@ class DemoPortal:
     def publish(self, run_dirs: list[Path], token: str, say: Callable[[str], None]) -> None:
         for run_dir in run_dirs:
             result = publish_run(run_dir, self.url, token, audience={"groups": [DEMO_GROUP]})
-            say(f"published {result.report} v{result.version}: {result.url}")
+            readers = f" (readable by {result.readers_text()})" if result.readers_text() else ""
+            say(f"published {result.report} v{result.version}: {result.link}{readers}")
 
     def wait(self) -> None:
         """Serve until Ctrl-C or SIGTERM, then stop the portal too."""

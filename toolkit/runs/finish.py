@@ -66,5 +66,8 @@ def finish(run_dir: Path, spec: ReportSpec, policy: AfterRun) -> Finished:
         if policy.unattended:
             notify_owner(run_dir, record, spec.owner, policy.mailer)
         return Finished("failed", error=exc)
-    log.info("%s: published v%s: %s", spec.name, published.version, published.url)
+    log.info("%s: published v%s: %s", spec.name, published.version, published.link)
+    if published.nobody_can_read:
+        log.warning("%s v%s: nobody can read it yet (admins only): grant it with `nbpress portal grant --report %s --group GROUP`",
+                    spec.name, published.version, published.report)
     return Finished("succeeded", published)

@@ -78,7 +78,8 @@ class PublicationRef(BaseModel):
     id: str
     version: int
     portal: str
-    url: str
+    url: str  # the download URL (API)
+    page_url: str = ""  # the report's page, the link recipients open (empty in runs published before it existed)
 
 
 class TableLayoutRecord(BaseModel):
