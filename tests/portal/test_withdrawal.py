@@ -53,9 +53,13 @@ def test_the_publisher_withdraws_and_readers_get_410_with_the_reason(app, client
     login(client, "alice@example.com")
     page = client.get(f"/p/{target}/view")
     assert page.status_code == 410 and REASON in page.get_data(as_text=True)
-    assert page.mimetype == "text/html" and b"%PDF" not in page.data
+    assert page.mimetype == "text/html" and b"%PDF" not in page.data and "<h1>Withdrawn</h1>" in page.get_data(as_text=True)
     history = client.get("/reports/weekly_statistics").get_data(as_text=True)
-    assert "Withdrawn versions" in history and REASON in history and f"/p/{target}/download" not in history
+    assert f"/p/{target}/download" not in history and f"/p/{world['second']['id']}/download" in history
+    # Named once, with its reason, in the page's main part after the versions that can be read.
+    assert history.count("Withdrawn versions") == 1 and history.count(REASON) == 1
+    assert history.index("Version history") < history.index("Withdrawn versions") < history.index(REASON)
+    assert "Withdrawn" not in history.partition("</title>")[0]
 
     (row,) = events("publication_withdrawn")
     assert (row.outcome, row.detail["by"], row.detail["reason"], row.detail["publication"]) == ("ok", "publisher ci", REASON, target)
