@@ -6,6 +6,8 @@ or without an audience of its own; a publication grant (an operator's ``grant --
 or the audience a publisher names) adds readers to that one publication and takes none away.
 A subject is a user or a group the user belongs to. Admins see everything.
 A publication that is not visible does not exist for that user (404, never 403).
+A withdrawn publication stays visible by id to those who could read it, and answers 410 with its
+reason (lists leave it out: see :func:`active`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, bindparam, func, or_, select
 
-from .errors import NotFound
+from .errors import Gone, NotFound
 from .extensions import db
 from .models import Grant, Group, Membership, Publication, Report, User
 
-__all__ = ["visible_publications", "get_visible_publication", "visible_reports", "Downloadable", "get_downloadable",
-           "Readers", "readers_of", "report_readers"]
+__all__ = ["active", "refuse_withdrawn", "visible_publications", "get_visible_publication", "visible_reports", "Downloadable",
+           "get_downloadable", "Readers", "readers_of", "report_readers"]
 
 
 def _subject_matches(user_id):
@@ -36,6 +38,17 @@ def _visible(user_id):
     granted_own = select(Grant.id).where(Grant.publication_id == Publication.id, _subject_matches(user_id)).exists()
     granted_report = select(Grant.id).where(Grant.report_id == Publication.report_id, _subject_matches(user_id)).exists()
     return or_(granted_own, granted_report)
+
+
+def active(query: Select) -> Select:
+    """``query`` without withdrawn publications (the lists readers browse)."""
+    return query.where(Publication.withdrawn_at.is_(None))
+
+
+def refuse_withdrawn(withdrawn_at: dt.datetime | None, reason: str | None) -> None:
+    """410 Gone with the operator's or publisher's reason, for a withdrawn publication."""
+    if withdrawn_at is not None:
+        raise Gone(f"This publication was withdrawn: {reason}" if reason else None)
 
 
 def visible_publications(user: User) -> Select:
@@ -71,6 +84,8 @@ class Downloadable:
     version: int
     period_label: str
     created_at: dt.datetime
+    withdrawn_at: dt.datetime | None = None
+    withdrawn_reason: str | None = None
 
 
 @functools.cache
@@ -79,7 +94,8 @@ def _download_statement(admin: bool):
     # CPU than running it, and downloads are the hottest path. Same rule as visible_publications.
     query = (
         select(Publication.public_id, Publication.sha256, Report.slug, Publication.version,
-               Publication.period_label, Publication.created_at)
+               Publication.period_label, Publication.created_at, Publication.withdrawn_at,
+               Publication.withdrawn_reason)
         .join(Publication.report)
         .where(Publication.public_id == bindparam("public_id"))
     )
@@ -87,7 +103,7 @@ def _download_statement(admin: bool):
 
 
 def get_downloadable(user: User, public_id: str) -> Downloadable:
-    """The publication ``public_id`` if ``user`` may read it, in one query; 404 otherwise."""
+    """The publication ``public_id`` if ``user`` may read it, in one query; 404 otherwise, 410 if withdrawn."""
     if not isinstance(public_id, str) or not (1 <= len(public_id) <= 32):
         raise NotFound()
     params = {"public_id": public_id} if user.is_admin else {"public_id": public_id, "user_id": user.id}
@@ -95,7 +111,9 @@ def get_downloadable(user: User, public_id: str) -> Downloadable:
     row = db.session.connection().execute(_download_statement(user.is_admin), params).first()
     if row is None:
         raise NotFound()
-    return Downloadable(*row)
+    found = Downloadable(*row)
+    refuse_withdrawn(found.withdrawn_at, found.withdrawn_reason)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,14 +16,14 @@ from typing import Any, BinaryIO
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_jwt_extended import get_current_user
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import or_
+from sqlalchemy import or_, select as sa_select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import access, audit, publishing
-from .errors import BadRequest, HTTPError, NotFound, PayloadTooLarge
-from .extensions import db
-from .models import Publication, Report, User
-from .openapi import ErrorOut, build_document, operation
+from . import access, audit, publishing, withdrawal
+from .errors import BadRequest, Gone, HTTPError, NotFound, PayloadTooLarge
+from .extensions import db, failed_only, limiter
+from .models import Publication, Report, User, utcnow
+from .openapi import ErrorOut, build_document, operation, parse_body
 from .pages import file_response, publication_path
 from .signin.session import api_user_required
 
@@ -50,6 +50,8 @@ class PublicationOut(BaseModel):
     download_url: str = Field(json_schema_extra={"format": "uri-reference"}, description="path of the download, relative to the portal")
     page_url: str = Field(json_schema_extra={"format": "uri"},
                           description="the report's page on the portal: the link to give people (a browser signs in there)")
+    withdrawn_at: str | None = Field(None, json_schema_extra={"format": "date-time"}, description="UTC; set once withdrawn (then reads answer 410)")
+    withdrawn_reason: str | None = Field(None, description="what readers are told, once withdrawn")
 
 
 class ReadersOut(BaseModel):
@@ -61,6 +63,12 @@ class PublishedOut(PublicationOut):
     """The publish answer: the publication and who can read it (for the publisher only: recipients are not told)."""
 
     readers: ReadersOut = Field(description="who can read this publication now; count 0: nobody but admins")
+
+
+class WithdrawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=withdrawal.REASON_MAX, description="shown to readers with the 410 answer")
 
 
 class PublicationList(BaseModel):
@@ -136,6 +144,8 @@ def publication_json(publication: Publication) -> dict[str, Any]:
         parameters=publication.parameters or {}, created_at=_iso(publication.created_at),
         download_url=url_for("api.download_publication", public_id=publication.public_id),
         page_url=url_for("pages.report", slug=publication.report.slug, _external=True),
+        withdrawn_at=_iso(publication.withdrawn_at) if publication.withdrawn_at else None,
+        withdrawn_reason=publication.withdrawn_reason,
     ).model_dump()
 
 
@@ -154,7 +164,7 @@ def _like(text: str) -> str:
 
 def find_publications(user: User, *, report: str | None = None, q: str | None = None, limit: int = 100) -> tuple[list[Publication], bool]:
     """What ``user`` may read, newest first, optionally one report's or matching ``q``."""
-    stmt = access.visible_publications(user).order_by(None)
+    stmt = access.active(access.visible_publications(user)).order_by(None)  # withdrawn ones are left out
     if report:
         stmt = stmt.where(Report.slug == report)
     words = " ".join((q or "").split())
@@ -247,6 +257,33 @@ def create_publication():
     return jsonify(published_json(result.publication)), 201 if result.created else 200
 
 
+@bp.post("/v1/publications/<public_id>/withdraw")
+@operation(
+    "Withdraw a publication with a reason (publisher token); readers then get 410 Gone with the reason",
+    body=WithdrawIn, responses={200: PublicationOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    security="publisher", tags=("publishing",),
+)
+@limiter.limit("30 per minute", deduct_when=failed_only)  # per client IP: guessing tokens or ids stays slow
+def withdraw_publication(public_id: str):
+    """200 with the publication; withdrawing it again keeps the first reason (idempotent)."""
+    try:
+        publisher = publishing.authenticate_publisher(_bearer())
+    except HTTPError as exc:
+        audit.record("publication_withdrawn", "refused", reason=getattr(exc, "audit_reason", exc.code), requested=public_id[:32])
+        db.session.commit()
+        raise
+    body = parse_body(WithdrawIn)
+    found = db.session.scalars(sa_select(Publication).where(Publication.public_id == public_id)).first() if _PUBLIC_ID.fullmatch(public_id) else None
+    if found is None:
+        audit.record("publication_withdrawn", "refused", reason="not_found", publisher=publisher.name, requested=public_id[:32])
+        db.session.commit()
+        raise NotFound()
+    withdrawal.withdraw(found, body.reason, by=f"publisher {publisher.name}")
+    publisher.last_used_at = utcnow()
+    db.session.commit()
+    return jsonify(publication_json(found))
+
+
 @bp.get("/v1/publications")
 @operation("List the publications you may read, newest first", query=ListQuery,
            responses={200: PublicationList, 400: ErrorOut, 403: ErrorOut}, security="bearer", tags=("publications",))
@@ -258,17 +295,19 @@ def list_publications():
 
 
 @bp.get("/v1/publications/<public_id>")
-@operation("One publication's metadata", responses={200: PublicationOut, 403: ErrorOut, 404: ErrorOut}, security="bearer",
+@operation("One publication's metadata (410 with the reason once withdrawn)", responses={200: PublicationOut, 403: ErrorOut, 404: ErrorOut, 410: ErrorOut}, security="bearer",
            tags=("publications",))
 @api_user_required
 def get_publication(public_id: str):
-    return jsonify(publication_json(_visible(get_current_user(), public_id)))
+    publication = _visible(get_current_user(), public_id)
+    access.refuse_withdrawn(publication.withdrawn_at, publication.withdrawn_reason)
+    return jsonify(publication_json(publication))
 
 
 @bp.get("/v1/publications/<public_id>/download")
 @operation(
     "Download the PDF (conditional requests, ETag = SHA-256, byte ranges)",
-    responses={200: "application/pdf", 206: "application/pdf", 304: None, 403: ErrorOut, 404: ErrorOut, 416: None},
+    responses={200: "application/pdf", 206: "application/pdf", 304: None, 403: ErrorOut, 404: ErrorOut, 410: ErrorOut, 416: None},
     security="bearer",
     tags=("publications",),
 )
@@ -280,9 +319,9 @@ def download_publication(public_id: str):
             raise NotFound()
         publication = access.get_downloadable(user, public_id)  # grant check, one query
         path = publication_path(publication)  # found by the stored SHA-256, never by client input
-    except NotFound:
+    except (NotFound, Gone) as exc:
         requested = public_id if _PUBLIC_ID.fullmatch(public_id) else "(malformed)"
-        audit.insert("download", "refused", user_id=user.id, via="api", reason="not_found", requested=requested)
+        audit.insert("download", "refused", user_id=user.id, via="api", reason=exc.code, requested=requested)
         db.session.commit()
         raise
     audit.insert("download", "ok", user_id=user.id, via="api", publication=publication.public_id)

@@ -14,6 +14,7 @@ HTML or JSON with the class's public message, never the exception's internals.
         │   └── PasswordChangeRequired  403 a one-time password: the API allows only changing it
         ├── NotFound                404 missing *or not granted*: existence is never leaked
         ├── Conflict                409 a state conflict
+        ├── Gone                    410 a withdrawn publication (the message is the reason)
         ├── PayloadTooLarge         413 upload over the cap
         ├── UnsupportedMediaType    415 not a PDF
         ├── ChecksumMismatch        422 the file's SHA-256 is not the one announced
@@ -81,6 +82,10 @@ class NotFound(HTTPError):
 
 class Conflict(HTTPError):
     status, code, message = 409, "conflict", "That conflicts with the current state."
+
+
+class Gone(HTTPError):
+    status, code, message = 410, "withdrawn", "This publication was withdrawn."
 
 
 class PayloadTooLarge(HTTPError):

@@ -99,6 +99,10 @@ class Publication(db.Model):
     pages: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     publisher_id: Mapped[int | None] = mapped_column(ForeignKey("publisher_tokens.id"))
+    # Withdrawn: kept (its audit trail and version number stay), but answered 410 with the reason.
+    withdrawn_at: Mapped[dt.datetime | None]
+    withdrawn_by: Mapped[str | None] = mapped_column(String(120))  # "operator" or "publisher <token name>"
+    withdrawn_reason: Mapped[str | None] = mapped_column(String(500))
 
     report: Mapped[Report] = relationship(back_populates="publications")
     publisher: Mapped[PublisherToken | None] = relationship()

@@ -18,7 +18,7 @@ from sqlalchemy import or_
 from werkzeug.http import is_resource_modified
 
 from . import access, audit
-from .errors import NotFound
+from .errors import Gone, NotFound
 from .extensions import db
 from .models import Publication, Report, User
 from .signin.session import login_required_page
@@ -42,6 +42,7 @@ QUERY_MAX = 100
 class ReportGroup:
     report: Report
     publications: list[Publication] = field(default_factory=list)
+    withdrawn: list[Publication] = field(default_factory=list)  # shown with their reasons, never served
 
     @property
     def total(self) -> int:
@@ -57,7 +58,7 @@ def list_groups(user: User, *, report_slug: str = "", query: str = "") -> tuple[
 
     Returns the groups and whether the row cap cut the list short.
     """
-    stmt = access.visible_publications(user).order_by(None)
+    stmt = access.active(access.visible_publications(user)).order_by(None)
     if report_slug:
         stmt = stmt.where(Report.slug == report_slug)
     if query:
@@ -88,7 +89,8 @@ def report_history(user: User, slug: str) -> ReportGroup:
     publications = list(db.session.scalars(stmt))
     if not publications:
         raise NotFound()
-    return ReportGroup(publications[0].report, publications)
+    current = [p for p in publications if p.withdrawn_at is None]
+    return ReportGroup(publications[0].report, current, [p for p in publications if p.withdrawn_at is not None])
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -225,9 +227,9 @@ def _send(public_id: str, *, inline: bool) -> Response:
             raise NotFound()
         publication = access.get_downloadable(user, public_id)  # grant check, one query
         path = publication_path(publication)
-    except NotFound:
+    except (NotFound, Gone) as exc:
         requested = public_id if _PUBLIC_ID.fullmatch(public_id) else "(malformed)"
-        audit.insert("download", "refused", user_id=user.id, via="page", mode=mode, reason="not_found", requested=requested)
+        audit.insert("download", "refused", user_id=user.id, via="page", mode=mode, reason=exc.code, requested=requested)
         db.session.commit()
         raise
     audit.insert("download", "ok", user_id=user.id, via="page", mode=mode, publication=publication.public_id)

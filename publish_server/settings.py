@@ -50,6 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FILES_DIR", str, "", "Where published PDFs are stored; default: files/ in the instance folder."),
     Setting("ACCEL_REDIRECT_PREFIX", str, "", "Let the front server send file bytes: after every check and the audit row, a download answers with `X-Accel-Redirect: <prefix>/<ab>/<sha256>.pdf` (the stored, content-addressed path) for an nginx `internal` location over FILES_DIR (README, production). A path such as /_nbpress_files; empty: the portal sends files itself."),
     Setting("MAX_UPLOAD_MB", int, 50, "Largest PDF accepted from a publisher, in MiB.", minimum=1, maximum=2048),
+    Setting("SWEEP_AGE_SECONDS", int, 3600, "Start-up and `publications prune` remove upload leftovers (`.upload-*.part`) and stored files no publication references once they are this old; younger ones may be an upload in progress.", minimum=0, maximum=30 * 86400),
     Setting("AUTO_CREATE_REPORTS", bool, True, "Create a report on its first publication instead of refusing it."),
     Setting("ACCESS_TOKEN_MINUTES", int, 15, "Lifetime of an access token.", minimum=1, maximum=15),
     Setting("SESSION_HOURS", int, 12, "Absolute lifetime of a sign-in session (refresh tokens).", minimum=1, maximum=24),

@@ -11,7 +11,6 @@ pandas or dask). This is the one module where imports inside functions are the r
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 import os
@@ -24,49 +23,13 @@ from typing import Any
 import click
 import yaml
 
-from . import settings
+from .cli_runs import runs
+from .cli_support import _project, handle_errors
 from .errors import DataCheckError, NbpressError, UsageError
-from .project import Project
 from .version import __version__
 
 PROJECT_HELP = "Project root holding notebooks/, templates/ and runs/ [default: current directory]."
 PORTAL_HELP = "NBPRESS_PORTAL_URL, else `portal` in the publish config file"
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"nbpress: error: {message}", err=True)
-    sys.exit(code)
-
-
-def handle_errors(func):
-    """Turn toolkit errors into one line on stderr and their exit status."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except NbpressError as exc:
-            _fail(str(exc) + _kept_in(exc), exc.exit_code)
-        except Exception as exc:
-            if settings.get("DEBUG"):
-                raise
-            first = (str(exc).splitlines() or [""])[0]
-            _fail(f"unexpected {type(exc).__name__}: {first} (set NBPRESS_DEBUG=1 for the traceback)", 1)
-
-    return wrapper
-
-
-def _kept_in(exc: NbpressError) -> str:
-    """Where a failed run's evidence is: the run folder, with the executed notebook when there is one."""
-    run_dir = getattr(exc, "run_dir", None)  # set by the pipeline once the folder exists
-    if run_dir is None:
-        return ""
-    kept = "; the executed notebook is kept there" if (Path(run_dir) / "executed.ipynb").exists() else ""
-    return f" (run folder: {run_dir}{kept})"
-
-
-def _project(ctx: click.Context) -> Project:
-    return Project(Path(ctx.obj["project"]).resolve())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -413,35 +376,6 @@ def _safe_record(run_dir: Path):
         return None
 
 
-@main.command()
-@click.argument("report", required=False)
-@click.option("-n", "--limit", type=click.IntRange(1), default=20, show_default=True, help="Show at most this many runs.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-@click.option("--failed", is_flag=True, help="Only runs that did not get through: failed or blocked by a data check.")
-@click.pass_context
-@handle_errors
-def runs(ctx: click.Context, report: str | None, limit: int, as_json: bool, failed: bool) -> None:
-    """The run history, newest first: when, report, status, duration, trigger and attempt,
-    parameters and publication, read from each run folder's run.json (of REPORT only, if given).
-    A table on a terminal, tab-separated lines otherwise."""
-    from .runs.history import NOT_THROUGH, history, plain_lines, rich_table
-
-    skipped: list[str] = []
-    rows = history(_project(ctx).runs_dir, report, limit=limit, skipped=skipped,
-                   statuses=NOT_THROUGH if failed else None)
-    for note in skipped:
-        click.echo(f"nbpress: skipped {note}", err=True)
-    if as_json:
-        click.echo(json.dumps([row.as_json() for row in rows], indent=2))
-    elif sys.stdout.isatty():
-        from rich.console import Console
-
-        Console().print(rich_table(rows))
-    else:
-        for line in plain_lines(rows):
-            click.echo(line)
-
-
 @main.command("demo-data")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/events.sqlite"), show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
@@ -490,3 +424,6 @@ def portal(args: tuple[str, ...]) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+main.add_command(runs)  # `nbpress runs` and `runs prune` live in cli_runs (this module stays under 500 lines)

@@ -1,16 +1,18 @@
-"""``tokens`` (publisher tokens: create, revoke, list) and ``publications list``."""
+"""``tokens`` (publisher tokens: create, revoke, list) and ``publications`` (list, withdraw, prune)."""
 
 from __future__ import annotations
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from .. import audit
+from .. import audit, retention, sweep, withdrawal
+from ..errors import BadRequest
 from ..extensions import db
 from ..models import Publication, PublisherToken, Report, utcnow
 from ..publishing import create_publisher_token
-from .common import TEXT, checked_name, fail, find_report, one, print_table, when
+from .common import TEXT, checked_name, fail, find_publication, find_report, one, print_table, when
 
 __all__ = ["tokens", "publications"]
 
@@ -64,6 +66,46 @@ def publications_list(report_slug: str | None) -> None:
     stmt = select(Publication).join(Publication.report).order_by(Publication.created_at.desc(), Publication.id.desc())
     if report_slug:
         stmt = stmt.where(Report.id == find_report(report_slug).id)
-    rows = [[p.public_id, p.report.slug, f"v{p.version}", p.period_label or "-", when(p.created_at), p.pages, p.size, p.sha256[:12]]
+    rows = [[p.public_id, p.report.slug, f"v{p.version}", p.period_label or "-", when(p.created_at), p.pages, p.size, p.sha256[:12],
+             f"withdrawn {when(p.withdrawn_at)}" if p.withdrawn_at else "published"]
             for p in db.session.scalars(stmt)]
-    print_table(["id", "report", "version", "period", "published (UTC)", "pages", "bytes", "sha256"], rows)
+    print_table(["id", "report", "version", "period", "published (UTC)", "pages", "bytes", "sha256", "state"], rows)
+
+
+@publications.command("withdraw")
+@click.argument("public_id", metavar="ID", type=TEXT)
+@click.option("--reason", required=True, type=TEXT, help="Why (1 to 500 characters); readers see it with the 410 answer.")
+def publications_withdraw(public_id: str, reason: str) -> None:
+    """Withdraw publication ID: readers get 410 Gone with REASON, the file is no longer served.
+
+    The row and its audit trail stay; withdrawing again keeps the first reason."""
+    publication = find_publication(public_id.strip())
+    try:
+        changed = withdrawal.withdraw(publication, reason, by="operator")
+    except BadRequest as exc:
+        fail(exc.message)
+    db.session.commit()
+    state = "withdrew" if changed else "already withdrawn:"
+    click.echo(f"{state} {publication.report.slug} v{publication.version} ({publication.public_id}): {publication.withdrawn_reason}")
+
+
+@publications.command("prune")
+@click.option("--keep", type=click.IntRange(1), required=True, metavar="N", help="Versions to keep per report and period (newest).")
+@click.option("--yes", is_flag=True, help="Remove them; without it, only print what would go.")
+def publications_prune(keep: int, yes: bool) -> None:
+    """Keep the newest N versions of each report and period; remove older rows, then files no row
+    references, and sweep crash leftovers (NBPRESS_SWEEP_AGE_SECONDS old). A dry run unless --yes."""
+    files_dir = current_app.config["FILES_DIR"]
+    plan = retention.plan_prune(keep, files_dir)
+    verb = "removed" if yes else "would remove"
+    for p in plan.publications:
+        click.echo(f"{verb} publication {p.report.slug} {p.period_label or '-'} v{p.version} ({p.public_id})")
+    for path in plan.files:
+        click.echo(f"{verb} file {path.name}")
+    if yes:
+        retention.apply_prune(plan)
+    leftovers = sweep.sweep(files_dir, min_age_seconds=current_app.config["NBPRESS"]["SWEEP_AGE_SECONDS"], dry_run=not yes)
+    for path in leftovers:
+        click.echo(f"{verb} leftover {path.name}")
+    summary = f"{len(plan.publications)} publications, {len(plan.files)} files, {len(leftovers)} leftovers"
+    click.echo(f"{verb} {summary}" + ("" if yes else "; run again with --yes to remove them"))
