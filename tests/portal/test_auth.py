@@ -319,7 +319,8 @@ def test_get_requests_change_nothing(app, client, ana, login):
     client.get("/login?next=/account")
     assert audit_rows("login.password") == [] and cookie(client, "access_token_cookie") is None
     login(client, EMAIL)
-    assert client.get("/logout").status_code == 405
+    confirm = client.get("/logout")  # the confirmation page: it asks, the POST signs out
+    assert confirm.status_code == 200 and b"Sign out?" in confirm.data
     assert client.get("/account").status_code == 200  # still signed in
     assert db.session.scalar(sa.select(sa.func.count()).select_from(RevokedToken)) == 0
 
