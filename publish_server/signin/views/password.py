@@ -56,7 +56,10 @@ def _render_login(*, status: int = 200, error: str = "", email: str = "", next_u
     token = request.cookies.get(cookie_name(LOGIN_CSRF_COOKIE), "")
     if not (20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()):
         token = secrets.token_urlsafe(32)
-    body = render_template("login.html", error=error, notice=notice, email=email, next=safe_next(next_url, default=""), login_csrf=token)
+    target = safe_next(next_url, default="")
+    if target.split("?")[0] == url_for("auth.logout_confirm"):
+        target = ""  # signed out already: signing in should not lead to "Sign out?"
+    body = render_template("login.html", error=error, notice=notice, email=email, next=target, login_csrf=token)
     response = make_response(body, status)
     response.set_cookie(cookie_name(LOGIN_CSRF_COOKIE), token, **cookie_args())
     return response
