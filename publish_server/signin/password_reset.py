@@ -76,19 +76,19 @@ def request_link(email: object, *, ip: str, link_for) -> Outgoing:
     message = compose("password_reset", to_name=user.display_name if known else "", to_address=user.email if known else _UNKNOWN,
                       subject="Reset your Notebook Press password", name=(user.display_name or user.email) if known else "",
                       link=link_for(token), minutes=RESET_MINUTES, ip=ip or "unknown", when=moment.strftime("%Y-%m-%d %H:%M"))
+    _end_links(user.id if known else 0, moment)  # only the newest link works (for nobody: the same statement)
     if not known:
         audit.record("password.reset_request", "unknown_or_disabled", user_id=user.id if user is not None else None)
         return Outgoing(current_app._get_current_object(), None, None)
-    _end_links(user, moment)  # only the newest link works
     db.session.add(PasswordReset(user_id=user.id, token_hash=_hash(token), ip=(ip or "")[:64], created_at=moment,
                                  expires_at=moment + dt.timedelta(minutes=RESET_MINUTES)))
     audit.record("password.reset_request", "sent", user_id=user.id)
     return Outgoing(current_app._get_current_object(), message, user.id)
 
 
-def _end_links(user: User, moment: dt.datetime) -> None:
+def _end_links(user_id: int, moment: dt.datetime) -> None:
     table = PasswordReset.__table__
-    db.session.execute(update(table).where(table.c.user_id == user.id, table.c.used_at.is_(None)).values(used_at=moment))
+    db.session.execute(update(table).where(table.c.user_id == user_id, table.c.used_at.is_(None)).values(used_at=moment))
 
 
 def find(token: object) -> PasswordReset | None:
@@ -128,7 +128,7 @@ def complete(token: object, new: object, repeat: object) -> User | None:
         return None
     user.password_hash = hasher.hash(text)
     user.must_change_password = False
-    _end_links(user, moment)
+    _end_links(user.id, moment)
     revoke_all(user, moment, by="password_reset")  # every device needs a code again; every token ends
     audit.record("password.reset", "ok", user_id=user.id)
     notify_password_changed(user, moment, by_operator=False)

@@ -14,7 +14,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from publish_server.extensions import db
+from publish_server.extensions import db, limiter
 from publish_server.log_masking import TokenMask
 from publish_server.models import AuditEvent, Device, PasswordReset, utcnow
 
@@ -155,3 +155,32 @@ def test_the_token_in_a_request_line_is_masked_in_werkzeug_and_gunicorn_access_l
     for record in (werkzeug, gunicorn):
         assert TokenMask().filter(record)
         assert token not in record.getMessage() and "/password/reset/***" in record.getMessage()
+
+
+def test_a_known_address_answers_as_fast_as_an_unknown_one_even_with_a_slow_mail_server(app, client, ana, monkeypatch):
+    """The mail goes out after the answer: a 50 ms mail server must not make known addresses slower."""
+    import statistics
+    import time
+
+    from publish_server.mail import RecordingMailer
+
+    class SlowMailer(RecordingMailer):
+        def send(self, message):
+            time.sleep(0.05)
+            super().send(message)
+
+    app.extensions["nbpress.mailer"] = SlowMailer()
+    monkeypatch.setattr(limiter, "enabled", False)  # 30 asks for one address: the limits are tested above
+    client.get("/password/forgot")
+    form = {"reset_csrf": client.get_cookie("reset_csrf").value}
+    times: dict[str, list[float]] = {EMAIL: [], "nobody@example.org": []}
+    for _ in range(15):
+        for email in times:  # interleaved, so load on the machine hits both alike
+            started = time.perf_counter()
+            response = client.post("/password/forgot", data={**form, "email": email})
+            times[email].append(time.perf_counter() - started)
+            assert response.status_code == 200
+            response.close()  # sends, outside the measured answer
+    known, unknown = (statistics.median(t) for t in times.values())
+    assert known < unknown + 0.025, (known, unknown)
+    assert len(app.extensions["nbpress.mailer"].sent) == 15
