@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin, api, error_pages, hosts, pages, processes, sweep
+from . import admin, api, error_pages, hosts, log_masking, pages, processes, sweep
 from .errors import ConfigError
 from .extensions import db, jwt, limiter, migrate
 from .hosts import parse_trusted_hosts
@@ -68,6 +68,7 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
     admin.init_app(app)
     app.after_request(_security_headers)
     sweep.sweep_store(app)  # what a killed server left behind while publishing (see sweep.py)
+    log_masking.install()  # reset links carry a token in their path
     return app
 
 

@@ -17,7 +17,7 @@ from .extensions import db
 
 __all__ = [
     "utcnow", "User", "Group", "Membership", "Report", "Publication", "Grant",
-    "PublisherToken", "RevokedToken", "AuditEvent", "Device", "LoginChallenge", "GuessCounter",
+    "PublisherToken", "RevokedToken", "AuditEvent", "Device", "LoginChallenge", "GuessCounter", "PasswordReset",
 ]
 
 
@@ -216,6 +216,8 @@ class LoginChallenge(db.Model):
     device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     binding_hash: Mapped[str] = mapped_column(String(64))
     code_hmac: Mapped[str] = mapped_column(String(64))
+    # The code a resend replaced: typing it is told "replaced", not just "wrong" (it still counts as a try).
+    previous_code_hmac: Mapped[str | None] = mapped_column(String(64))
     client: Mapped[str] = mapped_column(String(8), default="web")
     reason: Mapped[str] = mapped_column(String(40), default="new_device")
     ip: Mapped[str] = mapped_column(String(64), default="")
@@ -242,3 +244,21 @@ class GuessCounter(db.Model):
     window_start: Mapped[dt.datetime]
     count: Mapped[int] = mapped_column(default=0)
     last_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+
+
+class PasswordReset(db.Model):
+    """An emailed password-reset link: only the SHA-256 of its token is stored.
+
+    It works once (``used_at``) until ``expires_at``; a newer link or a completed reset ends the
+    user's other links.
+    """
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]

@@ -35,7 +35,7 @@ from .clock import now
 from .devices import hash_secret
 from .mac_addresses import MacReading
 
-__all__ = ["Started", "start", "resend", "verify", "find", "parse_code", "ended"]
+__all__ = ["Started", "start", "resend", "verify", "find", "parse_code", "ended", "masked_address"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,12 @@ def parse_code(raw: object) -> str:
     if not isinstance(raw, str) or not re.fullmatch(rf"[0-9]{{{digits}}}", raw, flags=re.ASCII):
         raise _problem(400, "code_malformed", f"Enter the {digits} digits from the email.")
     return raw
+
+
+def masked_address(email: str) -> str:
+    """``a***@example.org``: enough for its owner to recognise, little for someone looking on."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
 
 
 @dataclass(frozen=True)
@@ -156,13 +162,13 @@ def resend(challenge: LoginChallenge) -> None:
         audit.record("login.resend", "throttled", user_id=user.id)
         raise _too_many()
     code = _new_code()
-    previous = challenge.code_hmac
-    challenge.code_hmac = _code_hmac(challenge.public_id, code)
+    previous, before = challenge.code_hmac, challenge.previous_code_hmac
+    challenge.code_hmac, challenge.previous_code_hmac = _code_hmac(challenge.public_id, code), previous
     challenge.sends += 1
     try:
         _email_code(user, challenge, code)
     except MailError as exc:
-        challenge.code_hmac, challenge.sends = previous, challenge.sends - 1
+        challenge.code_hmac, challenge.previous_code_hmac, challenge.sends = previous, before, challenge.sends - 1
         guess_counters.give_back(_codes_key(user))
         log.error("resent sign-in code for user %s not sent: %s", user.id, exc)
         audit.record("login.resend", "mail_failed", user_id=user.id)
@@ -206,7 +212,11 @@ def verify(challenge: LoginChallenge, code: str) -> User:
         audit.record("login.code", "failed", user_id=challenge.user_id, challenge=challenge.public_id, left=left)
         if left <= 0:
             raise _problem(401, "challenge_ended", "Too many wrong codes. Please sign in again.")
-        raise _problem(401, "code_invalid", f"That code is not right. {left} {'try' if left == 1 else 'tries'} left.")
+        tries = f"{left} {'try' if left == 1 else 'tries'} left."
+        if challenge.previous_code_hmac and hmac.compare_digest(challenge.previous_code_hmac, expected):
+            raise _problem(401, "code_replaced", f"That code was replaced when a new one was sent. "
+                                                 f"Use the code in the newest email. {tries}")
+        raise _problem(401, "code_invalid", f"That code is not right. {tries}")
     if not _use(challenge, moment):
         raise ended()
     user = db.session.get(User, challenge.user_id)

@@ -92,7 +92,7 @@ def login_required_page(view: Callable) -> Callable:
     return wrapper
 
 
-_WHILE_PASSWORD_MUST_CHANGE = {"auth.account", "auth.change_password", "auth.logout"}
+_WHILE_PASSWORD_MUST_CHANGE = {"auth.account", "auth.change_password", "auth.logout", "auth.logout_confirm"}
 
 
 def api_user_required(view: Callable) -> Callable:

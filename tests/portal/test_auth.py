@@ -319,7 +319,10 @@ def test_get_requests_change_nothing(app, client, ana, login):
     client.get("/login?next=/account")
     assert audit_rows("login.password") == [] and cookie(client, "access_token_cookie") is None
     login(client, EMAIL)
-    assert client.get("/logout").status_code == 405
+    confirm = client.get("/logout")  # the confirmation page: it asks, the POST signs out
+    assert confirm.status_code == 200 and b"Sign out?" in confirm.data
+    # Back on /logout once signed out, the sign-in form does not lead back to "Sign out?".
+    assert b'name="next" value=""' in app.test_client().get("/login?next=/logout").data
     assert client.get("/account").status_code == 200  # still signed in
     assert db.session.scalar(sa.select(sa.func.count()).select_from(RevokedToken)) == 0
 
@@ -345,6 +348,7 @@ def test_must_change_password_sends_the_user_to_the_account_page(make_user, clie
     for path in ("/", "/reports/weekly", "/p/abcdefghijklmnopqrstuv/download"):
         elsewhere = client.get(path)
         assert elsewhere.status_code == 302 and elsewhere.headers["Location"] == "/account?reason=change", path
+    assert client.get("/logout").status_code == 200  # but signing out (and asking first) stays open
 
 
 # --- JWT rules ----------------------------------------------------------------------------

@@ -154,7 +154,8 @@ def test_sign_in_list_download_sign_out_and_back_does_not_show_the_list(portal, 
     page.screenshot(path=str(ARTIFACTS / "portal-list-phone.png"), full_page=True)
     page.set_viewport_size({"width": 1100, "height": 800})
 
-    # Sign out (a POST form), then Back must not show the list again.
+    # Sign out (a link to a confirmation, then its POST form), then Back must not show the list again.
+    page.get_by_role("link", name="Sign out").click()
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"{base}/login")
     assert page.get_by_role("heading", level=1).inner_text() == "Sign in"
@@ -221,6 +222,7 @@ def test_a_real_browser_keeps_the_host_prefixed_cookies_through_sign_in_refresh_
         assert page.get_by_role("heading", name="Weekly Statistics").is_visible()
         assert "__Host-access_token_cookie" in {c["name"] for c in context.cookies()}
 
+        page.get_by_role("link", name="Sign out").click()
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url(f"{base}/login")
         # The session cookies were cleared; the sign-in form set a fresh login_csrf.

@@ -305,7 +305,8 @@ def test_page_html_has_no_inline_script_or_style_and_labels_its_controls(client,
     index = _text(client.get("/"))
     for control in ("filter-report", "filter-q"):
         assert f'<label for="{control}"' in index and f'id="{control}"' in index
-    assert 'name="csrf_token"' in index  # the sign-out form carries its CSRF value
+    assert 'href="/logout"' in index  # sign-out asks first; its confirmation form carries the CSRF value
+    assert 'name="csrf_token"' in _text(client.get("/logout"))
 
 
 @pytest.mark.parametrize(("slug", "version", "period", "expected"), [

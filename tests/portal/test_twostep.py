@@ -202,7 +202,8 @@ def test_an_old_code_stops_working_after_a_resend(app, client, ana):
     assert response.status_code == 202
     new = last_code(app, EMAIL)
     if new != old:  # one in 10^8: the same code again
-        assert api_verify(client, started, old).get_json()["error"] == "code_invalid"
+        answer = api_verify(client, started, old).get_json()
+        assert answer["error"] == "code_replaced" and "replaced" in answer["message"]  # not just "wrong"
     assert api_verify(client, started, new).status_code == 200
 
 

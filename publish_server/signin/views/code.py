@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, StrictStr
 
 from ...errors import CodeProblem
 from ...extensions import db, failed_only, limiter
+from ...models import User
 from ...openapi import ErrorOut, operation, parse_body
 from .. import code_challenges, session_tokens
 from ..new_session import start_browser_session
@@ -40,9 +41,13 @@ def _browser_challenge():
     return code_challenges.find(challenge_id, binding)
 
 
-def _render_verify(*, status: int = 200, error: str = "", notice: str = "", ended: bool = False):
+def _render_verify(*, status: int = 200, error: str = "", notice: str = "", ended: bool = False, challenge=None):
     raw = request.cookies.get(cookie_name(CHALLENGE_COOKIE), "")
+    user = db.session.get(User, challenge.user_id) if challenge is not None and not ended else None
     body = render_template("verify.html", error=error, notice=notice, ended=ended, challenge=raw.partition(".")[0],
+                           address=code_challenges.masked_address(user.email) if user is not None else "",
+                           expires=challenge.expires_at.strftime("%H:%M") if challenge is not None else "",
+                           minutes=current_app.config["NBPRESS"]["CODE_MINUTES"],
                            next=safe_next(request.values.get("next", ""), default=""),
                            digits=current_app.config["NBPRESS"]["CODE_DIGITS"])
     response = make_response(body, status)
@@ -54,22 +59,23 @@ def _render_verify(*, status: int = 200, error: str = "", notice: str = "", ende
 @bp.get("/login/verify")
 def verify_form():
     try:
-        _browser_challenge()
+        challenge = _browser_challenge()
     except CodeProblem as problem:
         return _render_verify(status=problem.status, error=problem.message, ended=True)
-    return _render_verify(notice="A new code is on its way." if request.args.get("sent") else CODE_SENT)
+    return _render_verify(notice="A new code is on its way." if request.args.get("sent") else CODE_SENT, challenge=challenge)
 
 
 @bp.post("/login/verify")
 @limiter.limit(STEP_RATE, deduct_when=failed_only)
 def verify_submit():
+    challenge = None
     try:
         challenge = _browser_challenge()
         user = code_challenges.verify(challenge, code_challenges.parse_code(request.form.get("code", "").strip()))
     except CodeProblem as problem:
         db.session.commit()  # attempts and audit rows count whatever the outcome
         ended = problem.code == "challenge_ended"
-        return _render_verify(status=problem.status, error=problem.message, ended=ended)
+        return _render_verify(status=problem.status, error=problem.message, ended=ended, challenge=challenge)
     device, secret = finish(challenge, user)
     next_url = request.form.get("next", "")
     target = url_for("auth.account", reason="change") if user.must_change_password else safe_next(next_url)
@@ -84,11 +90,14 @@ def verify_submit():
 @bp.post("/login/resend")
 @limiter.limit(STEP_RATE, deduct_when=failed_only)
 def resend_submit():
+    challenge = None
     try:
-        code_challenges.resend(_browser_challenge())
+        challenge = _browser_challenge()
+        code_challenges.resend(challenge)
     except CodeProblem as problem:
         db.session.commit()
-        return _render_verify(status=problem.status, error=problem.message, ended=problem.code == "challenge_ended")
+        return _render_verify(status=problem.status, error=problem.message, ended=problem.code == "challenge_ended",
+                              challenge=challenge)
     db.session.commit()
     return redirect(url_for("twostep.verify_form", sent=1, next=safe_next(request.form.get("next", ""), default="") or None), code=303)
 

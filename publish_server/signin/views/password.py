@@ -49,11 +49,17 @@ bp.add_app_template_global(csrf_field, "csrf_field")
 # --- sign-in form -------------------------------------------------------------------------
 
 
-def _render_login(*, status: int = 200, error: str = "", email: str = "", next_url: str = ""):
+_LOGIN_NOTICES = {"reset": "Your password has been changed and every device signed out. Sign in with the new password."}
+
+
+def _render_login(*, status: int = 200, error: str = "", email: str = "", next_url: str = "", notice: str = ""):
     token = request.cookies.get(cookie_name(LOGIN_CSRF_COOKIE), "")
     if not (20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()):
         token = secrets.token_urlsafe(32)
-    body = render_template("login.html", error=error, email=email, next=safe_next(next_url, default=""), login_csrf=token)
+    target = safe_next(next_url, default="")
+    if target.split("?")[0] == url_for("auth.logout_confirm"):
+        target = ""  # signed out already: signing in should not lead to "Sign out?"
+    body = render_template("login.html", error=error, notice=notice, email=email, next=target, login_csrf=token)
     response = make_response(body, status)
     response.set_cookie(cookie_name(LOGIN_CSRF_COOKIE), token, **cookie_args())
     return response
@@ -61,7 +67,7 @@ def _render_login(*, status: int = 200, error: str = "", email: str = "", next_u
 
 @bp.get("/login")
 def login_form():
-    return _render_login(next_url=request.args.get("next", ""))
+    return _render_login(next_url=request.args.get("next", ""), notice=_LOGIN_NOTICES.get(request.args.get("done", ""), ""))
 
 
 @bp.post("/login")
@@ -93,6 +99,13 @@ def login_submit():
 
 
 # --- sign-out and refresh (browser) -------------------------------------------------------
+
+
+@bp.get("/logout")
+@login_required_page
+def logout_confirm():
+    """Ask first: a stray tap on "Sign out" on a phone should not end the session."""
+    return render_template("logout.html", user=get_current_user(), back=safe_next(request.args.get("back"), default="/"))
 
 
 @bp.post("/logout")
