@@ -14,12 +14,16 @@ __all__ = ["runs"]
 
 class _RunsGroup(click.Group):
     """``nbpress runs [REPORT]`` lists; ``nbpress runs prune ...`` prunes. A first argument naming
-    a subcommand is that subcommand, anything else is the REPORT of the listing."""
+    a subcommand is that subcommand, anything else is the REPORT of the listing, whose options may
+    come after it (`nbpress runs weekly --limit 1`)."""
+
+    allow_interspersed_args = True  # the listing's options after REPORT
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] in self.commands:
+        if args and args[0] in self.commands:  # the subcommand's options are its own
             own = self.params
             self.params = [p for p in own if not isinstance(p, click.Argument)]
+            ctx.allow_interspersed_args = False
             try:
                 return super().parse_args(ctx, args)
             finally:
