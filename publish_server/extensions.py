@@ -14,7 +14,7 @@ class Base(DeclarativeBase):
     pass
 
 
-def _client_ip() -> str:
+def client_ip() -> str:
     # request.remote_addr is already corrected by ProxyFix for the configured proxies only.
     return request.remote_addr or "unknown"
 
@@ -22,7 +22,8 @@ def _client_ip() -> str:
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()
-limiter = Limiter(key_func=_client_ip, default_limits=[], headers_enabled=True)
+# fixed-window: its counters can be given back (failure_limits refunds a success's slot).
+limiter = Limiter(key_func=client_ip, default_limits=[], headers_enabled=True, strategy="fixed-window")
 
 
 def failed_only(response) -> bool:
