@@ -81,7 +81,8 @@ class S3Store:
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "?"))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-            hint = " (check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY)" if code in _CREDENTIALS else ""
+            refused = code in _CREDENTIALS or status == 403
+            hint = " (check S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY and the bucket's policy)" if refused else ""
             log.error("object store %s: %s failed: %s, HTTP %s%s", self.describe(), doing, code, status, hint)
             raise StorageUnavailable() from None
         except BotoCoreError as exc:  # connection refused or reset, timeouts, no credentials
