@@ -120,6 +120,10 @@ def test_publish_then_download_with_range_and_etag_and_republish_writes_once(app
     token, pdf = new_publisher_token(), big_pdf(300_000)
     sha = hashlib.sha256(pdf).hexdigest()
     puts = puts_counted(app)
+    lying = post_publication(client, token, pdf, metadata_for(pdf, run_id="r0", sha256="0" * 64))  # every byte read, then refused
+    truncated = post_publication(client, token, pdf[:-7], metadata_for(pdf[:-7], run_id="r0"))
+    assert (lying.status_code, truncated.status_code) == (422, 415)
+    assert puts == [] and keys(observer, bucket) == [] and leftovers_in_files_dir(app) == [] and publication_count() == 0
     first = publish(client, token, pdf, run_id="r1")
     assert first.status_code == 201, first.get_json()
     assert keys(observer, bucket) == [f"reports/{sha[:2]}/{sha}.pdf"]
@@ -202,7 +206,7 @@ def test_migrate_copies_the_folder_store_verified_and_resumes_after_being_killed
     with folder.app_context():
         upgrade()
         client, token = folder.test_client(), new_publisher_token()
-        pdfs = [big_pdf(60_000, bytes([n])) for n in range(5)]
+        pdfs = [big_pdf(40_000, bytes([n])) for n in range(4)]
         for n, pdf in enumerate(pdfs):
             assert post_publication(client, token, pdf, metadata_for(pdf, run_id=f"r{n}")).status_code == 201
         db.session.remove()
@@ -329,8 +333,8 @@ def test_wrong_credentials_are_a_503_with_a_clear_log_line_and_no_secret(tmp_pat
 
 
 def test_a_slow_store_never_shows_half_a_file_and_too_slow_is_a_503(tmp_path, moto, bucket):
-    slow = proxy(moto.port, delay=0.02, chunk=16384)  # ~64 chunks: over a second for the PUT
-    observer, pdf = s3_client(moto.port), big_pdf(1_000_000)
+    slow = proxy(moto.port, delay=0.02, chunk=16384)  # ~40 chunks: most of a second for the PUT
+    observer, pdf = s3_client(moto.port), big_pdf(600_000)
     sha = hashlib.sha256(pdf).hexdigest()
     key = f"reports/{sha[:2]}/{sha}.pdf"
     try:
