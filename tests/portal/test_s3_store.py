@@ -275,6 +275,7 @@ def test_the_store_killed_mid_upload_is_a_503_with_no_row_and_no_object(tmp_path
             thread.join(timeout=60)
             response = outcome["response"]
             assert response.status_code == 503 and response.get_json()["error"] == "storage_unavailable"
+            assert response.headers["Retry-After"] == "5"
             assert publication_count() == 0 and audit_rows()[-1].outcome == "refused"
             assert leftovers_in_files_dir(app) == []
             assert keys(s3_client(moto.port), bucket) == []  # the store, still up behind the proxy, holds nothing
