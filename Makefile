@@ -67,7 +67,7 @@ $(VENV)/.runtime: pyproject.toml Makefile | $(BIN)/python
 
 $(VENV)/.test: pyproject.toml Makefile $(VENV)/.runtime
 	@.ci/debian-packages $(DEBIAN_RUNTIME) $(DEBIAN_TEST)
-	set -o pipefail; $(PIP) install -e '.[test]' 2>&1 | { grep -v 'is ignored' || true; }
+	set -o pipefail; $(PIP) install -e '.[test,scale]' 2>&1 | { grep -v 'is ignored' || true; }
 	touch $@
 
 clean:

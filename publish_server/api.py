@@ -243,7 +243,7 @@ def openapi_document():
     "Publish a run's PDF (publisher token)",
     multipart=_publish_body(),
     responses={200: PublishedOut, 201: PublishedOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut,
-               413: ErrorOut, 415: ErrorOut, 422: ErrorOut, 507: ErrorOut},
+               413: ErrorOut, 415: ErrorOut, 422: ErrorOut, 503: ErrorOut, 507: ErrorOut},
     security="publisher",
     tags=("publishing",),
 )
@@ -307,8 +307,9 @@ def get_publication(public_id: str):
 
 @bp.get("/v1/publications/<public_id>/download")
 @operation(
-    "Download the PDF (conditional requests, ETag = SHA-256, byte ranges)",
-    responses={200: "application/pdf", 206: "application/pdf", 304: None, 403: ErrorOut, 404: ErrorOut, 410: ErrorOut, 416: None},
+    "Download the PDF (conditional requests, ETag = SHA-256, byte ranges; with S3_PRESIGNED_DOWNLOADS a 303 to the object store)",
+    responses={200: "application/pdf", 206: "application/pdf", 303: None, 304: None, 403: ErrorOut, 404: ErrorOut, 410: ErrorOut,
+               416: None, 503: ErrorOut},
     security="bearer",
     tags=("publications",),
 )

@@ -16,6 +16,7 @@ from . import admin, api, error_pages, hosts, log_masking, pages, processes, swe
 from .errors import ConfigError
 from .extensions import db, jwt, limiter, migrate
 from .hosts import parse_trusted_hosts
+from .s3_store import s3_store_from_settings
 from .settings import SETTINGS, instance_folder, load_settings
 from .signin import session_tokens, views as signin_views
 from .signin.session import cookie_name
@@ -47,6 +48,8 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
     app.config["NBPRESS"] = settings
     app.config.update(_flask_config(settings, instance))
     app.config.update({k: v for k, v in config.items() if k not in declared})
+    if settings["FILES_URL"]:  # the object store; its client is made in each process on first use
+        app.extensions["nbpress.objects"] = s3_store_from_settings(settings["FILES_URL"], settings, app.config["FILES_DIR"])
 
     if settings["TRUSTED_PROXIES"]:
         n = settings["TRUSTED_PROXIES"]

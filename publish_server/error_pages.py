@@ -12,7 +12,7 @@ from flask import Flask, jsonify, make_response, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from .errors import HTTPError
+from .errors import HTTPError, StorageUnavailable
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ def database_unavailable(exc: OperationalError) -> bool:
 def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPError)
     def _portal_error(exc: HTTPError):
-        return _respond(exc.status, exc.code, exc.message)
+        # The object store failing is as transient as the database going away: say when to retry.
+        return _respond(exc.status, exc.code, exc.message, {"Retry-After": "5"} if isinstance(exc, StorageUnavailable) else None)
 
     @app.errorhandler(HTTPException)
     def _werkzeug_error(exc: HTTPException):

@@ -20,6 +20,7 @@ HTML or JSON with the class's public message, never the exception's internals.
         ├── ChecksumMismatch        422 the file's SHA-256 is not the one announced
         ├── TooManyRequests         429 rate limited
         ├── ServiceUnavailable      503 cannot serve as configured (see the log)
+        │   └── StorageUnavailable  503 the object store did not answer or refused: nothing stored or sent
         ├── StorageFull             507 no room for the file: nothing was stored
         └── CodeProblem             400 a sign-in code step failed (401, 429 or 503 set per case)
 
@@ -106,6 +107,12 @@ class TooManyRequests(HTTPError):
 
 class ServiceUnavailable(HTTPError):
     status, code, message = 503, "unavailable", "The portal is not available. Please try again later."
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The object store failed (down, slow, refused credentials); the log line says which, without secrets."""
+
+    code, message = "storage_unavailable", "The file store is not reachable right now; nothing was stored or sent. Please try again later."
 
 
 class StorageFull(HTTPError):

@@ -22,7 +22,8 @@ from .errors import Gone, NotFound
 from .extensions import db
 from .models import Publication, Report, User
 from .signin.session import login_required_page
-from .storage import FileStore
+from .object_downloads import object_response
+from .storage import StoredObject, relative_path, store_for
 
 __all__ = ["bp", "ReportGroup", "list_groups", "report_history", "download_name", "publication_path", "file_response"]
 
@@ -118,8 +119,9 @@ def download_name(publication: Publication | access.Downloadable) -> str:
 
 
 def publication_path(publication: Publication | access.Downloadable):
-    """The stored file, located by the hash recorded at publish time; 404 if it went missing."""
-    path = FileStore(current_app.config["FILES_DIR"]).open_path(publication.sha256)
+    """The stored file (a path, or an object in object storage), located by the hash recorded at
+    publish time; 404 if it went missing, 503 when the object store fails."""
+    path = store_for(current_app).locate(publication.sha256)
     if path is None:
         # Operator problem (files folder lost or moved): say so in the log, not to the user.
         log.error("file for publication %s (sha256 %s) is missing from the store", publication.public_id, publication.sha256)
@@ -140,7 +142,10 @@ def file_response(publication: access.Downloadable, path, *, inline: bool = Fals
     """
     name = download_name(publication)
     prefix = current_app.config["NBPRESS"]["ACCEL_REDIRECT_PREFIX"]
-    if not prefix:
+    if isinstance(path, StoredObject):  # FILES_URL: object storage (ACCEL_REDIRECT_PREFIX is refused with it)
+        response = object_response(path, etag=publication.sha256, last_modified=publication.created_at,
+                                   disposition=f"{'inline' if inline else 'attachment'}; filename={name}")  # name is [A-Za-z0-9._-]
+    elif not prefix:
         response = send_file(
             path, mimetype="application/pdf", as_attachment=not inline, download_name=name,
             conditional=True, etag=publication.sha256, max_age=0, last_modified=publication.created_at,
@@ -149,7 +154,7 @@ def file_response(publication: access.Downloadable, path, *, inline: bool = Fals
         response = Response(status=304)  # answered here: nothing for the front server to send
     else:
         response = Response(mimetype="application/pdf")
-        response.headers["X-Accel-Redirect"] = f"{prefix}/{FileStore.relative_path(publication.sha256)}"
+        response.headers["X-Accel-Redirect"] = f"{prefix}/{relative_path(publication.sha256)}"
         response.headers["Content-Disposition"] = f"{'inline' if inline else 'attachment'}; filename={name}"  # name is [A-Za-z0-9._-]
     if prefix:
         response.set_etag(publication.sha256)

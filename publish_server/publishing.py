@@ -13,7 +13,8 @@ Order of the checks, cheapest first and nothing stored before it is needed:
    no new version), another SHA-256 -> 409,
 5. the bytes, streamed into the content-addressed store with the size cap (413), the PDF magic
    bytes and ``%%EOF`` trailer (415) and the announced SHA-256 (422) checked on the way: a
-   failed check aborts the store's write, so nothing is left behind; a full disk is 507,
+   failed check aborts the store's write, so nothing is left behind; a full disk is 507, an
+   object store that fails 503 (:mod:`s3_store`),
 6. the rows, with the version ``max + 1``. Two publishers may race: the unique constraints on
    (report, run) and (report, version) make the loser's flush fail; it rolls back and tries
    again, then finds the winner's row (same run) or takes the next version (another run).
@@ -30,7 +31,6 @@ import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from flask import Flask
@@ -44,7 +44,7 @@ from .errors import (
 )
 from .extensions import db
 from .models import Grant, Group, Publication, PublisherToken, Report, User, utcnow
-from .storage import FileStore
+from .storage import Store, store_for
 
 __all__ = [
     "REPORT_SLUG", "Audience", "PublishMetadata", "PublishPolicy", "PublishResult",
@@ -236,8 +236,8 @@ def authenticate_publisher(token: str | None) -> PublisherToken:
 class _CheckedUpload:
     """A read-only stream that checks the PDF head, trailer and SHA-256 while it is read.
 
-    It raises at end of file when a check fails, inside :meth:`FileStore.put`, which then
-    deletes its temporary file: a refused upload never reaches its final name.
+    It raises at end of file when a check fails, inside the store's ``put``, which then deletes
+    its temporary file: a refused upload never reaches its final name (or the object store).
     """
 
     def __init__(self, stream: BinaryIO, expected_sha256: str):
@@ -268,9 +268,8 @@ class _CheckedUpload:
 
 
 def _store(stream: BinaryIO, meta: PublishMetadata, policy: PublishPolicy) -> int:
-    store = FileStore(policy.files_dir)
     try:
-        stored = store.put(_CheckedUpload(stream, meta.sha256), limit=policy.max_bytes)
+        stored = policy.store.put(_CheckedUpload(stream, meta.sha256), limit=policy.max_bytes)
     except OverflowError:
         raise _refusal(PayloadTooLarge(f"The file is larger than {policy.max_bytes // (1024 * 1024)} MiB."), "too_large") from None
     except OSError as exc:
@@ -286,14 +285,14 @@ def _store(stream: BinaryIO, meta: PublishMetadata, policy: PublishPolicy) -> in
 
 @dataclass(frozen=True)
 class PublishPolicy:
-    files_dir: Path
+    store: Store
     max_bytes: int
     auto_create_reports: bool
 
     @classmethod
     def from_app(cls, app: Flask) -> PublishPolicy:
         settings = app.config["NBPRESS"]
-        return cls(app.config["FILES_DIR"], settings["MAX_UPLOAD_MB"] * 1024 * 1024, settings["AUTO_CREATE_REPORTS"])
+        return cls(store_for(app), settings["MAX_UPLOAD_MB"] * 1024 * 1024, settings["AUTO_CREATE_REPORTS"])
 
 
 @dataclass(frozen=True)
@@ -392,7 +391,7 @@ def publish(token: str | None, read_upload: ReadUpload, policy: PublishPolicy) -
         existing = _find_run(report.id, meta.run_id) if report is not None else None
         if existing is not None:
             _same_run(existing, meta)  # 409 before anything is stored when the content differs
-        if existing is not None and FileStore(policy.files_dir).open_path(existing.sha256):
+        if existing is not None and policy.store.has(existing.sha256):
             publisher.last_used_at = utcnow()
             result = PublishResult(existing, created=False)  # nothing to read: the bytes were checked the first time
         else:  # a new run, or a re-publish that restores a file the store lost

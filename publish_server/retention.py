@@ -4,7 +4,8 @@ A version is a re-publication of the same report and period (``period_label``); 
 version number stay, withdrawn ones counted like the others (so a withdrawal is not undone by
 pruning what replaced it). Rows go with their grants (ON DELETE CASCADE); audit rows are never
 touched, and each removal adds one. A file goes only when no remaining row references it (the
-store is content-addressed: two versions may share one file), through the crash-leftover sweep.
+store is content-addressed: two versions may share one file), checked again right before it goes;
+in object storage too (``FILES_URL``).
 No ``request`` in here; the caller commits.
 """
 
@@ -12,14 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import groupby
-from pathlib import Path
 
 from sqlalchemy import delete, select
 
 from . import audit
 from .extensions import db
 from .models import Publication, Report
-from .storage import FileStore
+from .storage import Store
 
 __all__ = ["Plan", "plan_prune", "apply_prune"]
 
@@ -27,10 +27,10 @@ __all__ = ["Plan", "plan_prune", "apply_prune"]
 @dataclass(frozen=True)
 class Plan:
     publications: list[Publication]  # rows to remove, by report, period and version
-    files: list[Path]  # stored files that no kept row references
+    files: list[str]  # SHA-256 of stored files that no kept row references
 
 
-def plan_prune(keep: int, files_dir: Path) -> Plan:
+def plan_prune(keep: int, store: Store) -> Plan:
     """What pruning to ``keep`` versions per report and period would remove (nothing changed)."""
     rows = db.session.scalars(
         select(Publication).join(Publication.report)
@@ -41,14 +41,14 @@ def plan_prune(keep: int, files_dir: Path) -> Plan:
         doomed += list(versions)[keep:]
     doomed_ids = {p.id for p in doomed}
     kept_hashes = {p.sha256 for p in rows if p.id not in doomed_ids}  # rows are every publication
-    store = FileStore(files_dir)
-    files = sorted({path for p in doomed if p.sha256 not in kept_hashes and (path := store.open_path(p.sha256))})
+    files = sorted({p.sha256 for p in doomed if p.sha256 not in kept_hashes and store.has(p.sha256)})
     return Plan(doomed, files)
 
 
-def apply_prune(plan: Plan) -> None:
+def apply_prune(plan: Plan, store: Store) -> None:
     """Delete the planned rows (one audit row each) and then their files. Commits the rows first:
-    a crash between the two leaves files no row references, which the next sweep removes."""
+    a crash between the two leaves files no row references, which the next sweep removes. A file
+    a publication took up again since the plan (same content re-published) stays."""
     for publication in plan.publications:
         audit.record("publication_pruned", "ok", publication=publication.public_id, report=publication.report.slug,
                      version=publication.version, period=publication.period_label, sha256=publication.sha256)
@@ -56,5 +56,7 @@ def apply_prune(plan: Plan) -> None:
     if ids:
         db.session.execute(delete(Publication).where(Publication.id.in_(ids)).execution_options(synchronize_session=False))
     db.session.commit()
-    for path in plan.files:
-        path.unlink(missing_ok=True)
+    referenced = set(db.session.scalars(select(Publication.sha256).where(Publication.sha256.in_(plan.files)))) if plan.files else set()
+    for sha256 in plan.files:
+        if sha256 not in referenced:
+            store.remove(sha256)

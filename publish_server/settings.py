@@ -19,11 +19,13 @@ from typing import Any
 from .errors import ConfigError
 from .hosts import parse_trusted_hosts
 from .mail import parse_mail_url
+from .storage import parse_files_url
 
 __all__ = ["SETTINGS", "Setting", "instance_folder", "load_settings", "write_dev_secrets"]
 
 _REQUIRED = object()
 # A URL path prefix the front server maps to FILES_DIR: plain segments, none of them "." or "..".
+_ENDPOINT = re.compile(r"https?://[^\s/@?#]+(/[^\s@?#]*)?")  # credentials go in their own settings, never a URL
 _ACCEL_PREFIX = re.compile(r"(/(?!\.{1,2}(?:/|$))[A-Za-z0-9._~-]+)+")
 
 
@@ -49,6 +51,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", str, "", "SQLAlchemy URL; default: SQLite (WAL) file portal.sqlite3 in the instance folder."),
     Setting("FILES_DIR", str, "", "Where published PDFs are stored; default: files/ in the instance folder."),
     Setting("ACCEL_REDIRECT_PREFIX", str, "", "Let the front server send file bytes: after every check and the audit row, a download answers with `X-Accel-Redirect: <prefix>/<ab>/<sha256>.pdf` (the stored, content-addressed path) for an nginx `internal` location over FILES_DIR (README, production). A path such as /_nbpress_files; empty: the portal sends files itself."),
+    Setting("FILES_URL", str, "", "Store published PDFs in S3-compatible object storage instead of FILES_DIR: `s3://bucket/prefix` (needs `pip install 'nbpress[scale]'`; docs/scale-out.md). Uploads are still spooled through FILES_DIR. Empty: the folder store. Copy an existing folder store first with `nbpress portal files migrate --to s3://...`."),
+    Setting("S3_ENDPOINT_URL", str, "", "The S3 API's URL for an S3-compatible server (MinIO, Ceph, ...), e.g. https://s3.internal:9000; empty: AWS's endpoint for S3_REGION."),
+    Setting("S3_REGION", str, "", "The bucket's region (empty: boto3's default, e.g. AWS_DEFAULT_REGION)."),
+    Setting("S3_ACCESS_KEY_ID", str, "", "Access key for FILES_URL; empty: boto3's own chain (AWS_* variables, instance role)."),
+    Setting("S3_SECRET_ACCESS_KEY", str, "", "Secret key of S3_ACCESS_KEY_ID; never logged.", secret=True),
+    Setting("S3_TIMEOUT_SECONDS", int, 30, "Read timeout of each object-store request (connecting: at most 10 s); a request that fails twice answers 503.", minimum=1, maximum=600),
+    Setting("S3_PRESIGNED_DOWNLOADS", bool, False, "With FILES_URL: after every check and the audit row, a download answers 303 to a presigned S3 URL (file name and type set) instead of streaming the bytes through the portal. Clients must reach S3_ENDPOINT_URL."),
+    Setting("S3_PRESIGN_SECONDS", int, 60, "How long a presigned download URL stays valid.", minimum=5, maximum=3600),
     Setting("MAX_UPLOAD_MB", int, 50, "Largest PDF accepted from a publisher, in MiB.", minimum=1, maximum=2048),
     Setting("SWEEP_AGE_SECONDS", int, 3600, "Start-up and `publications prune` remove upload leftovers (`.upload-*.part`) and stored files no publication references once they are this old; younger ones may be an upload in progress.", minimum=0, maximum=30 * 86400),
     Setting("AUTO_CREATE_REPORTS", bool, True, "Create a report on its first publication instead of refusing it."),
@@ -167,11 +177,26 @@ def load_settings(instance_path: Path, overrides: dict[str, Any] | None = None) 
     if values["ACCEL_REDIRECT_PREFIX"] and not _ACCEL_PREFIX.fullmatch(prefix):
         raise ConfigError("setting ACCEL_REDIRECT_PREFIX: expected a path such as /_nbpress_files (letters, digits, . _ - ~ and /; no ..)")
     values["ACCEL_REDIRECT_PREFIX"] = prefix
+    _check_object_storage(values)
     if values["DEVICE_IP_POLICY"] not in {"exact", "prefix", "off"}:
         raise ConfigError("setting DEVICE_IP_POLICY: expected exact, prefix or off")
     parse_trusted_hosts(values["TRUSTED_HOSTS"])  # raises ConfigError naming TRUSTED_HOSTS
     parse_mail_url(values["MAIL_URL"])  # raises ConfigError naming MAIL_URL
     return values
+
+
+def _check_object_storage(values: dict[str, Any]) -> None:
+    if values["FILES_URL"]:
+        try:
+            parse_files_url(values["FILES_URL"])
+        except ValueError as exc:
+            raise ConfigError(f"setting FILES_URL: {exc}") from None
+        if values["ACCEL_REDIRECT_PREFIX"]:
+            raise ConfigError("settings ACCEL_REDIRECT_PREFIX and FILES_URL: the front server sends files from FILES_DIR only; "
+                              "with object storage use S3_PRESIGNED_DOWNLOADS (or neither)")
+    endpoint = values["S3_ENDPOINT_URL"]
+    if endpoint and not _ENDPOINT.fullmatch(endpoint):
+        raise ConfigError("setting S3_ENDPOINT_URL: expected http(s)://host[:port] with no user or password in it")
 
 
 def write_dev_secrets(instance_path: Path) -> Path:

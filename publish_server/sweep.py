@@ -4,6 +4,10 @@ A file is stored before its row commits (see :mod:`publishing`), so a SIGKILL le
 temporary ``.upload-*.part`` (0 bytes to a whole upload) or a complete ``ab/<sha256>.pdf`` that
 no row references. Both are removed once older than an age threshold: a younger one may be an
 upload in progress in another worker (its mtime moves with every chunk written).
+
+With object storage (``FILES_URL``) uploads are spooled through the same folder, and the store
+itself may hold multipart uploads never completed (by other tools, or a client killed mid-way)
+and objects no row references: :func:`sweep_objects`.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from .errors import StorageUnavailable
 from .extensions import db
 from .models import Publication
+from .storage import store_for
 
-__all__ = ["leftovers", "referenced_hashes", "sweep", "sweep_store"]
+__all__ = ["leftovers", "referenced_hashes", "sweep", "sweep_objects", "sweep_store"]
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +73,45 @@ def sweep(files_dir: Path, *, min_age_seconds: int, dry_run: bool = False) -> li
     return found
 
 
-def sweep_store(app) -> list[Path]:
-    """The start-up sweep; a database without tables yet (before ``init-db``) sweeps nothing."""
+def sweep_store(app) -> list[str]:
+    """The start-up sweep; a database without tables yet (before ``init-db``) sweeps nothing, and
+    an object store that fails is logged (start-up goes on: downloads may answer 503 meanwhile)."""
+    age = app.config["NBPRESS"]["SWEEP_AGE_SECONDS"]
+    removed: list[str] = []
     with app.app_context():
         try:
-            removed = sweep(app.config["FILES_DIR"], min_age_seconds=app.config["NBPRESS"]["SWEEP_AGE_SECONDS"])
+            removed += [path.name for path in sweep(app.config["FILES_DIR"], min_age_seconds=age)]
+            objects = app.extensions.get("nbpress.objects")
+            if objects is not None:
+                removed += sweep_objects(objects, referenced_hashes, min_age_seconds=age)
         except (OperationalError, ProgrammingError):
             db.session.rollback()
-            return []
+        except StorageUnavailable:
+            log.warning("start-up sweep skipped the object store %s (see the error above)", store_for(app).describe())
         finally:
             db.session.remove()
-    for path in removed:
-        log.warning("start-up sweep removed crash leftover %s", path.name)
+    for name in removed:
+        log.warning("start-up sweep removed crash leftover %s", name)
     return removed
+
+
+def sweep_objects(store, referenced: Callable[[], set[str]], *, min_age_seconds: int, dry_run: bool = False,
+                  now: float | None = None) -> list[str]:
+    """Object storage's leftovers older than ``min_age_seconds``: multipart uploads never completed
+    (aborted) and stored files no row references (removed). Returns their names."""
+    cutoff = (time.time() if now is None else now) - min_age_seconds
+    found: list[str] = []
+    for key, upload_id, initiated in store.incomplete_uploads():
+        if initiated.timestamp() <= cutoff:
+            found.append(f"incomplete upload {key.rpartition('/')[2]}")
+            if not dry_run:
+                store.abort_upload(key, upload_id)
+    old = [sha256 for sha256, modified in store.objects() if modified.timestamp() <= cutoff]
+    if old:
+        names = referenced()  # read after the listing: a file committed meanwhile is in it
+        for sha256 in old:
+            if sha256 not in names:
+                found.append(f"{sha256}.pdf")
+                if not dry_run:
+                    store.remove(sha256)
+    return found

@@ -21,10 +21,23 @@ def test_environment_yml_lists_the_same_runtime_dependencies():
     runtime = dict(_requirement(r) for r in project["dependencies"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = dict(_requirement(d) for d in env["dependencies"] if isinstance(d, str))
+    extras = project["optional-dependencies"]
+    for extra in ("scale",):  # extras environment.yml installs too: same names and bounds
+        for name, bound in map(_requirement, extras[extra]):
+            assert conda.pop(name) == bound, f"environment.yml: {name} as in pyproject's [{extra}]"
     environment_only = ("python", "pip", "jupyterlab", "fontconfig", "font-ttf-noto", "font-ttf-noto-cjk")
     for name in environment_only:  # extras and system packages (fonts), not Python dependencies
         conda.pop(name)
     assert conda == runtime
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    test_extra = dict(map(_requirement, extras["test"]))
+    for name, bound in (_requirement(r) for r in pip_section if not r.startswith("-")):  # from PyPI: test tools
+        assert test_extra.get(name) == bound, f"environment.yml pip: {name} as in pyproject's [test]"
+
+
+def test_make_test_installs_the_extras_its_tests_need():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "install -e '.[test,scale]'" in makefile  # boto3: tests/portal/test_s3_store.py
 
 
 def test_public_api():

@@ -8,10 +8,11 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from .. import audit, retention, sweep, withdrawal
-from ..errors import BadRequest
+from ..errors import BadRequest, StorageUnavailable
 from ..extensions import db
 from ..models import Publication, PublisherToken, Report, utcnow
 from ..publishing import create_publisher_token
+from ..storage import store_for
 from .common import TEXT, checked_name, fail, find_publication, find_report, one, print_table, when
 
 __all__ = ["tokens", "publications"]
@@ -95,17 +96,23 @@ def publications_withdraw(public_id: str, reason: str) -> None:
 def publications_prune(keep: int, yes: bool) -> None:
     """Keep the newest N versions of each report and period; remove older rows, then files no row
     references, and sweep crash leftovers (NBPRESS_SWEEP_AGE_SECONDS old). A dry run unless --yes."""
-    files_dir = current_app.config["FILES_DIR"]
-    plan = retention.plan_prune(keep, files_dir)
-    verb = "removed" if yes else "would remove"
-    for p in plan.publications:
-        click.echo(f"{verb} publication {p.report.slug} {p.period_label or '-'} v{p.version} ({p.public_id})")
-    for path in plan.files:
-        click.echo(f"{verb} file {path.name}")
-    if yes:
-        retention.apply_prune(plan)
-    leftovers = sweep.sweep(files_dir, min_age_seconds=current_app.config["NBPRESS"]["SWEEP_AGE_SECONDS"], dry_run=not yes)
-    for path in leftovers:
-        click.echo(f"{verb} leftover {path.name}")
+    files_dir, age = current_app.config["FILES_DIR"], current_app.config["NBPRESS"]["SWEEP_AGE_SECONDS"]
+    store = store_for(current_app)
+    try:
+        plan = retention.plan_prune(keep, store)
+        verb = "removed" if yes else "would remove"
+        for p in plan.publications:
+            click.echo(f"{verb} publication {p.report.slug} {p.period_label or '-'} v{p.version} ({p.public_id})")
+        for sha256 in plan.files:
+            click.echo(f"{verb} file {sha256}.pdf")
+        if yes:
+            retention.apply_prune(plan, store)
+        leftovers = [path.name for path in sweep.sweep(files_dir, min_age_seconds=age, dry_run=not yes)]
+        if "nbpress.objects" in current_app.extensions:  # FILES_URL: the bucket's leftovers too
+            leftovers += sweep.sweep_objects(store, sweep.referenced_hashes, min_age_seconds=age, dry_run=not yes)
+    except StorageUnavailable:
+        fail(f"the object store {store.describe()} failed (see the log line above); nothing more was removed")
+    for name in leftovers:
+        click.echo(f"{verb} leftover {name}")
     summary = f"{len(plan.publications)} publications, {len(plan.files)} files, {len(leftovers)} leftovers"
     click.echo(f"{verb} {summary}" + ("" if yes else "; run again with --yes to remove them"))
