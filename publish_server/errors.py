@@ -20,6 +20,7 @@ HTML or JSON with the class's public message, never the exception's internals.
         ├── ChecksumMismatch        422 the file's SHA-256 is not the one announced
         ├── TooManyRequests         429 rate limited
         ├── ServiceUnavailable      503 cannot serve as configured (see the log)
+        │   └── LimitsUnavailable   503 the per-IP limits' storage (Redis) cannot be reached: refused, never unlimited
         ├── StorageFull             507 no room for the file: nothing was stored
         └── CodeProblem             400 a sign-in code step failed (401, 429 or 503 set per case)
 
@@ -106,6 +107,10 @@ class TooManyRequests(HTTPError):
 
 class ServiceUnavailable(HTTPError):
     status, code, message = 503, "unavailable", "The portal is not available. Please try again later."
+
+
+class LimitsUnavailable(ServiceUnavailable):
+    message = "Sign-in is unavailable for a moment; try again shortly."
 
 
 class StorageFull(HTTPError):
