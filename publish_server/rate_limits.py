@@ -18,6 +18,7 @@ start-up with one line.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -182,5 +183,22 @@ def init_app(app: Flask) -> None:
                     outage.went(exc, "while giving back a slot")
         return response
 
+    _guard_header_hook(app, errors, outage)
     if _is_redis(url) and not limiter.limiter.storage.check():
         outage.went(None, "at start-up")
+
+
+def _guard_header_hook(app: Flask, errors: tuple[type[BaseException], ...], outage: _Outage) -> None:
+    """Flask-Limiter reads the storage again after the view, for its X-RateLimit headers: a storage
+    gone in between would turn the view's answer into a 500. That answer goes out without them."""
+    hooks = app.after_request_funcs.setdefault(None, [])
+    for index, hook in enumerate(hooks):
+        if isinstance(hook, functools.partial) and hook.args == (limiter,):
+            def guarded(response, hook=hook):
+                try:
+                    return hook(response)
+                except errors as exc:
+                    outage.went(exc, "while adding rate-limit headers")
+                    return response
+
+            hooks[index] = guarded

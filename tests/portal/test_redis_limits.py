@@ -26,6 +26,8 @@ from typing import Iterator
 import pytest
 import requests
 
+from flask_migrate import upgrade
+
 from publish_server import create_app
 from publish_server.errors import ConfigError
 from publish_server.rate_limits import LIMIT_SETTINGS, masked_url
@@ -176,3 +178,21 @@ def test_limit_settings_take_several_windows_and_storage_urls_are_checked(tmp_pa
     assert "hunter22" not in str(refused.value)
     assert masked_url("rediss://user:hunter22@cache:6380/1") == "rediss://user:***@cache:6380/1"
     assert masked_url("redis://cache:6379/0") == "redis://cache:6379/0"
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (Debian package redis-server; `make test` installs it)")
+def test_redis_gone_after_the_check_still_answers_without_a_500(tmp_path):
+    """Flask-Limiter reads Redis again after the view (its X-RateLimit headers): Redis stopped
+    between the check and that read leaves the view's answer as it was, and one log line."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        app = create_app(base_config(RATELIMIT_STORAGE_URL=redis.url), instance_path=tmp_path / "instance")
+        with app.app_context():
+            upgrade()
+        app.after_request(lambda response: (redis.stop(), response)[1])  # runs first of the after-request hooks
+        answer = app.test_client().post("/api/v1/auth/login", json={"email": "nobody@example.org", "password": "wrong!"})
+        assert answer.status_code == 401 and answer.get_json()["error"] == "invalid_credentials"
+        assert "X-RateLimit-Limit" not in answer.headers
+    finally:
+        redis.stop()
