@@ -45,7 +45,7 @@ LIMIT_SETTINGS = ("RATELIMIT_SIGNIN_PER_IP", "RATELIMIT_CODE_PER_IP", "RATELIMIT
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
 _FAILURES = "failures:"  # the key prefix of limits that count failed requests only
 _SIGN_IN_BLUEPRINTS = {"auth", "auth_api", "twostep", "twostep_api", "reset"}
-# redis-py waits forever by default; a Redis host that went silent must not hold every sign-in.
+# redis-py's own defaults wait 5 s (recent clients) or forever (older ones): a Redis host gone silent must not hold sign-in.
 _REDIS_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 
 

@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -123,6 +124,7 @@ def test_two_servers_share_the_per_ip_limits_in_redis_and_refuse_while_it_is_awa
         assert requests.get(f"{b}/login", timeout=30).status_code == 200
         early = api_login(b, "reader0@example.org", PASSWORD)
         assert early.status_code == 503 and early.json() == {"error": "unavailable", "message": UNAVAILABLE}
+        assert early.headers["Retry-After"] == "5"
 
         redis.start()
         a = stack.enter_context(portal(instance, "a"))
@@ -196,3 +198,23 @@ def test_redis_gone_after_the_check_still_answers_without_a_500(tmp_path):
         assert "X-RateLimit-Limit" not in answer.headers
     finally:
         redis.stop()
+
+
+def test_a_silent_redis_is_given_up_on_after_2_seconds_with_a_503(tmp_path):
+    """A Redis host that accepts connections and never answers (hung, or a black hole behind a
+    proxy) must not hold sign-in: redis-py would wait forever without the portal's timeouts."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        app = create_app(base_config(RATELIMIT_STORAGE_URL=url), instance_path=tmp_path / "instance")
+        answers = []
+        login = threading.Thread(target=lambda: answers.append(app.test_client().post(
+            "/api/v1/auth/login", json={"email": "a@example.org", "password": "wrong!"})), daemon=True)
+        started = time.monotonic()
+        login.start()
+        login.join(10)  # closing the silent socket afterwards ends a request still waiting
+        waited = time.monotonic() - started
+    assert answers, f"still waiting for Redis after {waited:.0f} s"
+    assert answers[0].status_code == 503 and answers[0].get_json()["message"] == UNAVAILABLE
+    assert 1.5 < waited < 4.5, waited  # 2 s (recent redis-py clients give up after 5 s by themselves; older ones never)
