@@ -261,7 +261,7 @@ def create_publication():
 @bp.post("/v1/publications/<public_id>/withdraw")
 @operation(
     "Withdraw a publication with a reason (publisher token); readers then get 410 Gone with the reason",
-    body=WithdrawIn, responses={200: PublicationOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    body=WithdrawIn, responses={200: PublicationOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut, 503: ErrorOut},
     security="publisher", tags=("publishing",),
 )
 @failures_per_ip("RATELIMIT_WITHDRAW_PER_IP")  # guessing tokens or ids stays slow

@@ -130,7 +130,7 @@ class SentOut(BaseModel):
 
 @api_bp.post("/verify")
 @operation("Finish a sign-in with the emailed code", body=VerifyIn, tags=("auth",),
-           responses={200: VerifiedOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut})
+           responses={200: VerifiedOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
 @failures_per_ip("RATELIMIT_CODE_PER_IP")  # each challenge also has its own caps
 def api_verify():
     body = parse_body(VerifyIn)

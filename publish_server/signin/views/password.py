@@ -302,7 +302,7 @@ def api_logout():
 @operation("Change your password (a one-time password must be changed before anything else): "
            "earlier tokens of every device end, new tokens are answered",
            body=PasswordIn, tags=("auth",), security="bearer",
-           responses={200: TokensOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut})
+           responses={200: TokensOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
 @api_user_required  # outermost, so requests without a valid token never count against the limit
 @failures_per_ip("RATELIMIT_SIGNIN_PER_IP")  # each try verifies the current password (Argon2)
 def api_change_password():
