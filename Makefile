@@ -11,9 +11,9 @@ export DEBIAN_FRONTEND := noninteractive
 # WeasyPrint's native libraries and the fonts reports and charts use: DejaVu, then Noto for the
 # scripts DejaVu lacks (fonts-noto-core ~42 MB: Arabic, Hebrew, ...; fonts-noto-cjk ~91 MB:
 # Chinese, Japanese, Korean); fontconfig's fc-list tells which characters no font has. The tests
-# add PDF text extraction (poppler-utils) and a PostgreSQL server the tests start themselves.
+# add PDF text extraction (poppler-utils), and a PostgreSQL server and a Redis server the tests start themselves.
 DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core fonts-noto-core fonts-noto-cjk
-DEBIAN_TEST := poppler-utils postgresql chromium
+DEBIAN_TEST := poppler-utils postgresql chromium redis-server
 
 .PHONY: demo test proof bench bench-batch lab lint clean venv screenshots
 

@@ -21,11 +21,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import access, audit, publishing, withdrawal
 from .errors import BadRequest, Gone, HTTPError, NotFound, PayloadTooLarge
-from .extensions import db, failed_only, limiter
-from .failure_limits import limit_failures
+from .extensions import db
 from .models import Publication, Report, User, utcnow
 from .openapi import ErrorOut, build_document, operation, parse_body
 from .pages import file_response, publication_path
+from .rate_limits import failures_per_ip
 from .signin.session import api_user_required
 
 __all__ = ["bp", "PublicationOut", "PublishedOut", "ReadersOut", "PublicationList", "publication_json", "find_publications"]
@@ -261,10 +261,10 @@ def create_publication():
 @bp.post("/v1/publications/<public_id>/withdraw")
 @operation(
     "Withdraw a publication with a reason (publisher token); readers then get 410 Gone with the reason",
-    body=WithdrawIn, responses={200: PublicationOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    body=WithdrawIn, responses={200: PublicationOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut, 503: ErrorOut},
     security="publisher", tags=("publishing",),
 )
-@limit_failures("30 per minute", scope="withdraw")  # per client IP: guessing tokens or ids stays slow
+@failures_per_ip("RATELIMIT_WITHDRAW_PER_IP")  # guessing tokens or ids stays slow
 def withdraw_publication(public_id: str):
     """200 with the publication; withdrawing it again keeps the first reason (idempotent)."""
     try:

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin, api, error_pages, hosts, log_masking, pages, processes, sweep
+from . import admin, api, error_pages, hosts, log_masking, pages, processes, rate_limits, sweep
 from .errors import ConfigError
 from .extensions import db, jwt, limiter, migrate
 from .hosts import parse_trusted_hosts
@@ -59,6 +59,7 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     jwt.init_app(app)
     limiter.init_app(app)
+    rate_limits.init_app(app)  # after: it reads the limiter's storage
 
     session_tokens.init_app(app)
     error_pages.init_app(app)
@@ -94,7 +95,7 @@ def _flask_config(settings: dict[str, Any], instance: Path) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": secure,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Strict",
-        "RATELIMIT_STORAGE_URI": settings["RATELIMIT_STORAGE_URL"],
+        **rate_limits.flask_config(settings["RATELIMIT_STORAGE_URL"]),
         # flask-jwt-extended: HS256 pinned, dedicated key, browser cookies with CSRF double submit.
         "JWT_SECRET_KEY": settings["JWT_SECRET"],
         "JWT_ALGORITHM": "HS256",

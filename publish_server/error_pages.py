@@ -49,11 +49,16 @@ def database_unavailable(exc: OperationalError) -> bool:
     return type(orig).__module__ == "sqlite3" and ("unable to open database file" in message or "database is locked" in message)
 
 
+def respond(exc: HTTPError, headers=None):
+    """The answer to ``exc``, for handlers of other exceptions that answer with a portal error."""
+    return _respond(exc.status, exc.code, exc.message, headers)
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPError)
     def _portal_error(exc: HTTPError):
         # The object store failing is as transient as the database going away: say when to retry.
-        return _respond(exc.status, exc.code, exc.message, {"Retry-After": "5"} if isinstance(exc, StorageUnavailable) else None)
+        return respond(exc, {"Retry-After": "5"} if isinstance(exc, StorageUnavailable) else None)
 
     @app.errorhandler(HTTPException)
     def _werkzeug_error(exc: HTTPException):

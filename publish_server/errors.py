@@ -20,7 +20,8 @@ HTML or JSON with the class's public message, never the exception's internals.
         ├── ChecksumMismatch        422 the file's SHA-256 is not the one announced
         ├── TooManyRequests         429 rate limited
         ├── ServiceUnavailable      503 cannot serve as configured (see the log)
-        │   └── StorageUnavailable  503 the object store did not answer or refused: nothing stored or sent
+        │   ├── StorageUnavailable  503 the object store did not answer or refused: nothing stored or sent
+        │   └── LimitsUnavailable   503 the per-IP limits' storage (Redis) cannot be reached: refused, never unlimited
         ├── StorageFull             507 no room for the file: nothing was stored
         └── CodeProblem             400 a sign-in code step failed (401, 429 or 503 set per case)
 
@@ -113,6 +114,10 @@ class StorageUnavailable(ServiceUnavailable):
     """The object store failed (down, slow, refused credentials); the log line says which, without secrets."""
 
     code, message = "storage_unavailable", "The file store is not reachable right now; nothing was stored or sent. Please try again later."
+
+
+class LimitsUnavailable(ServiceUnavailable):
+    message = "Sign-in is unavailable for a moment; try again shortly."
 
 
 class StorageFull(HTTPError):

@@ -15,17 +15,13 @@ class Base(DeclarativeBase):
 
 
 def client_ip() -> str:
-    # request.remote_addr is already corrected by ProxyFix for the configured proxies only.
+    """The limiter's key: request.remote_addr, already corrected by ProxyFix for the configured proxies only."""
     return request.remote_addr or "unknown"
 
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()
-# fixed-window: its counters can be given back (failure_limits refunds a success's slot).
-limiter = Limiter(key_func=client_ip, default_limits=[], headers_enabled=True, strategy="fixed-window")
-
-
-def failed_only(response) -> bool:
-    """``deduct_when`` for sign-in limits: only failed attempts count, so working users are never throttled."""
-    return response.status_code >= 400
+# Fails closed, explicitly: no swallowed storage errors, no per-process fallback (see rate_limits.py).
+limiter = Limiter(key_func=client_ip, default_limits=[], headers_enabled=True, swallow_errors=False,
+                  in_memory_fallback_enabled=False)

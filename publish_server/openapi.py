@@ -139,5 +139,7 @@ _DESCRIPTIONS = {
     200: "OK", 201: "Created", 204: "No content", 206: "Partial content", 304: "Not modified",
     400: "Malformed request", 401: "Missing or invalid credentials", 403: "Not allowed",
     404: "Not found (or not granted)", 409: "Conflict", 413: "Too large", 415: "Not a PDF",
-    422: "Checksum or metadata mismatch", 429: "Rate limited", 507: "No room to store the file (try again later)",
+    422: "Checksum or metadata mismatch", 429: "Rate limited",
+    503: "Unavailable for a moment (mail server, database or rate-limit storage away): try again after Retry-After",
+    507: "No room to store the file (try again later)",
 }

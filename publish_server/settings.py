@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .hosts import parse_trusted_hosts
 from .mail import parse_mail_url
 from .storage import parse_files_url
+from .rate_limits import LIMIT_SETTINGS, check_limit_setting, check_storage_url
 
 __all__ = ["SETTINGS", "Setting", "instance_folder", "load_settings", "write_dev_secrets"]
 
@@ -70,8 +71,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COOKIE_SECURE", bool, True, "Mark cookies Secure with a __Host- name (HTTPS only); off only for plain local development."),
     Setting("TRUSTED_PROXIES", int, 0, "Number of proxies in front whose X-Forwarded-For (client address), -Proto and -Host are believed.", minimum=0, maximum=5),
     Setting("TRUSTED_HOSTS", str, "localhost,127.0.0.1,[::1]", "Host names the portal answers for, comma-separated, without ports (any port is accepted); a request for another host (its Host header, or X-Forwarded-Host with TRUSTED_PROXIES) gets 400. The default serves local development only: production must set the public host name, e.g. reports.example.org."),
-    Setting("RATELIMIT_STORAGE_URL", str, "memory://", "Flask-Limiter storage: memory:// (counts in each process) or redis://... (shared by all processes)."),
+    Setting("RATELIMIT_STORAGE_URL", str, "memory://", "Where per-IP limits count: memory:// (in each process) or redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS), shared by every process and host; needs `pip install 'nbpress[scale]'`. The portal starts while Redis is away and its limited endpoints answer 503 until it is back (docs/scale-out.md)."),
     Setting("RATELIMIT_PER_PROCESS", bool, False, "Allow memory:// rate limits under several gunicorn workers, each counting on its own (N workers allow N times the per-IP limits). Without it the portal refuses to start that way (and answers 503 if a server reports several processes only at request time). For test benches on one machine."),
+    Setting("RATELIMIT_SIGNIN_PER_IP", str, "10 per minute", "Failed password sign-ins per client IP, per form (browser sign-in, API sign-in, API password change): a rate limit such as `10 per minute` or `10/minute;100/hour`."),
+    Setting("RATELIMIT_CODE_PER_IP", str, "30 per minute", "Failed emailed-code checks and resends per client IP, per form (browser and API; each challenge has its own caps too)."),
+    Setting("RATELIMIT_RESET_ASK_PER_IP", str, "5 per 15 minutes", "Password-reset links asked for per client IP (every request counts)."),
+    Setting("RATELIMIT_RESET_ASK_PER_ADDRESS", str, "3 per hour", "Password-reset links asked for per submitted address (hashed in the limiter's storage)."),
+    Setting("RATELIMIT_RESET_SET_PER_IP", str, "10 per minute", "Failed new-password submissions from reset links per client IP."),
+    Setting("RATELIMIT_WITHDRAW_PER_IP", str, "30 per minute", "Failed publication withdrawals (bad publisher token, unknown id) per client IP."),
     Setting("ARGON2_MEMORY_KIB", int, 19456, "Argon2id memory cost in KiB (tests lower it; never below 19 MiB in production).", minimum=8, maximum=4_194_304),
     Setting("ARGON2_TIME_COST", int, 2, "Argon2id iterations.", minimum=1, maximum=20),
     Setting("JWT_ISSUER", str, "nbpress-portal", "The iss claim of issued tokens."),
@@ -182,6 +189,9 @@ def load_settings(instance_path: Path, overrides: dict[str, Any] | None = None) 
         raise ConfigError("setting DEVICE_IP_POLICY: expected exact, prefix or off")
     parse_trusted_hosts(values["TRUSTED_HOSTS"])  # raises ConfigError naming TRUSTED_HOSTS
     parse_mail_url(values["MAIL_URL"])  # raises ConfigError naming MAIL_URL
+    check_storage_url(values["RATELIMIT_STORAGE_URL"])
+    for name in LIMIT_SETTINGS:
+        check_limit_setting(name, values[name])
     return values
 
 

@@ -13,9 +13,10 @@ from flask import Blueprint, current_app, jsonify, make_response, redirect, rend
 from pydantic import BaseModel, Field, StrictStr
 
 from ...errors import CodeProblem
-from ...extensions import db, failed_only, limiter
+from ...extensions import db
 from ...models import User
 from ...openapi import ErrorOut, operation, parse_body
+from ...rate_limits import failures_per_ip
 from .. import code_challenges, session_tokens
 from ..new_session import start_browser_session
 from ..second_step import CHALLENGE_COOKIE, CODE_SENT, device_cookie_name, finish
@@ -25,8 +26,6 @@ __all__ = ["bp", "api_bp"]
 
 bp = Blueprint("twostep", __name__)
 api_bp = Blueprint("twostep_api", __name__, url_prefix="/api/v1/auth")
-
-STEP_RATE = "30 per minute"  # per client IP, failed verify/resend only (each challenge also has its own caps)
 
 
 # --- browsers --------------------------------------------------------------------------------
@@ -66,7 +65,7 @@ def verify_form():
 
 
 @bp.post("/login/verify")
-@limiter.limit(STEP_RATE, deduct_when=failed_only)
+@failures_per_ip("RATELIMIT_CODE_PER_IP")  # each challenge also has its own caps
 def verify_submit():
     challenge = None
     try:
@@ -88,7 +87,7 @@ def verify_submit():
 
 
 @bp.post("/login/resend")
-@limiter.limit(STEP_RATE, deduct_when=failed_only)
+@failures_per_ip("RATELIMIT_CODE_PER_IP")  # each challenge also has its own caps
 def resend_submit():
     challenge = None
     try:
@@ -131,8 +130,8 @@ class SentOut(BaseModel):
 
 @api_bp.post("/verify")
 @operation("Finish a sign-in with the emailed code", body=VerifyIn, tags=("auth",),
-           responses={200: VerifiedOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut})
-@limiter.limit(STEP_RATE, deduct_when=failed_only)
+           responses={200: VerifiedOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
+@failures_per_ip("RATELIMIT_CODE_PER_IP")  # each challenge also has its own caps
 def api_verify():
     body = parse_body(VerifyIn)
     try:
@@ -151,7 +150,7 @@ def api_verify():
 @api_bp.post("/resend")
 @operation("Email a new code for a pending sign-in (the previous code stops working)", body=ResendIn, tags=("auth",),
            responses={202: SentOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
-@limiter.limit(STEP_RATE, deduct_when=failed_only)
+@failures_per_ip("RATELIMIT_CODE_PER_IP")  # each challenge also has its own caps
 def api_resend():
     body = parse_body(ResendIn)
     try:

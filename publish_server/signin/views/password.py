@@ -27,8 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from ... import audit
 from ...errors import BadRequest, Forbidden, HTTPError, PasswordChangeRequired, PasswordRejected, TooManyRequests, Unauthorized
-from ...extensions import db, failed_only, limiter
+from ...extensions import db
 from ...openapi import ErrorOut, operation, parse_body
+from ...rate_limits import failures_per_ip
 from .. import brake, password_step, second_step, session_tokens
 from ..new_session import TokensOut, start_browser_session, tokens_json
 from ..session import api_user_required, cookie_args, cookie_name, csrf_field, csrf_token, login_required_page, safe_next
@@ -37,7 +38,6 @@ bp = Blueprint("auth", __name__)
 api_bp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth")
 
 LOGIN_FAILED = "Email or password is incorrect."
-LOGIN_RATE = "10 per minute"  # per client IP, counting failed attempts only
 LOGIN_CSRF_COOKIE = "login_csrf"  # the form field; the cookie is cookie_name(LOGIN_CSRF_COOKIE)
 
 
@@ -71,7 +71,7 @@ def login_form():
 
 
 @bp.post("/login")
-@limiter.limit(LOGIN_RATE, deduct_when=failed_only)
+@failures_per_ip("RATELIMIT_SIGNIN_PER_IP")
 def login_submit():
     email = request.form.get("email", "")
     next_url = request.form.get("next", "")
@@ -234,7 +234,7 @@ class LogoutIn(BaseModel):
 @operation("Sign in with email and password: tokens on a trusted device, else 202 and an emailed code",
            body=LoginIn, tags=("auth",),
            responses={200: TokensOut, 202: second_step.ChallengeOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
-@limiter.limit(LOGIN_RATE, deduct_when=failed_only)
+@failures_per_ip("RATELIMIT_SIGNIN_PER_IP")
 def api_login():
     body = parse_body(LoginIn)
     # Commit the refusal's audit row only on a refusal: committing while a database error is
@@ -302,9 +302,9 @@ def api_logout():
 @operation("Change your password (a one-time password must be changed before anything else): "
            "earlier tokens of every device end, new tokens are answered",
            body=PasswordIn, tags=("auth",), security="bearer",
-           responses={200: TokensOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut})
+           responses={200: TokensOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 503: ErrorOut})
 @api_user_required  # outermost, so requests without a valid token never count against the limit
-@limiter.limit(LOGIN_RATE, deduct_when=failed_only)  # each try verifies the current password (Argon2)
+@failures_per_ip("RATELIMIT_SIGNIN_PER_IP")  # each try verifies the current password (Argon2)
 def api_change_password():
     user = get_current_user()
     body = parse_body(PasswordIn)

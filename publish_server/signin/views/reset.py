@@ -19,7 +19,8 @@ import secrets
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
 
 from ...errors import PasswordRejected
-from ...extensions import db, failed_only, limiter
+from ...extensions import db
+from ...rate_limits import failures_per_ip, per_ip, per_key
 from .. import password_reset
 from ..password_step import normalise_email
 from ..second_step import client_ip
@@ -28,9 +29,6 @@ from ..session import cookie_args, cookie_name
 bp = Blueprint("reset", __name__, url_prefix="/password")
 
 FORM_COOKIE = "reset_csrf"  # the form field; the cookie is cookie_name(FORM_COOKIE)
-ASK_RATE_PER_IP = "5 per 15 minutes"
-ASK_RATE_PER_EMAIL = "3 per hour"
-SET_RATE = "10 per minute"  # per client IP, failed tries only
 SENT = ("If an account uses that address, we have sent it a link to choose a new password. "
         f"The link works once, for {password_reset.RESET_MINUTES} minutes.")
 LINK_ENDED = "This link has expired or was already used. Ask for a new one below."
@@ -68,8 +66,8 @@ def forgot_form():
 
 
 @bp.post("/forgot")
-@limiter.limit(ASK_RATE_PER_IP)
-@limiter.limit(ASK_RATE_PER_EMAIL, key_func=_email_key)
+@per_ip("RATELIMIT_RESET_ASK_PER_IP")
+@per_key("RATELIMIT_RESET_ASK_PER_ADDRESS", _email_key)
 def forgot_submit():
     if not _form_is_ours():
         return _render("forgot.html", status=403, error="This form has expired. Please try again.")
@@ -90,7 +88,7 @@ def reset_form(token: str):
 
 
 @bp.post("/reset")
-@limiter.limit(SET_RATE, deduct_when=failed_only)
+@failures_per_ip("RATELIMIT_RESET_SET_PER_IP")
 def reset_submit():
     token = request.form.get("token", "")
     if not _form_is_ours():
