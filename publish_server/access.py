@@ -99,6 +99,7 @@ class Downloadable:
     created_at: dt.datetime
     withdrawn_at: dt.datetime | None = None
     withdrawn_reason: str | None = None
+    variant_label: str = ""
 
 
 @functools.cache
@@ -108,7 +109,7 @@ def _download_statement(admin: bool):
     query = (
         select(Publication.public_id, Publication.sha256, Report.slug, Publication.version,
                Publication.period_label, Publication.created_at, Publication.withdrawn_at,
-               Publication.withdrawn_reason)
+               Publication.withdrawn_reason, Publication.variant_label)
         .join(Publication.report)
         .where(Publication.public_id == bindparam("public_id"))
     )

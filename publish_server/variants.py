@@ -23,6 +23,7 @@ LABEL_SEPARATOR = " · "
 LABEL_MAX = 200
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")  # at the start of an ISO date or date-time
 _VALUE_MAX = 200  # characters of one parameter value kept for search: names and dates, not documents
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")  # PostgreSQL refuses NUL in text; none belongs in a search word
 
 
 def variant_label(variant: Mapping[str, str]) -> str:
@@ -47,7 +48,7 @@ def _scalars(value: Any) -> Iterable[str]:
         for item in value:
             yield from _scalars(item)
     elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        yield str(value)[:_VALUE_MAX]
+        yield " ".join(_CONTROL.sub(" ", str(value)[:_VALUE_MAX]).split())
 
 
 def search_text(period_label: str, label: str, parameters: Mapping[str, Any]) -> str:

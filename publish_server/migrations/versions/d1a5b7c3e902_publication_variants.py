@@ -23,6 +23,7 @@ branch_labels = None
 depends_on = None
 
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def _week(text):
@@ -41,7 +42,7 @@ def _values(value):
         for item in value:
             yield from _values(item)
     elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        yield str(value)[:200]
+        yield " ".join(_CONTROL.sub(" ", str(value)[:200]).split())
 
 
 def _search_text(period_label, parameters):
