@@ -47,6 +47,10 @@ class PeriodGroup:
     latest: Publication
     earlier: list[Publication] = field(default_factory=list)
 
+    @property
+    def first(self) -> Publication:
+        return self.earlier[-1] if self.earlier else self.latest
+
 
 @dataclass
 class VariantGroup:
@@ -66,16 +70,19 @@ class ReportGroup:
 
     @property
     def variants(self) -> list[VariantGroup]:
-        """report -> variant -> periods, each ordered by its newest publication (as ``publications`` is)."""
+        """report -> variant -> periods. Variants by their newest publication; periods newest first
+        by their first version (a re-run of an old week does not move it above a newer week)."""
         variants: dict[str, VariantGroup] = {}
         periods: dict[tuple[str, str], PeriodGroup] = {}
-        for publication in self.publications:
+        for publication in self.publications:  # newest first
             key = (publication.variant_label, publication.period_label)
             if key in periods:
                 periods[key].earlier.append(publication)
                 continue
             periods[key] = PeriodGroup(publication.period_label, publication)
             variants.setdefault(publication.variant_label, VariantGroup(publication.variant_label)).periods.append(periods[key])
+        for variant in variants.values():
+            variant.periods.sort(key=lambda p: (p.first.created_at, p.first.id), reverse=True)
         return list(variants.values())
 
 
