@@ -6,6 +6,7 @@ a variant, so a south reader never sees north.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from publish_server.extensions import db
 from publish_server.models import AuditEvent, Grant, Group, User
+from tests.conftest import make_notebook
 from tests.test_publish_client import FAST, _nbpress, make_run_dir, portal, portal_app  # noqa: F401 (fixtures)
 from toolkit.deliver.portal_client import publish_run
 from toolkit.errors import SpecError
@@ -105,3 +107,21 @@ def test_cli_publish_names_the_variant(portal, tmp_path):
     publication = load_run(run_dir).publication
     assert done.stdout.splitlines()[0] == (f"published weekly_statistics south v1 (id {publication.id}): "
                                            f"{portal.url}/reports/weekly_statistics?variant=south")
+
+
+def test_a_real_grid_run_publishes_each_variant_and_its_lines_name_it(portal, project):
+    """`nbpress run --grid ... --publish` for real (kernels, PDFs): two regions x two weeks."""
+    _people(portal.app)
+    make_notebook(project.notebooks_dir / "regional.ipynb", "import datetime\nregion: str = 'north'\nweek: datetime.date = datetime.date(2026, 11, 16)",
+                  "import toolkit as tk\ntk.metric('n', 1, label='N')")
+    (project.notebooks_dir / "regional.yml").write_text(
+        "period: '{week:%G-W%V}'\nvariant_by: [region]\ngrid: {region: [north, south], week: [2026-11-16, 2026-11-23]}\n"
+        "audience: {by: {region: {north: [north], south: [south]}}}\n", encoding="utf-8")
+    done = _nbpress("run", "regional", "--publish", "--portal", portal.url, "-w", "2",
+                    env={"NBPRESS_PUBLISH_TOKEN": portal.token}, cwd=project.root)
+    assert done.returncode == 0, done.stderr
+    for region in ("north", "south"):
+        assert len(re.findall(rf"\(published {region} v1 {re.escape(portal.url)}/reports/regional\?variant={region}\)", done.stdout)) == 2
+    assert sorted((p.variant_label, p.period_label, p.version) for p in portal.publications()) == [
+        ("north", "2026-W47", 1), ("north", "2026-W48", 1), ("south", "2026-W47", 1), ("south", "2026-W48", 1)]
+    assert sorted(load_run(d).variant["region"] for d in (project.runs_dir / "regional").iterdir()) == ["north", "north", "south", "south"]
