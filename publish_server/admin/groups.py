@@ -133,12 +133,14 @@ def _grant_fields(report_slug, variant, public_id, email, group_name, *, create_
     return {**target, **subject}, label
 
 
-def _find_grant(fields: dict) -> Grant | None:
+def _find_grants(fields: dict) -> list[Grant]:
+    """Every row of this grant: the unique constraint cannot hold rows with NULLs apart, so two
+    publishers racing to create one variant grant may both have stored it."""
     stmt = select(Grant)
     for column in ("report_id", "variant", "publication_id", "user_id", "group_id"):
         value = fields.get(column)
         stmt = stmt.where(getattr(Grant, column).is_(None) if value is None else getattr(Grant, column) == value)
-    return db.session.scalars(stmt).first()
+    return list(db.session.scalars(stmt))
 
 
 @click.command("grant", help=f"Let a user or group read a report, one variant of it, or one publication.\n\n{GRANT_RULE}")
@@ -146,7 +148,7 @@ def _find_grant(fields: dict) -> Grant | None:
 @with_appcontext
 def grant(report_slug, variant, public_id, email, group_name) -> None:
     fields, label = _grant_fields(report_slug, variant, public_id, email, group_name, create_report=True)
-    if _find_grant(fields):
+    if _find_grants(fields):
         click.echo(f"already granted: {label}")
         return
     db.session.add(Grant(**fields))
@@ -162,10 +164,11 @@ def revoke_grant(report_slug, variant, public_id, email, group_name) -> None:
     """Remove a grant given with `grant` (same options): a report grant, a variant grant
     (--report with --variant) or a publication grant."""
     fields, label = _grant_fields(report_slug, variant, public_id, email, group_name)
-    found = _find_grant(fields)
-    if found is None:
+    found = _find_grants(fields)
+    if not found:
         fail(f"no such grant: {label}")
-    db.session.delete(found)
+    for row in found:
+        db.session.delete(row)
     audit.record("grant_revoked", "ok", **fields)
     db.session.commit()
     click.echo(f"revoked {label}")
