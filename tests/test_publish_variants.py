@@ -107,6 +107,8 @@ def test_cli_publish_names_the_variant(portal, tmp_path):
     publication = load_run(run_dir).publication
     assert done.stdout.splitlines()[0] == (f"published weekly_statistics south v1 (id {publication.id}): "
                                            f"{portal.url}/reports/weekly_statistics?variant=south")
+    listed = _nbpress("runs", env={}, cwd=tmp_path)
+    assert f"south v1 {portal.url}/reports/weekly_statistics?variant=south (id {publication.id})" in listed.stdout
 
 
 def test_a_real_grid_run_publishes_each_variant_and_its_lines_name_it(portal, project):
