@@ -33,24 +33,22 @@ def _subject_matches(user_id):
     return or_(Grant.user_id == user_id, Grant.group_id.in_(groups))
 
 
-def _covers_publication():
-    """Grants that cover a publication (the correlated ``Publication`` row), whoever they name:
-    its own, its report's (``variant`` NULL: every variant) and its variant's."""
-    return or_(
-        Grant.publication_id == Publication.id,
-        and_(Grant.report_id == Publication.report_id, or_(Grant.variant.is_(None), Grant.variant == Publication.variant_label)),
-    )
-
-
 def _visible(user_id):
     """The grant rule as a WHERE clause; ``user_id`` is a user's id or a bound parameter.
 
-    A publication is visible to whoever holds a grant on it, on its report (every variant and
-    version), or on its report's variant (every version of that variant). Grants only add: an
-    own audience or a variant grant never hides a publication from a report grant.
+    A publication is visible to whoever holds a grant on it, on its report (``variant`` NULL:
+    every variant and version), or on its report's variant (every version of that variant).
+    Grants only add: an own audience or a variant grant never hides a publication from a report grant.
     """
-    # One plain correlated EXISTS: cheap to build on every request (aliases are not).
-    return select(Grant.id).where(_covers_publication(), _subject_matches(user_id)).exists()
+    # Plain correlated EXISTS subqueries, one per index they can use: cheap to build on every
+    # request (aliases are not), and the planner keeps its (report_id, ...) and publication lookups.
+    granted_own = select(Grant.id).where(Grant.publication_id == Publication.id, _subject_matches(user_id)).exists()
+    granted_report = select(Grant.id).where(
+        Grant.report_id == Publication.report_id,
+        or_(Grant.variant.is_(None), Grant.variant == Publication.variant_label),
+        _subject_matches(user_id),
+    ).exists()
+    return or_(granted_own, granted_report)
 
 
 def active(query: Select) -> Select:
