@@ -1,9 +1,11 @@
 """Who may read which publication. Every list and download goes through here.
 
 The one rule (README, ``grant --help``, the publish answer's ``readers`` all say the same):
-a report grant covers every version of the report, published before or after the grant, with
-or without an audience of its own; a publication grant (an operator's ``grant --publication``
-or the audience a publisher names) adds readers to that one publication and takes none away.
+a report grant covers every variant and version of the report, published before or after the
+grant, with or without an audience of its own; a variant grant (``grant --report R --variant
+north``, or a spec's ``audience.by`` for a report with ``variant_by``) covers every version of
+that one variant; a publication grant (an operator's ``grant --publication`` or the audience a
+publisher names) adds readers to that one publication and takes none away.
 A subject is a user or a group the user belongs to. Admins see everything.
 A publication that is not visible does not exist for that user (404, never 403).
 A withdrawn publication stays visible by id to those who could read it, and answers 410 with its
@@ -16,7 +18,7 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 
 from .errors import Gone, NotFound
 from .extensions import db
@@ -32,11 +34,20 @@ def _subject_matches(user_id):
 
 
 def _visible(user_id):
-    """The grant rule as a WHERE clause; ``user_id`` is a user's id or a bound parameter."""
-    # Plain correlated EXISTS subqueries: cheap to build on every request (aliases are not).
-    # A publication's own grants add to its report's: an own audience never hides it from a report grant.
+    """The grant rule as a WHERE clause; ``user_id`` is a user's id or a bound parameter.
+
+    A publication is visible to whoever holds a grant on it, on its report (``variant`` NULL:
+    every variant and version), or on its report's variant (every version of that variant).
+    Grants only add: an own audience or a variant grant never hides a publication from a report grant.
+    """
+    # Plain correlated EXISTS subqueries, one per index they can use: cheap to build on every
+    # request (aliases are not), and the planner keeps its (report_id, ...) and publication lookups.
     granted_own = select(Grant.id).where(Grant.publication_id == Publication.id, _subject_matches(user_id)).exists()
-    granted_report = select(Grant.id).where(Grant.report_id == Publication.report_id, _subject_matches(user_id)).exists()
+    granted_report = select(Grant.id).where(
+        Grant.report_id == Publication.report_id,
+        or_(Grant.variant.is_(None), Grant.variant == Publication.variant_label),
+        _subject_matches(user_id),
+    ).exists()
     return or_(granted_own, granted_report)
 
 
@@ -86,6 +97,7 @@ class Downloadable:
     created_at: dt.datetime
     withdrawn_at: dt.datetime | None = None
     withdrawn_reason: str | None = None
+    variant_label: str = ""
 
 
 @functools.cache
@@ -95,7 +107,7 @@ def _download_statement(admin: bool):
     query = (
         select(Publication.public_id, Publication.sha256, Report.slug, Publication.version,
                Publication.period_label, Publication.created_at, Publication.withdrawn_at,
-               Publication.withdrawn_reason)
+               Publication.withdrawn_reason, Publication.variant_label)
         .join(Publication.report)
         .where(Publication.public_id == bindparam("public_id"))
     )
@@ -138,11 +150,15 @@ def _readers(grants: Select) -> Readers:
 
 
 def readers_of(publication: Publication) -> Readers:
-    """Who can read ``publication``: its report's grants and its own."""
+    """Who can read ``publication``: its own grants, its report's and its variant's (the rule of :func:`_visible`)."""
     return _readers(select(Grant.user_id, Grant.group_id).where(
-        or_(Grant.publication_id == publication.id, Grant.report_id == publication.report_id)))
+        or_(Grant.publication_id == publication.id,
+            and_(Grant.report_id == publication.report_id,
+                 or_(Grant.variant.is_(None), Grant.variant == publication.variant_label)))))
 
 
-def report_readers(report: Report) -> Readers:
-    """Who can read every version of ``report`` (its report grants; a version may add readers)."""
-    return _readers(select(Grant.user_id, Grant.group_id).where(Grant.report_id == report.id))
+def report_readers(report: Report, variant: str | None = None) -> Readers:
+    """Who can read every version of ``report`` (its report grants), or of its ``variant`` (plus
+    that variant's grants). A single version may add readers of its own."""
+    covers = Grant.variant.is_(None) if variant is None else or_(Grant.variant.is_(None), Grant.variant == variant)
+    return _readers(select(Grant.user_id, Grant.group_id).where(Grant.report_id == report.id, covers))

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_jwt_extended import get_current_user
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import or_, select as sa_select
+from sqlalchemy import select as sa_select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import access, audit, publishing, withdrawal
@@ -24,7 +24,7 @@ from .errors import BadRequest, Gone, HTTPError, NotFound, PayloadTooLarge
 from .extensions import db
 from .models import Publication, Report, User, utcnow
 from .openapi import ErrorOut, build_document, operation, parse_body
-from .pages import file_response, publication_path
+from .pages import file_response, publication_path, search_condition
 from .rate_limits import failures_per_ip
 from .signin.session import api_user_required
 
@@ -46,6 +46,8 @@ class PublicationOut(BaseModel):
     size: int = Field(ge=0, description="bytes")
     pages: int | None
     period_label: str
+    variant: dict[str, str] = Field(description='the run\'s variant, e.g. {"region": "north"} ({} for a report without variants)')
+    variant_label: str = Field(description='its values joined by " · ", e.g. "north" ("" for none)')
     parameters: dict[str, Any]
     created_at: str = Field(json_schema_extra={"format": "date-time"}, description="UTC, ISO 8601")
     download_url: str = Field(json_schema_extra={"format": "uri-reference"}, description="path of the download, relative to the portal")
@@ -82,10 +84,13 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     report: str | None = Field(None, max_length=64, description="only this report (slug)")
-    q: str | None = Field(None, max_length=100, description="search in report title and period label")
+    variant: str | None = Field(None, max_length=200, description='only this variant (its label, e.g. "north"; empty: publications without one)')
+    q: str | None = Field(None, max_length=100, description=(
+        "search in report title and slug, period label, variant label and the parameter values shown to readers; "
+        "a date also finds its ISO week (2026-11-18 finds 2026-W47) and a week the dates in it"))
     limit: int = Field(100, ge=1, le=500)
 
-    @field_validator("report", "q")
+    @field_validator("report", "variant", "q")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         # PostgreSQL refuses NUL in text; no control character belongs in a search anyway.
@@ -142,12 +147,19 @@ def publication_json(publication: Publication) -> dict[str, Any]:
         id=publication.public_id, report=publication.report.slug, report_title=publication.report.title,
         version=publication.version, run_id=publication.run_id, sha256=publication.sha256,
         size=publication.size, pages=publication.pages, period_label=publication.period_label,
+        variant=publication.variant or {}, variant_label=publication.variant_label,
         parameters=publication.parameters or {}, created_at=_iso(publication.created_at),
         download_url=url_for("api.download_publication", public_id=publication.public_id),
-        page_url=url_for("pages.report", slug=publication.report.slug, _external=True),
+        page_url=page_url(publication),
         withdrawn_at=_iso(publication.withdrawn_at) if publication.withdrawn_at else None,
         withdrawn_reason=publication.withdrawn_reason,
     ).model_dump()
+
+
+def page_url(publication: Publication) -> str:
+    """The report's page, with the publication's variant chosen when it has one."""
+    variant = {"variant": publication.variant_label} if publication.variant_label else {}
+    return url_for("pages.report", slug=publication.report.slug, _external=True, **variant)
 
 
 def published_json(publication: Publication) -> dict[str, Any]:
@@ -159,22 +171,17 @@ def published_json(publication: Publication) -> dict[str, Any]:
     ).model_dump()
 
 
-def _like(text: str) -> str:
-    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def find_publications(user: User, *, report: str | None = None, q: str | None = None, limit: int = 100) -> tuple[list[Publication], bool]:
-    """What ``user`` may read, newest first, optionally one report's or matching ``q``."""
+def find_publications(user: User, *, report: str | None = None, variant: str | None = None, q: str | None = None,
+                      limit: int = 100) -> tuple[list[Publication], bool]:
+    """What ``user`` may read, newest first, optionally one report's, one variant's or matching ``q``
+    (the report page's search: :func:`pages.search_condition`)."""
     stmt = access.active(access.visible_publications(user)).order_by(None)  # withdrawn ones are left out
     if report:
         stmt = stmt.where(Report.slug == report)
-    words = " ".join((q or "").split())
-    if words:
-        pattern = _like(words)
-        stmt = stmt.where(or_(
-            db.func.lower(Report.title).like(pattern, escape="\\"),
-            db.func.lower(Publication.period_label).like(pattern, escape="\\"),
-        ))
+    if variant is not None:
+        stmt = stmt.where(Publication.variant_label == " ".join(variant.split()))
+    if " ".join((q or "").split()):
+        stmt = stmt.where(search_condition(q))
     stmt = stmt.order_by(Publication.created_at.desc(), Publication.version.desc()).limit(limit + 1)
     rows = list(db.session.scalars(stmt))
     return rows[:limit], len(rows) > limit
@@ -291,7 +298,7 @@ def withdraw_publication(public_id: str):
 @api_user_required
 def list_publications():
     args = _query(ListQuery)
-    rows, truncated = find_publications(get_current_user(), report=args.report, q=args.q, limit=args.limit)
+    rows, truncated = find_publications(get_current_user(), report=args.report, variant=args.variant, q=args.q, limit=args.limit)
     return jsonify(PublicationList(publications=[publication_json(p) for p in rows], truncated=truncated).model_dump())
 
 

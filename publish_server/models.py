@@ -10,7 +10,7 @@ import datetime as dt
 import secrets
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -90,9 +90,15 @@ class Publication(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
+    # A publication is (report, variant, period, version): versions count re-publications of one
+    # variant's period, so a grid's north and south runs of a week are both v1.
     version: Mapped[int]
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     period_label: Mapped[str] = mapped_column(String(120), default="")
+    variant: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # {"region": "north"}, in the spec's order
+    variant_label: Mapped[str] = mapped_column(String(200), default="")  # its values joined by " · "; "" for none
+    # Lower-cased period, variant and parameter values plus the ISO weeks of dates (see variants.search_text).
+    search_text: Mapped[str] = mapped_column(Text, default="")
     run_id: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int]
@@ -109,21 +115,23 @@ class Publication(db.Model):
 
     __table_args__ = (
         UniqueConstraint("report_id", "run_id", name="uq_publications_run"),  # re-publishing is idempotent
-        UniqueConstraint("report_id", "version", name="uq_publications_version"),
+        UniqueConstraint("report_id", "variant_label", "period_label", "version", name="uq_publications_version"),
         Index("ix_publications_report_created", "report_id", "created_at"),
     )
 
 
 class Grant(db.Model):
-    """Who may read what: a report (all its publications) or one publication, to a user or a group.
+    """Who may read what, to a user or a group: a report (every variant and version), one variant
+    of a report (``variant``: its label; every version of it) or one publication (added to those).
 
-    A publication with grants of its own uses only those; otherwise it inherits its report's.
+    The rule lives in :func:`publish_server.access._visible`.
     """
 
     __tablename__ = "grants"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    variant: Mapped[str | None] = mapped_column(String(200))  # a variant label; only with report_id
     publication_id: Mapped[int | None] = mapped_column(ForeignKey("publications.id", ondelete="CASCADE"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
@@ -132,7 +140,8 @@ class Grant(db.Model):
     __table_args__ = (
         CheckConstraint("(report_id IS NULL) <> (publication_id IS NULL)", name="ck_grants_target"),
         CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="ck_grants_subject"),
-        UniqueConstraint("report_id", "publication_id", "user_id", "group_id", name="uq_grants"),
+        CheckConstraint("variant IS NULL OR report_id IS NOT NULL", name="ck_grants_variant"),
+        UniqueConstraint("report_id", "variant", "publication_id", "user_id", "group_id", name="uq_grants"),
     )
 
 

@@ -17,7 +17,7 @@ from flask_jwt_extended import get_current_user
 from sqlalchemy import or_
 from werkzeug.http import is_resource_modified
 
-from . import access, audit
+from . import access, audit, variants
 from .errors import Gone, NotFound
 from .extensions import db
 from .models import Publication, Report, User
@@ -25,7 +25,8 @@ from .signin.session import login_required_page
 from .object_downloads import object_response
 from .storage import StoredObject, relative_path, store_for
 
-__all__ = ["bp", "ReportGroup", "list_groups", "report_history", "download_name", "publication_path", "file_response"]
+__all__ = ["bp", "ReportGroup", "VariantGroup", "PeriodGroup", "list_groups", "report_history", "report_variants", "search_condition",
+           "download_name", "publication_path", "file_response"]
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +41,71 @@ QUERY_MAX = 100
 
 
 @dataclass
+class PeriodGroup:
+    """One period of one variant: its latest version, and the earlier ones (newest first)."""
+
+    label: str
+    latest: Publication
+    earlier: list[Publication] = field(default_factory=list)
+
+    @property
+    def first(self) -> Publication:
+        return self.earlier[-1] if self.earlier else self.latest
+
+
+@dataclass
+class VariantGroup:
+    label: str  # "" for a report without variants
+    periods: list[PeriodGroup] = field(default_factory=list)
+
+
+@dataclass
 class ReportGroup:
     report: Report
-    publications: list[Publication] = field(default_factory=list)
+    publications: list[Publication] = field(default_factory=list)  # newest first
     withdrawn: list[Publication] = field(default_factory=list)  # shown with their reasons, never served
 
     @property
     def total(self) -> int:
         return len(self.publications)
 
+    @property
+    def variants(self) -> list[VariantGroup]:
+        """report -> variant -> periods. Variants by their newest publication; periods newest first
+        by their first version (a re-run of an old week does not move it above a newer week)."""
+        variants: dict[str, VariantGroup] = {}
+        periods: dict[tuple[str, str], PeriodGroup] = {}
+        for publication in self.publications:  # newest first
+            key = (publication.variant_label, publication.period_label)
+            if key in periods:
+                periods[key].earlier.append(publication)
+                continue
+            periods[key] = PeriodGroup(publication.period_label, publication)
+            variants.setdefault(publication.variant_label, VariantGroup(publication.variant_label)).periods.append(periods[key])
+        for variant in variants.values():
+            variant.periods.sort(key=lambda p: (p.first.created_at, p.first.id), reverse=True)
+        return list(variants.values())
+
+
+def search_condition(query: str):
+    """Publications whose report title or slug, period or variant label, or search text (the
+    parameter values readers see, the ISO weeks of dates) holds ``query``; a date also finds its
+    ISO week. The same for pages and the API."""
+    terms = [_like_escaped(term) for term in variants.query_terms(query)]
+    return or_(*(condition for pattern in terms for condition in (
+        db.func.lower(Report.title).like(pattern, escape="\\"),
+        db.func.lower(Report.slug).like(pattern, escape="\\"),
+        db.func.lower(Publication.period_label).like(pattern, escape="\\"),
+        db.func.lower(Publication.variant_label).like(pattern, escape="\\"),
+        Publication.search_text.like(pattern, escape="\\"),
+    )))
+
 
 def _like_escaped(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def list_groups(user: User, *, report_slug: str = "", query: str = "") -> tuple[list[ReportGroup], bool]:
+def list_groups(user: User, *, report_slug: str = "", query: str = "", variant: str | None = None) -> tuple[list[ReportGroup], bool]:
     """The publications ``user`` may read, grouped by report, newest first (groups too).
 
     Returns the groups and whether the row cap cut the list short.
@@ -62,13 +113,10 @@ def list_groups(user: User, *, report_slug: str = "", query: str = "") -> tuple[
     stmt = access.active(access.visible_publications(user)).order_by(None)
     if report_slug:
         stmt = stmt.where(Report.slug == report_slug)
+    if variant is not None:
+        stmt = stmt.where(Publication.variant_label == variant)
     if query:
-        pattern = _like_escaped(query.lower())
-        stmt = stmt.where(or_(
-            db.func.lower(Report.title).like(pattern, escape="\\"),
-            db.func.lower(Report.slug).like(pattern, escape="\\"),
-            db.func.lower(Publication.period_label).like(pattern, escape="\\"),
-        ))
+        stmt = stmt.where(search_condition(query))
     stmt = stmt.order_by(Publication.created_at.desc(), Publication.version.desc()).limit(ROW_CAP + 1)
     rows = list(db.session.scalars(stmt))
     truncated = len(rows) > ROW_CAP
@@ -78,20 +126,26 @@ def list_groups(user: User, *, report_slug: str = "", query: str = "") -> tuple[
     return list(groups.values()), truncated
 
 
-def report_history(user: User, slug: str) -> ReportGroup:
-    """A report and every version ``user`` may read; 404 when there is none (no existence leak)."""
+def report_history(user: User, slug: str, variant: str | None = None) -> ReportGroup:
+    """A report and every version ``user`` may read (of one ``variant`` when given), newest
+    first; 404 when there is none (no existence leak)."""
     if not isinstance(slug, str) or not (1 <= len(slug) <= 64) or _CONTROL.search(slug):
         raise NotFound()
-    stmt = (
-        access.visible_publications(user).order_by(None)
-        .where(Report.slug == slug)
-        .order_by(Publication.version.desc())
-    )
-    publications = list(db.session.scalars(stmt))
+    stmt = access.visible_publications(user).order_by(None).where(Report.slug == slug)
+    if variant is not None:
+        stmt = stmt.where(Publication.variant_label == variant)
+    publications = list(db.session.scalars(stmt.order_by(Publication.created_at.desc(), Publication.id.desc())))
     if not publications:
         raise NotFound()
     current = [p for p in publications if p.withdrawn_at is None]
     return ReportGroup(publications[0].report, current, [p for p in publications if p.withdrawn_at is not None])
+
+
+def report_variants(user: User, report: Report) -> list[str]:
+    """The variant labels of ``report`` that ``user`` may read (for the report page's chooser)."""
+    stmt = access.visible_publications(user).order_by(None).where(Publication.report_id == report.id)
+    stmt = stmt.with_only_columns(Publication.variant_label).distinct().order_by(Publication.variant_label)
+    return [label for label in db.session.scalars(stmt) if label]
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -109,9 +163,13 @@ def _clean(part: str) -> str:
 
 
 def download_name(publication: Publication | access.Downloadable) -> str:
-    """``weekly_statistics-v3-2026-W47.pdf``: only ``[A-Za-z0-9._-]``, never a leading dot."""
+    """``weekly_statistics-north-v3-2026-W47.pdf``: only ``[A-Za-z0-9._-]``, never a leading dot."""
     slug = publication.report_slug if isinstance(publication, access.Downloadable) else publication.report.slug
-    parts = [_clean(slug)[:64] or "report", f"v{publication.version}"]
+    parts = [_clean(slug)[:64] or "report"]
+    variant = _clean(publication.variant_label or "")[:60]
+    if variant:
+        parts.append(variant)
+    parts.append(f"v{publication.version}")
     period = _clean(publication.period_label or "")[:60]
     if period:
         parts.append(period)
@@ -214,14 +272,23 @@ def index():
     )
 
 
+def _variant_arg() -> str | None:
+    """``?variant=north``: one variant (an empty value: the report's publications without one)."""
+    if "variant" not in request.args:
+        return None
+    return _printable(request.args.get("variant", "", type=str), variants.LABEL_MAX)
+
+
 @bp.get("/reports/<slug>")
 @login_required_page
 def report(slug: str):
     user = _signed_in()
-    group = report_history(user, slug)
+    variant = _variant_arg()
+    group = report_history(user, slug, variant)
     # Only admins are told who else reads it: a recipient learns nothing of other people or groups.
-    readers = access.report_readers(group.report) if user.is_admin else None
-    return render_template("report.html", user=user, group=group, readers=readers)
+    readers = access.report_readers(group.report, variant or None) if user.is_admin else None
+    return render_template("report.html", user=user, group=group, readers=readers, variant=variant,
+                           variant_labels=report_variants(user, group.report))
 
 
 def _send(public_id: str, *, inline: bool) -> Response:

@@ -15,9 +15,11 @@ Order of the checks, cheapest first and nothing stored before it is needed:
    bytes and ``%%EOF`` trailer (415) and the announced SHA-256 (422) checked on the way: a
    failed check aborts the store's write, so nothing is left behind; a full disk is 507, an
    object store that fails 503 (:mod:`s3_store`),
-6. the rows, with the version ``max + 1``. Two publishers may race: the unique constraints on
-   (report, run) and (report, version) make the loser's flush fail; it rolls back and tries
-   again, then finds the winner's row (same run) or takes the next version (another run).
+6. the rows, with the version ``max + 1`` of the same (report, variant, period), and the
+   variant grants of a ``variant_audience`` (created once). Two publishers may race: the unique
+   constraints on (report, run) and (report, variant, period, version) make the loser's flush
+   fail; it rolls back and tries again, then finds the winner's row (same run) or takes the
+   next version (another run).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from flask import Flask
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -45,6 +47,7 @@ from .errors import (
 from .extensions import db
 from .models import Grant, Group, Publication, PublisherToken, Report, User, utcnow
 from .storage import Store, store_for
+from .variants import LABEL_MAX, search_text, variant_label
 
 __all__ = [
     "REPORT_SLUG", "Audience", "PublishMetadata", "PublishPolicy", "PublishResult",
@@ -62,6 +65,7 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")  # RFC 3986
 METADATA_MAX_BYTES = 256 * 1024  # a few KiB in use; below what the parameter caps add up to (100 x 4,096)
 MAX_PARAMETERS, MAX_PARAMETER_NAME, MAX_PARAMETER_VALUE = 100, 100, 4096
+MAX_VARIANT_KEYS, MAX_VARIANT_VALUE = 10, 100
 
 
 def _refusal(error: HTTPError, reason: str) -> HTTPError:
@@ -150,6 +154,11 @@ class PublishMetadata(BaseModel):
     pages: int | None = Field(None, ge=0, le=1_000_000)
     audience: Audience | None = Field(None, description=(
         "readers added to this publication only; everyone granted the report reads it too"))
+    variant: dict[str, str] = Field(default_factory=dict, description=(
+        f"the run's variant, e.g. {{\"region\": \"north\"}}: at most {MAX_VARIANT_KEYS} names, values of 1 to "
+        f"{MAX_VARIANT_VALUE} characters, in the order the spec declares them (variant_by)"))
+    variant_audience: Audience | None = Field(None, description=(
+        "readers of every version of this variant: the portal grants them the variant (needs `variant`)"))
 
     @field_validator("sha256")
     @classmethod
@@ -160,6 +169,29 @@ class PublishMetadata(BaseModel):
     @classmethod
     def _clean_text(cls, value: str | None) -> str | None:
         return None if value is None else _printable(value.strip())
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, variant: dict[str, str]) -> dict[str, str]:
+        if len(variant) > MAX_VARIANT_KEYS:
+            raise ValueError(f"at most {MAX_VARIANT_KEYS} variant names, not {len(variant)}")
+        cleaned = {}
+        for name, value in variant.items():
+            if not 1 <= len(_printable(name)) <= MAX_PARAMETER_NAME:
+                raise ValueError(f"a variant name has 1 to {MAX_PARAMETER_NAME} characters")
+            value = " ".join(_printable(value).split())
+            if not 1 <= len(value) <= MAX_VARIANT_VALUE:
+                raise ValueError(f"{_printable(name)!r}: a variant value has 1 to {MAX_VARIANT_VALUE} characters")
+            cleaned[name] = value
+        if len(variant_label(cleaned)) > LABEL_MAX:
+            raise ValueError(f"the variant's values joined make more than {LABEL_MAX} characters")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _variant_audience_needs_variant(self) -> PublishMetadata:
+        if self.variant_audience is not None and not self.variant:
+            raise ValueError("variant_audience needs a variant")
+        return self
 
     @field_validator("parameters")
     @classmethod
@@ -328,8 +360,27 @@ def _audience_ids(audience: Audience | None) -> tuple[list[int], list[int]]:
     return [groups[n] for n in audience.groups], [users[e] for e in audience.users]
 
 
-def _write(meta: PublishMetadata, size: int, publisher: PublisherToken, group_ids: list[int], user_ids: list[int]) -> PublishResult:
+def _grant_variant(report: Report, label: str, group_ids: list[int], user_ids: list[int]) -> None:
+    """The spec's per-variant audience as variant grants: created once, audited; existing ones kept."""
+    subjects = [("group_id", gid) for gid in group_ids] + [("user_id", uid) for uid in user_ids]
+    for column, value in subjects:
+        found = db.session.scalar(select(Grant.id).where(
+            Grant.report_id == report.id, Grant.variant == label, getattr(Grant, column) == value))
+        if found is None:
+            db.session.add(Grant(report_id=report.id, variant=label, **{column: value}))
+            audit.record("grant_added", "ok", by="publish", report_id=report.id, variant=label, **{column: value})
+
+
+def _next_version(report_id: int, label: str, period: str) -> int:
+    latest = db.session.scalar(select(func.max(Publication.version)).where(
+        Publication.report_id == report_id, Publication.variant_label == label, Publication.period_label == period))
+    return (latest or 0) + 1
+
+
+def _write(meta: PublishMetadata, size: int, publisher: PublisherToken, audience: tuple[list[int], list[int]],
+           variant_audience: tuple[list[int], list[int]]) -> PublishResult:
     """Create the report (if allowed), the publication and its grants; retried on a lost race."""
+    label = variant_label(meta.variant)
     for _ in range(WRITE_ATTEMPTS):
         try:
             report = _find_report(meta.report)
@@ -341,21 +392,23 @@ def _write(meta: PublishMetadata, size: int, publisher: PublisherToken, group_id
             if existing is not None:
                 publisher.last_used_at = utcnow()
                 return PublishResult(_same_run(existing, meta), created=False)
-            latest = db.session.scalar(select(func.max(Publication.version)).where(Publication.report_id == report.id))
             if not report.title:  # created empty by an operator's grant before its first publication
                 report.title = meta.title or meta.report.replace("_", " ").title()
                 report.description = report.description or meta.description or ""
             publication = Publication(
-                report_id=report.id, version=(latest or 0) + 1, parameters=meta.parameters,
-                period_label=meta.period_label, run_id=meta.run_id, sha256=meta.sha256, size=size,
-                pages=meta.pages, publisher_id=publisher.id,
+                report_id=report.id, version=_next_version(report.id, label, meta.period_label), parameters=meta.parameters,
+                period_label=meta.period_label, variant=meta.variant, variant_label=label,
+                search_text=search_text(meta.period_label, label, meta.parameters), run_id=meta.run_id,
+                sha256=meta.sha256, size=size, pages=meta.pages, publisher_id=publisher.id,
             )
             db.session.add(publication)
             db.session.flush()
+            group_ids, user_ids = audience
             db.session.add_all(
                 [Grant(publication_id=publication.id, group_id=gid) for gid in group_ids]
                 + [Grant(publication_id=publication.id, user_id=uid) for uid in user_ids]
             )
+            _grant_variant(report, label, *variant_audience)
             publisher.last_used_at = utcnow()
             db.session.flush()
             return PublishResult(publication, created=True)
@@ -387,7 +440,7 @@ def publish(token: str | None, read_upload: ReadUpload, policy: PublishPolicy) -
             message = (f"No report named {meta.report!r} on this portal, and reports are not created "
                        "automatically; ask an operator to create it.")
             raise _refusal(NotFound(message, code="unknown_report"), "unknown_report")
-        group_ids, user_ids = _audience_ids(meta.audience)
+        audience, variant_audience = _audience_ids(meta.audience), _audience_ids(meta.variant_audience)
         existing = _find_run(report.id, meta.run_id) if report is not None else None
         if existing is not None:
             _same_run(existing, meta)  # 409 before anything is stored when the content differs
@@ -398,7 +451,7 @@ def publish(token: str | None, read_upload: ReadUpload, policy: PublishPolicy) -
             if upload is None:
                 raise _refusal(BadRequest("Send the PDF in a multipart part named 'file'."), "no_file")
             size = _store(upload, meta, policy)
-            result = _write(meta, size, publisher, group_ids, user_ids)
+            result = _write(meta, size, publisher, audience, variant_audience)
     except HTTPError as exc:
         db.session.rollback()
         if publisher is not None:
@@ -406,6 +459,6 @@ def publish(token: str | None, read_upload: ReadUpload, policy: PublishPolicy) -
         audit.record("publish", "refused", reason=getattr(exc, "audit_reason", exc.code), status=exc.status, **detail)
         raise
     publication = result.publication
-    audit.record("publish", "ok", publication=publication.public_id, version=publication.version,
+    audit.record("publish", "ok", publication=publication.public_id, version=publication.version, variant=publication.variant_label,
                  created=result.created, **detail)
     return result

@@ -1,6 +1,6 @@
-"""``publications prune``: keep the newest N versions of each report and period, remove the rest.
+"""``publications prune``: keep the newest N versions of each report, variant and period, remove the rest.
 
-A version is a re-publication of the same report and period (``period_label``); the newest N by
+A version is a re-publication of the same report, variant and period; the newest N by
 version number stay, withdrawn ones counted like the others (so a withdrawal is not undone by
 pruning what replaced it). Rows go with their grants (ON DELETE CASCADE); audit rows are never
 touched, and each removal adds one. A file goes only when no remaining row references it (the
@@ -31,13 +31,13 @@ class Plan:
 
 
 def plan_prune(keep: int, store: Store) -> Plan:
-    """What pruning to ``keep`` versions per report and period would remove (nothing changed)."""
+    """What pruning to ``keep`` versions per report, variant and period would remove (nothing changed)."""
     rows = db.session.scalars(
         select(Publication).join(Publication.report)
-        .order_by(Report.slug, Publication.period_label, Publication.version.desc())
+        .order_by(Report.slug, Publication.variant_label, Publication.period_label, Publication.version.desc())
     ).all()
     doomed: list[Publication] = []
-    for _key, versions in groupby(rows, key=lambda p: (p.report_id, p.period_label)):
+    for _key, versions in groupby(rows, key=lambda p: (p.report_id, p.variant_label, p.period_label)):
         doomed += list(versions)[keep:]
     doomed_ids = {p.id for p in doomed}
     kept_hashes = {p.sha256 for p in rows if p.id not in doomed_ids}  # rows are every publication
@@ -51,7 +51,7 @@ def apply_prune(plan: Plan, store: Store) -> None:
     a publication took up again since the plan (same content re-published) stays."""
     for publication in plan.publications:
         audit.record("publication_pruned", "ok", publication=publication.public_id, report=publication.report.slug,
-                     version=publication.version, period=publication.period_label, sha256=publication.sha256)
+                     version=publication.version, variant=publication.variant_label, period=publication.period_label, sha256=publication.sha256)
     ids = [p.id for p in plan.publications]
     if ids:
         db.session.execute(delete(Publication).where(Publication.id.in_(ids)).execution_options(synchronize_session=False))

@@ -92,7 +92,8 @@ def portal(portal_app):
 
 
 def make_run_dir(root: Path, *, status: str = "succeeded", pdf: bytes | None = None, report: str = "weekly_statistics",
-                 parameters: dict | None = None, spec: dict | None = None) -> Path:
+                 parameters: dict | None = None, spec: dict | None = None, period: str = "2026-W47",
+                 variant: dict | None = None) -> Path:
     """A run folder as the pipeline leaves it: run.json and report.pdf."""
     run_id = new_run_id()
     run_dir = root / report / run_id
@@ -100,7 +101,8 @@ def make_run_dir(root: Path, *, status: str = "succeeded", pdf: bytes | None = N
     record = RunRecord(
         report=report, run_id=run_id, status=status,
         parameters=parameters if parameters is not None else {"week": "2026-11-16", "status": "all", "database_url": "postgresql://reader:hunter2@db/events"},
-        period="2026-W47",  # what the pipeline made from the spec's `period` when it prepared the run
+        period=period,  # what the pipeline made from the spec's `period` when it prepared the run
+        variant=variant or {},
         spec={"title": "Weekly Statistics", "description": "Weekly numbers", "header_parameters": ["week", "status"], **(spec or {})},
         notebook="notebooks/weekly_statistics.ipynb", notebook_sha256="0" * 64,
         started=dt.datetime.now(dt.timezone.utc), pages=1,

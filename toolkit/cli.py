@@ -169,6 +169,7 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     prepared = inputs.prepare(given)
     from .progress import run_progress
     from .runs.pipeline import run_report
+    from .runs.run_folder import variant_label
 
     try:
         with run_progress(spec.name) as progress:
@@ -176,7 +177,8 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     except DataCheckError as exc:
         finish(exc.run_dir, spec, policy)  # the owner hears about a blocked run
         raise
-    click.echo(f"{run_dir / 'report.pdf'}  ({record.pages} pages, {sum(record.timings.values()):.1f} s)")
+    variant = f"{variant_label(record.variant)}, " if record.variant else ""
+    click.echo(f"{run_dir / 'report.pdf'}  ({variant}{record.pages} pages, {sum(record.timings.values()):.1f} s)")
     done = finish(run_dir, spec, policy)  # a failed run raised above: it is never published
     if done.published is not None:
         _say_published(done.published)
@@ -218,11 +220,11 @@ def _publish(run_dir: Path, config) -> None:
 
 def _say_published(published) -> None:
     verb = "published" if published.created else "already published"
-    click.echo(f"{verb} {published.report} v{published.version} (id {published.id}): {published.link}")
+    click.echo(f"{verb} {published.name} (id {published.id}): {published.link}")
     if published.readers:
         click.echo(f"readable by {published.readers_text()}")
     if published.nobody_can_read:
-        click.echo(f"warning: nobody can read {published.report} v{published.version} yet (admins only): "
+        click.echo(f"warning: nobody can read {published.name} yet (admins only): "
                    f"grant it with `nbpress portal grant --report {published.report} --group GROUP`", err=True)
 
 

@@ -20,7 +20,7 @@ from . import audit_log, database, devices, files, groups, publications, users
 
 __all__ = ["init_app", "COMMANDS"]
 
-COMMANDS = (database.init_db, users.users, groups.groups, groups.grant, groups.revoke_grant, publications.tokens,
+COMMANDS = (database.init_db, users.users, groups.groups, groups.grant, groups.revoke_grant, groups.grants_list, publications.tokens,
             publications.publications, audit_log.audit_group, devices.devices_group, files.files_group)
 
 

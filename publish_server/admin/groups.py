@@ -1,4 +1,4 @@
-"""``groups`` (add, add-member, remove-member, list), and ``grant`` / ``revoke-grant``."""
+"""``groups`` (add, add-member, remove-member, list), and ``grant`` / ``revoke-grant`` / ``grants``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,22 @@ import re
 
 import click
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from .. import audit
 from ..extensions import db
-from ..models import Grant, Group, Membership, Report
+from ..models import Grant, Group, Membership, Publication, Report, User
 from ..publishing import REPORT_SLUG
+from ..variants import LABEL_MAX
 from .common import TEXT, checked_name, fail, find_group, find_publication, find_report, find_user, print_table
 
-__all__ = ["groups", "grant", "revoke_grant"]
+__all__ = ["groups", "grant", "revoke_grant", "grants_list", "GRANT_RULE"]
+
+GRANT_RULE = (
+    "A report grant covers every variant and version of the report, past and future, including "
+    "versions published with an audience of their own; a variant grant (--report with --variant) "
+    "covers every version of that one variant; a publication grant adds that one publication."
+)
 
 groups = AppGroup("groups", help="Groups of recipients (grants can name a group).")
 
@@ -75,8 +82,10 @@ def groups_list() -> None:
 def _grant_options(func):
     for option in reversed((
         click.option("--report", "report_slug", metavar="SLUG", type=TEXT,
-                     help="Every version of this report, past and future, whatever audience it was published with "
-                          "(`grant` creates a report not published yet, empty)."),
+                     help="Every variant and version of this report, past and future, whatever audience it was published "
+                          "with (`grant` creates a report not published yet, empty)."),
+        click.option("--variant", metavar="LABEL", type=TEXT,
+                     help='With --report: only this variant, every version of it (its label as listed, e.g. "north").'),
         click.option("--publication", "public_id", metavar="ID", type=TEXT,
                      help="Adds this one publication (its id from `publications list`)."),
         click.option("--user", "email", metavar="EMAIL", type=TEXT, help="To this user."),
@@ -102,39 +111,44 @@ def _report_to_grant(slug: str) -> Report:
     return report
 
 
-def _grant_fields(report_slug, public_id, email, group_name, *, create_report: bool = False) -> tuple[dict, str]:
+def _grant_fields(report_slug, variant, public_id, email, group_name, *, create_report: bool = False) -> tuple[dict, str]:
     if bool(report_slug) == bool(public_id):
         raise click.UsageError("give exactly one of --report or --publication")
+    if variant is not None and not report_slug:
+        raise click.UsageError("--variant goes with --report (a publication has one variant already)")
+    variant = None if variant is None else " ".join(variant.split())
+    if variant is not None and not 1 <= len(variant) <= LABEL_MAX:
+        raise click.UsageError(f"--variant: a label has 1 to {LABEL_MAX} characters")
     if bool(email) == bool(group_name):
         raise click.UsageError("give exactly one of --user or --group")
     subject = {"user_id": find_user(email).id} if email else {"group_id": find_group(group_name).id}  # before a report is created
     if report_slug:
         target = {"report_id": (_report_to_grant(report_slug) if create_report else find_report(report_slug)).id}
+        if variant:
+            target["variant"] = variant
     else:
         target = {"publication_id": find_publication(public_id).id}
-    label = f"{'report ' + report_slug if report_slug else 'publication ' + public_id} to {'user ' + email if email else 'group ' + group_name}"
+    what = f"report {report_slug}" + (f" variant {variant}" if variant else "") if report_slug else f"publication {public_id}"
+    label = f"{what} to {'user ' + email if email else 'group ' + group_name}"
     return {**target, **subject}, label
 
 
-def _find_grant(fields: dict) -> Grant | None:
+def _find_grants(fields: dict) -> list[Grant]:
+    """Every row of this grant: the unique constraint cannot hold rows with NULLs apart, so two
+    publishers racing to create one variant grant may both have stored it."""
     stmt = select(Grant)
-    for column in ("report_id", "publication_id", "user_id", "group_id"):
+    for column in ("report_id", "variant", "publication_id", "user_id", "group_id"):
         value = fields.get(column)
         stmt = stmt.where(getattr(Grant, column).is_(None) if value is None else getattr(Grant, column) == value)
-    return db.session.scalars(stmt).first()
+    return list(db.session.scalars(stmt))
 
 
-@click.command("grant")
+@click.command("grant", help=f"Let a user or group read a report, one variant of it, or one publication.\n\n{GRANT_RULE}")
 @_grant_options
 @with_appcontext
-def grant(report_slug, public_id, email, group_name) -> None:
-    """Let a user or group read a report or one publication.
-
-    A report grant covers every version of the report, past and future, including versions
-    published with an audience of their own; a publication grant adds that one publication.
-    """
-    fields, label = _grant_fields(report_slug, public_id, email, group_name, create_report=True)
-    if _find_grant(fields):
+def grant(report_slug, variant, public_id, email, group_name) -> None:
+    fields, label = _grant_fields(report_slug, variant, public_id, email, group_name, create_report=True)
+    if _find_grants(fields):
         click.echo(f"already granted: {label}")
         return
     db.session.add(Grant(**fields))
@@ -146,13 +160,35 @@ def grant(report_slug, public_id, email, group_name) -> None:
 @click.command("revoke-grant")
 @_grant_options
 @with_appcontext
-def revoke_grant(report_slug, public_id, email, group_name) -> None:
-    """Remove a grant given with `grant` (same options)."""
-    fields, label = _grant_fields(report_slug, public_id, email, group_name)
-    found = _find_grant(fields)
-    if found is None:
+def revoke_grant(report_slug, variant, public_id, email, group_name) -> None:
+    """Remove a grant given with `grant` (same options): a report grant, a variant grant
+    (--report with --variant) or a publication grant."""
+    fields, label = _grant_fields(report_slug, variant, public_id, email, group_name)
+    found = _find_grants(fields)
+    if not found:
         fail(f"no such grant: {label}")
-    db.session.delete(found)
+    for row in found:
+        db.session.delete(row)
     audit.record("grant_revoked", "ok", **fields)
     db.session.commit()
     click.echo(f"revoked {label}")
+
+
+@click.command("grants")
+@click.option("--report", "report_slug", metavar="SLUG", type=TEXT, help="Only this report's grants (and its publications').")
+@with_appcontext
+def grants_list(report_slug: str | None) -> None:
+    """List grants: what (report, variant or publication) to whom."""
+    stmt = select(Grant).order_by(Grant.report_id, Grant.variant, Grant.publication_id, Grant.id)
+    if report_slug:
+        report = find_report(report_slug)
+        stmt = stmt.where(or_(Grant.report_id == report.id,
+                              Grant.publication_id.in_(select(Publication.id).where(Publication.report_id == report.id))))
+    rows = []
+    for g in db.session.scalars(stmt):
+        publication = db.session.get(Publication, g.publication_id) if g.publication_id else None
+        report = db.session.get(Report, g.report_id) if g.report_id else publication.report
+        what = "publication " + publication.public_id if publication else ("variant" if g.variant else "report")
+        subject = "user " + db.session.get(User, g.user_id).email if g.user_id else "group " + db.session.get(Group, g.group_id).name
+        rows.append([report.slug, g.variant or ("-" if publication is None else publication.variant_label or "-"), what, subject])
+    print_table(["report", "variant", "grant", "to"], rows)

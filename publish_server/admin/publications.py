@@ -67,10 +67,10 @@ def publications_list(report_slug: str | None) -> None:
     stmt = select(Publication).join(Publication.report).order_by(Publication.created_at.desc(), Publication.id.desc())
     if report_slug:
         stmt = stmt.where(Report.id == find_report(report_slug).id)
-    rows = [[p.public_id, p.report.slug, f"v{p.version}", p.period_label or "-", when(p.created_at), p.pages, p.size, p.sha256[:12],
+    rows = [[p.public_id, p.report.slug, p.variant_label or "-", f"v{p.version}", p.period_label or "-", when(p.created_at), p.pages, p.size, p.sha256[:12],
              f"withdrawn {when(p.withdrawn_at)}" if p.withdrawn_at else "published"]
             for p in db.session.scalars(stmt)]
-    print_table(["id", "report", "version", "period", "published (UTC)", "pages", "bytes", "sha256", "state"], rows)
+    print_table(["id", "report", "variant", "version", "period", "published (UTC)", "pages", "bytes", "sha256", "state"], rows)
 
 
 @publications.command("withdraw")
@@ -87,14 +87,14 @@ def publications_withdraw(public_id: str, reason: str) -> None:
         fail(exc.message)
     db.session.commit()
     state = "withdrew" if changed else "already withdrawn:"
-    click.echo(f"{state} {publication.report.slug} v{publication.version} ({publication.public_id}): {publication.withdrawn_reason}")
+    click.echo(f"{state} {publication.report.slug} {publication.variant_label + ' ' if publication.variant_label else ''}v{publication.version} ({publication.public_id}): {publication.withdrawn_reason}")
 
 
 @publications.command("prune")
-@click.option("--keep", type=click.IntRange(1), required=True, metavar="N", help="Versions to keep per report and period (newest).")
+@click.option("--keep", type=click.IntRange(1), required=True, metavar="N", help="Versions to keep per report, variant and period (newest).")
 @click.option("--yes", is_flag=True, help="Remove them; without it, only print what would go.")
 def publications_prune(keep: int, yes: bool) -> None:
-    """Keep the newest N versions of each report and period; remove older rows, then files no row
+    """Keep the newest N versions of each report, variant and period; remove older rows, then files no row
     references, and sweep crash leftovers (NBPRESS_SWEEP_AGE_SECONDS old). A dry run unless --yes."""
     files_dir, age = current_app.config["FILES_DIR"], current_app.config["NBPRESS"]["SWEEP_AGE_SECONDS"]
     store = store_for(current_app)
@@ -102,7 +102,7 @@ def publications_prune(keep: int, yes: bool) -> None:
         plan = retention.plan_prune(keep, store)
         verb = "removed" if yes else "would remove"
         for p in plan.publications:
-            click.echo(f"{verb} publication {p.report.slug} {p.period_label or '-'} v{p.version} ({p.public_id})")
+            click.echo(f"{verb} publication {p.report.slug} {p.variant_label + ' ' if p.variant_label else ''}{p.period_label or '-'} v{p.version} ({p.public_id})")
         for sha256 in plan.files:
             click.echo(f"{verb} file {sha256}.pdf")
         if yes:

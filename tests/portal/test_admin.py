@@ -300,7 +300,7 @@ def test_grant_before_the_first_publication_creates_the_report_and_the_grant_cov
     with app.test_client() as admin_client:
         login(admin_client, "root@example.org")
         page = " ".join(admin_client.get("/reports/fresh_report").get_data(as_text=True).split())
-    assert "Every version is readable by 1 user in west; a version published with its own audience adds those readers." in page
+    assert "Every variant and version is readable by 1 user in west; a version published with its own audience adds those readers." in page
     login(client, "hal@example.org")
     page = client.get("/reports/fresh_report")
     assert page.status_code == 200 and "Fresh Report" in page.get_data(as_text=True) and 'id="readers"' not in page.get_data(as_text=True)

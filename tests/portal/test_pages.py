@@ -154,7 +154,7 @@ def test_long_histories_are_collapsed_on_the_list_and_complete_on_the_report_pag
     login(client, "reader@example.org")
     html = _text(client.get("/"))
     assert _public_ids(html) == {p.public_id for p in published[2:]}  # the 5 newest
-    assert "All 7 versions" in html and 'href="/reports/daily"' in html
+    assert "All 7 periods" in html and 'href="/reports/daily"' in html  # one version each
     history = _text(client.get("/reports/daily"))
     assert _public_ids(history) == {p.public_id for p in published}
     assert history.index("day 7") < history.index("day 1")

@@ -456,7 +456,8 @@ def test_concurrent_publishes_of_different_runs_get_distinct_versions(app, token
 @contextlib.contextmanager
 def _rival_inserts_first(app, run_id: str, sha: str):
     """Just before the request's first publication flush, another connection commits a rival
-    row (the moment two publishers collide), so the request must recover from the conflict."""
+    row of the same report, variant and period (the moment two publishers collide), so the
+    request must recover from the conflict."""
     engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
     done = []
 
@@ -466,10 +467,11 @@ def _rival_inserts_first(app, run_id: str, sha: str):
         done.append(True)
         with engine.begin() as conn:
             report_id = conn.execute(sa.text("SELECT id FROM reports WHERE slug = 'weekly'")).scalar_one()
-            latest = conn.execute(sa.text("SELECT max(version) FROM publications WHERE report_id = :r"), {"r": report_id}).scalar_one()
+            latest = conn.execute(sa.text("SELECT max(version) FROM publications WHERE report_id = :r AND period_label = '2026-W47'"
+                                          " AND variant_label = ''"), {"r": report_id}).scalar_one()
             conn.execute(sa.text(
-                "INSERT INTO publications (public_id, report_id, version, parameters, period_label, run_id, sha256, size, created_at)"
-                " VALUES (:p, :r, :v, '{}', '', :run, :sha, 1, :at)"),
+                "INSERT INTO publications (public_id, report_id, version, parameters, period_label, run_id, sha256, size, created_at,"
+                " variant, variant_label, search_text) VALUES (:p, :r, :v, '{}', '2026-W47', :run, :sha, 1, :at, '{}', '', '')"),
                 {"p": f"rival-{run_id}", "r": report_id, "v": latest + 1, "run": run_id, "sha": sha, "at": utcnow()})
 
     sa.event.listen(FlaskSession, "before_flush", rival)

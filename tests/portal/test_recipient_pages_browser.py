@@ -94,7 +94,7 @@ def test_code_page_resend_replaced_code_skip_link_touch_targets_and_sign_out_con
     assert page.evaluate("document.activeElement.id") == "main"
 
     # Control borders are dark enough (not the decorative #d5dce3); on a phone every control is >= 44 px tall.
-    assert page.get_by_label("Title or period").evaluate("e => getComputedStyle(e).borderTopColor") == "rgb(107, 117, 128)"
+    assert page.get_by_label("Title, variant, period or date").evaluate("e => getComputedStyle(e).borderTopColor") == "rgb(107, 117, 128)"
     page.set_viewport_size({"width": 375, "height": 740})
     heights = page.eval_on_selector_all("button, input:not([type=hidden]), select, nav a",
                                         "els => els.filter(e => e.offsetParent).map(e => e.getBoundingClientRect().height)")

@@ -56,8 +56,8 @@ def test_prune_keeps_the_newest_versions_per_period_and_only_unreferenced_files(
     done = runner.invoke(args=["publications", "prune", "--keep", "1", "--yes"])
     assert done.exit_code == 0, done.output
     assert "removed 2 publications, 1 files, 0 leftovers" in done.output
-    assert sorted(_versions()) == [("2026-W46", 4), ("2026-W47", 3)]
-    # v1's file went; the shared file stays for v3, W46's for v4.
+    assert sorted(_versions()) == [("2026-W46", 1), ("2026-W47", 3)]  # versions count per period
+    # v1's file went; the shared file stays for W47 v3, W46's for its v1.
     expected = {hashlib.sha256(b).hexdigest() for b in (shared, make_pdf(marker="b"))}
     assert {p.stem for p in stored_files(app)} == expected
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Grant).where(Grant.publication_id.is_not(None))) == 0

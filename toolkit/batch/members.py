@@ -137,7 +137,8 @@ def after_batch(outcomes: list[Outcome], spec: ReportSpec, policy: AfterRun) -> 
             outcome.status, outcome.error, outcome.error_type = "failed", f"publish: {done.error}", type(done.error).__name__
         elif done.published is not None:
             nobody = " (nobody can read it yet)" if done.published.nobody_can_read else ""
-            outcome.published = f"v{done.published.version} {done.published.link}{nobody}"
+            variant = f"{done.published.variant_label} " if done.published.variant_label else ""
+            outcome.published = f"{variant}v{done.published.version} {done.published.link}{nobody}"
 
 
 def summary_lines(outcomes: list[Outcome], wall: float) -> list[str]:

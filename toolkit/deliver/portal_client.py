@@ -3,7 +3,9 @@
 The publication HTTP API is the only contract with the portal: this module never imports
 ``publish_server``. One ``POST /api/v1/publications`` per attempt, multipart with the PDF
 (part ``file``) and a JSON ``metadata`` part (report, run id, SHA-256, parameters, period,
-pages, audience).
+variant, pages, audience). A report with ``variant_by`` sends its ``audience.by`` groups as
+``variant_audience``: the portal grants them the run's variant (every version of it) rather than
+this one publication.
 
 Where the publisher token comes from, never the command line (other users can read it in
 ``ps``): ``NBPRESS_PUBLISH_TOKEN``, else the TOML file named by ``NBPRESS_PUBLISH_CONFIG`` or
@@ -66,7 +68,8 @@ class PublishedRun:
     url: str  # the download URL on the portal (API: answers 401 JSON to a browser)
     sha256: str
     created: bool  # False: the portal already had this run and answered with that publication
-    page_url: str = ""  # the report's page: the link for recipients (their browser signs in there)
+    page_url: str = ""  # the report's page (the run's variant chosen): the link for recipients (their browser signs in there)
+    variant_label: str = ""  # "north"; "" for a report without variants
     readers: int | None = None  # recipients who can read it; None: the portal did not say (older portal)
     reader_groups: tuple[str, ...] = ()
 
@@ -74,6 +77,11 @@ class PublishedRun:
     def link(self) -> str:
         """The link to show people: the report page, or the download URL from a portal without pages."""
         return self.page_url or self.url
+
+    @property
+    def name(self) -> str:
+        """``weekly_statistics north v2``: the report, its variant and version, as lines name it."""
+        return " ".join(part for part in (self.report, self.variant_label, f"v{self.version}") if part)
 
     @property
     def nobody_can_read(self) -> bool:
@@ -178,9 +186,25 @@ def _variant_audience(audience: Mapping[str, Any] | None, parameters: dict[str, 
     return Audience.model_validate(audience).for_values(parameters)
 
 
+def _audiences(record: RunRecord, audience: Mapping[str, Any] | None) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """This publication's own audience and its variant's (None: none).
+
+    Without ``variant_by`` (or with an ``audience`` given) the spec's audience for this run's
+    values goes to the publication, as before; with it, the ``audience.by`` groups go to the variant.
+    """
+    spec_audience = record.spec.get("audience")
+    if audience is not None or not record.variant or not spec_audience or not spec_audience.get("by"):
+        return (audience if audience is not None else _variant_audience(spec_audience, record.parameters)), None
+    parsed = Audience.model_validate(spec_audience)
+    common = {"groups": list(parsed.groups), "users": list(parsed.users)}
+    everyone = parsed.for_values(record.parameters)
+    by_variant = [g for g in everyone["groups"] if g not in common["groups"]]
+    return (common if common["groups"] or common["users"] else None), ({"groups": by_variant, "users": []} if by_variant else None)
+
+
 def _metadata(record: RunRecord, sha256: str, audience: Mapping[str, Any] | None) -> dict[str, Any]:
     spec = record.spec
-    chosen = audience if audience is not None else _variant_audience(spec.get("audience"), record.parameters)
+    chosen, for_variant = _audiences(record, audience)
     metadata: dict[str, Any] = {
         "report": record.report,
         "title": spec.get("title") or None,
@@ -191,8 +215,12 @@ def _metadata(record: RunRecord, sha256: str, audience: Mapping[str, Any] | None
         "period_label": period_label(record),
         "pages": record.pages,
     }
+    if record.variant:
+        metadata["variant"] = dict(record.variant)
     if chosen:
         metadata["audience"] = {"groups": list(chosen.get("groups") or []), "users": list(chosen.get("users") or [])}
+    if for_variant:
+        metadata["variant_audience"] = for_variant
     return metadata
 
 
@@ -272,6 +300,8 @@ def _audience_answer(base: str, answer: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if answer.get("page_url"):
         found["page_url"] = urljoin(base + "/", str(answer["page_url"]))
+    if answer.get("variant_label"):
+        found["variant_label"] = str(answer["variant_label"])
     if isinstance(readers, dict):
         found["readers"] = int(readers["count"])
         found["reader_groups"] = tuple(str(g) for g in readers.get("groups") or ())

@@ -50,6 +50,7 @@ class Prepared:
     notebook: nbformat.NotebookNode
     parameters_cell: int | None  # index of the cell tagged ``parameters`` (None: the notebook has none)
     period: str = ""
+    variant: dict[str, str] = field(default_factory=dict)  # spec variant_by -> this run's values, e.g. {"region": "north"}
     # Secret parameter -> the environment variable holding its value (never the value itself:
     # the kernel reads the variable; see toolkit.execute.papermill_run).
     secrets: dict[str, str] = field(default_factory=dict)
@@ -105,7 +106,8 @@ class Inputs:
             label = period_label(self.spec.period, parameters, self.spec.header_parameters)
         except (ValueError, TypeError) as exc:  # e.g. a strftime code for a value that is None
             raise SpecError(self.spec.path or self.spec.name, "period", f"cannot be made from these values: {exc}") from None
-        return Prepared(self.spec, parameters, self.sha256, self.notebook, self.parameters_cell, label, secrets)
+        return Prepared(self.spec, parameters, self.sha256, self.notebook, self.parameters_cell, label,
+                        variant=self.spec.variant_of(parameters), secrets=secrets)
 
 
 def check_secrets(secrets: Mapping[str, str], environ: Mapping[str, str] | None = None) -> None:
@@ -155,6 +157,11 @@ def read_inputs(spec: ReportSpec) -> Inputs:
             raise SpecError(where, f"grid.{key}", "is not a parameter of the notebook")
         if key in secret:
             raise SpecError(where, f"grid.{key}", "is a secret: it comes from the environment")
+    for key in spec.variant_by:
+        if key not in schema.names:
+            raise SpecError(where, "variant_by", f"{key!r} is not a parameter of the notebook")
+        if key in secret:
+            raise SpecError(where, "variant_by", f"{key!r} is a secret: it is never shown")
     for key in spec.audience.by if spec.audience else {}:
         if key not in schema.names:
             raise SpecError(where, f"audience.by.{key}", "is not a parameter of the notebook")

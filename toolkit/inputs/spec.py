@@ -9,14 +9,16 @@ For unattended operation a spec may also carry::
     grid:                       # run every combination (see toolkit.inputs.grid)
       region: [north, south]
       week: last 4              # the Mondays of the 4 weeks that ended before the as-of day
+    variant_by: [region]        # the parameters that make a variant: on the portal north and south
+                                #   are variants of one report, each with its own periods and versions
     schedule:                   # for `nbpress schedule` (5-field crontab, IANA time zone)
       cron: "0 6 * * MON"
       timezone: Europe/Berlin
       misfire_grace: 3600       # a fire time missed by up to this many seconds still runs
     audience:
       groups: [managers]        # receive every variant
-      by:                       # plus, per grid value, the groups of that variant only
-        region: {north: [north-team], south: [south-team]}
+      by:                       # plus, per grid value, the groups of that variant only (with
+        region: {north: [north-team], south: [south-team]}  # variant_by: grants of that variant)
     retries: {max: 2, backoff: 60}   # transient failures of scheduled runs only; or `retries: 2`
     owner: analyst@example.com  # told when a run is blocked or a scheduled run fails
     checks: [...]               # data checks on the records (see toolkit.checks)
@@ -228,6 +230,7 @@ class ReportSpec(_Strict):
     tables: dict[str, TableOptions] = {}
     audience: Audience | None = None
     grid: dict[str, Any] = {}
+    variant_by: list[str] = Field([], max_length=10, description="parameters whose values name a run's variant, e.g. [region]")
     schedule: Schedule | None = None
     retries: Retries = Retries()
     owner: str | None = None
@@ -271,6 +274,33 @@ class ReportSpec(_Strict):
         if not isinstance(grid, dict):
             return grid
         return {str(k): parse_grid_value(v) for k, v in grid.items()}
+
+    @field_validator("variant_by", mode="before")
+    @classmethod
+    def _variant_names(cls, names: Any) -> Any:
+        if isinstance(names, str):
+            names = [names]  # `variant_by: region` reads as the list it means
+        if not isinstance(names, list):
+            return names
+        for name in names:
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(f"not a parameter name: {name!r}")
+        if len(set(names)) != len(names):
+            raise ValueError("names a parameter twice")
+        return names
+
+    @model_validator(mode="after")
+    def _audience_by_follows_variants(self) -> ReportSpec:
+        # With variants, audience.by becomes grants of a variant: it may only look at what makes one.
+        if self.variant_by and self.audience:
+            for key in self.audience.by:
+                if key not in self.variant_by:
+                    raise ValueError(f"audience.by.{key}: not in variant_by {self.variant_by} (a variant's readers follow from its variant)")
+        return self
+
+    def variant_of(self, parameters: dict[str, Any]) -> dict[str, str]:
+        """A run's variant: ``variant_by``'s values as readers see them (strings; dates as ISO)."""
+        return {name: " ".join(_value_key(parameters[name]).split()) for name in self.variant_by if name in parameters}
 
     @field_validator("retries", mode="before")
     @classmethod

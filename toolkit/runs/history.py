@@ -80,7 +80,9 @@ def _when(moment: dt.datetime) -> str:
 def _cells(row: HistoryRow) -> list[str]:
     r = row.record
     params = ", ".join(f"{k}={v}" for k, v in r.parameters.items()) or "-"
-    where = f"v{r.publication.version} {r.publication.page_url or r.publication.url} (id {r.publication.id})" if r.publication else "-"
+    variant = " · ".join(r.variant.values())
+    where = (f"{variant + ' ' if variant else ''}v{r.publication.version} {r.publication.page_url or r.publication.url} "
+             f"(id {r.publication.id})") if r.publication else "-"
     seconds = f"{row.seconds:.1f} s" if row.seconds is not None else "-"
     return [_when(r.started), r.report, r.status, seconds, f"{r.trigger} #{r.attempt}", params, where, r.run_id]
 

@@ -87,6 +87,7 @@ def run_report(
         parameters={**shareable({k: to_jsonable(v) for k, v in prepared.parameters.items()}),
                     **{k: SECRET_SHOWN for k in prepared.secrets}},
         period=prepared.period,
+        variant=prepared.variant,
         spec=_stored_spec(spec),
         notebook=str(spec.notebook),
         notebook_sha256=prepared.notebook_sha256,

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import RunDirError
 
-__all__ = ["RunRecord", "TableLayoutRecord", "FailureRecord", "CheckResult", "MissingGlyph", "PublicationRef", "new_run_id",
+__all__ = ["variant_label", "RunRecord", "TableLayoutRecord", "FailureRecord", "CheckResult", "MissingGlyph", "PublicationRef", "new_run_id",
            "create_run_dir", "load_run", "save_run", "versions"]
 
 Status = Literal["running", "succeeded", "failed", "blocked", "cancelled"]
@@ -72,6 +72,11 @@ class MissingGlyph(BaseModel):
     where: list[str] = []  # "table cities", "metric top_city", "figure trend", "title", ...
 
 
+def variant_label(variant: dict[str, str]) -> str:
+    """``{"region": "north", "unit": "kg"}`` -> ``"north · kg"``, as the portal labels a variant."""
+    return " · ".join(variant.values())
+
+
 class PublicationRef(BaseModel):
     """Where a run was published (written by ``nbpress publish``)."""
 
@@ -97,6 +102,7 @@ class RunRecord(BaseModel):
     status: Status = "running"
     parameters: dict[str, Any]
     period: str = ""  # the period the run covers, as readers see it (spec `period`, made when prepared)
+    variant: dict[str, str] = {}  # the run's variant (spec `variant_by` -> its values), e.g. {"region": "north"}
     spec: dict[str, Any]
     notebook: str
     notebook_sha256: str
