@@ -21,7 +21,7 @@ def test_environment_yml_lists_the_same_runtime_dependencies():
     runtime = dict(_requirement(r) for r in project["dependencies"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = dict(_requirement(d) for d in env["dependencies"] if isinstance(d, str))
-    environment_only = ("python", "pip", "jupyterlab", "fontconfig", "font-ttf-noto", "font-ttf-noto-cjk")
+    environment_only = ("python", "pip", "jupyterlab", "cryptography", "fontconfig", "font-ttf-noto", "font-ttf-noto-cjk")
     for name in environment_only:  # extras and system packages (fonts), not Python dependencies
         conda.pop(name)
     assert conda == runtime

@@ -119,8 +119,8 @@ def _load_param_file(path: Path) -> dict[str, Any]:
 @click.option("--no-grid", is_flag=True, help="Ignore the spec's grid: one run with its defaults.")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Day that 'last N' grid values count back from [default: today].")
 @click.option("-w", "--workers", type=click.IntRange(1, 256), help="Batch worker processes on this machine [default: CPU count].")
-@click.option("--cluster", metavar="tcp://HOST:PORT|local:N",
-              help="Run the batch on a Dask cluster: a running scheduler's address, or local:N for N worker processes here.")
+@click.option("--cluster", metavar="tcp://HOST:PORT|tls://HOST:PORT|local:N",
+              help="Run the batch on a Dask cluster: a running scheduler's address (tls://: certificates from NBPRESS_DASK_TLS_*), or local:N for N worker processes here.")
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_file: Path | None, out_dir: Path | None,
@@ -144,8 +144,9 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
 
     if cluster:
         from .batch.dask_cluster import parse_cluster
+        from .batch.dask_tls import tls_files
 
-        parse_cluster(cluster)  # a bad value is refused before anything else happens
+        tls_files(parse_cluster(cluster).address)  # a bad value or missing TLS file is refused before anything else
         if workers:
             raise UsageError("--workers is for this machine; with --cluster use local:N or size the cluster")
     project = _project(ctx)
