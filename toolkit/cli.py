@@ -25,7 +25,7 @@ import yaml
 
 from .cli_runs import runs
 from .cli_support import _project, handle_errors
-from .errors import DataCheckError, NbpressError, UsageError
+from .errors import DataCheckError, NbpressError, SchedulerError, UsageError
 from .version import __version__
 
 PROJECT_HELP = "Project root holding notebooks/, templates/ and runs/ [default: current directory]."
@@ -299,6 +299,7 @@ def _logging() -> None:
 
 @main.command()
 @click.option("--list", "list_only", is_flag=True, help="Show each scheduled report's cron, time zone and next fire times, then exit (no daemon needed).")
+@click.option("--status", is_flag=True, help="Show which daemon leads the schedule on this job store (several may share it; one fires), then exit.")
 @click.option("--count", type=click.IntRange(1, 100), default=3, show_default=True, help="Fire times shown per report with --list.")
 @click.option("--once", metavar="REPORT", help="Run REPORT's job now exactly as the daemon would (retries, checks, publish, owner e-mail); exit 0 when it succeeded.")
 @click.option("--jobs-db", metavar="URL", envvar="NBPRESS_JOBS_DB",
@@ -307,7 +308,7 @@ def _logging() -> None:
 @click.option("--grace", type=click.FloatRange(0), default=300, show_default=True, help="Seconds running notebooks get to finish after SIGTERM/SIGINT before they are cancelled.")
 @click.pass_context
 @handle_errors
-def schedule(ctx: click.Context, list_only: bool, count: int, once: str | None, jobs_db: str | None, max_runs: int,
+def schedule(ctx: click.Context, status: bool, list_only: bool, count: int, once: str | None, jobs_db: str | None, max_runs: int,
              grace: float) -> None:
     """Run the specs' schedules until SIGTERM or Ctrl-C (the scheduler daemon).
 
@@ -319,12 +320,18 @@ def schedule(ctx: click.Context, list_only: bool, count: int, once: str | None, 
     errors and failed checks are not. The owner is e-mailed about blocked runs and final failures.
     On SIGTERM/SIGINT no new run starts, running ones get --grace seconds, then are cancelled
     (run.json `cancelled`), and the daemon exits 0.
+
+    Several daemons (on several hosts) may share one job store: the one holding the lease
+    (NBPRESS_SCHEDULE_LEASE_SECONDS) fires the jobs, the others wait and take over when it is gone.
     """
     from .scheduler import jobs
 
     project = _project(ctx)
-    if list_only and once:
-        raise UsageError("--list and --once do not go together")
+    if sum(map(bool, (list_only, once, status))) > 1:
+        raise UsageError("--list, --once and --status do not go together")
+    if status:
+        _leader_status(jobs_db or jobs.default_jobs_url(project))
+        return
     if list_only:
         _list_schedules(jobs.scheduled_specs(project), count)
         return
@@ -335,6 +342,19 @@ def schedule(ctx: click.Context, list_only: bool, count: int, once: str | None, 
 
     _logging()
     sys.exit(serve(project, jobs_url=jobs_db or jobs.default_jobs_url(project), max_runs=max_runs, grace=grace))
+
+
+def _leader_status(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .scheduler.lease import leader_status
+
+    try:
+        click.echo(leader_status(url))
+    except SQLAlchemyError as exc:  # the driver's message may quote the URL: name the class only
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise SchedulerError(f"job store {shown} cannot be opened ({type(exc).__name__})") from None
 
 
 def _list_schedules(specs, count: int) -> None:

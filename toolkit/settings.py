@@ -54,6 +54,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLISH_CONFIG", str, "~/.config/nbpress/publish.toml", "TOML file with `portal` and `token`; must be readable by its owner only."),
     Setting("PUBLISH_ALLOW_HTTP", bool, False, "Send the publisher token over plain HTTP to another machine. Off: HTTPS, or plain HTTP to this machine only. For test benches on a private network."),
     Setting("JOBS_DB", str, "", "The scheduler's job store, a SQLAlchemy URL, when `--jobs-db` is not given; default `sqlite:///PROJECT/runs/.schedule.sqlite`. Keep passwords in `~/.pgpass`, not in the URL."),
+    Setting("SCHEDULE_LEASE_SECONDS", int, 15, "`nbpress schedule`: several daemons may share one job store; the one holding this lease fires the jobs and renews it every third of it. A killed leader is replaced after about the lease plus 2 s.", minimum=3),
     Setting("FORK_KERNELS", bool, True, "Batches fork each member's fresh kernel from one warm template process (imports paid once). Off: a new kernel process per member."),
     Setting("DASK_TLS_CA", str, "", "With `--cluster tls://HOST:PORT`: PEM file of the CA that signed the Dask scheduler's and workers' certificates (required for `tls://`)."),
     Setting("DASK_TLS_CERT", str, "", "With `--cluster tls://...`: this client's certificate (PEM), signed by that CA (required for `tls://`)."),

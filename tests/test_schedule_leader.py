@@ -1,0 +1,131 @@
+"""Two `nbpress schedule` daemons on one job store: one leads (fires), the other waits and takes
+over when the leader is SIGKILLed; a leader that cannot renew its lease stops firing in time.
+
+As in tests/test_schedule_daemon.py no test waits for a cron minute: the job's next run time is
+moved in the job store, a little into the future (both daemons, already running, wake for it at
+the same moment, as they would for a real cron tick) or into the past (a tick missed while no
+daemon led). A short lease (3 s) keeps it quick.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import sqlite3
+import threading
+import time
+
+
+import pytest
+
+from tests.conftest import cli
+from tests.helpers import wait_for
+from tests.test_schedule_daemon import Daemon, no_daemon_left_behind, report, seed_store, stored_next, store_url  # noqa: F401
+from toolkit.scheduler.leadership import FOLLOWER_LOOK, Leadership
+from toolkit.scheduler.lease import Lease
+
+LEASE = 3
+TICK_IN = 40  # seconds from now to the tick both daemons wake for (their start fits in it, even on a busy machine)
+
+
+def _runs(project) -> list:
+    folder = project.runs_dir / "tick"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def test_one_of_two_daemons_fires_each_tick_and_a_killed_leader_is_replaced_in_time(project, monkeypatch, proof):
+    proof.case("concurrency", "two scheduler daemons on one job store, the leader SIGKILLed",
+               "exactly one daemon runs each tick; the other takes over within the lease and runs the missed tick once")
+    monkeypatch.setenv("NBPRESS_SCHEDULE_LEASE_SECONDS", str(LEASE))
+    report(project, "tick", 'tk.metric("n", n, label="N")')
+    seed_store(project)
+    url = store_url(project)
+    due = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=TICK_IN)
+    stored_next(project, "tick", move_to=due)
+    daemons = [Daemon(project, url), Daemon(project, url)]  # racing for the lease, both then wake for the tick
+    for daemon in daemons:
+        daemon.wait_for("waiting for ticks")
+    if dt.datetime.now(dt.timezone.utc) > due - dt.timedelta(seconds=1):
+        pytest.skip(f"the daemons took over {TICK_IN} s to start (a loaded machine): they did not race for the tick")
+    [leader] = [d for d in daemons if any("leading the schedule" in line for line in d.lines)]
+    [follower] = [d for d in daemons if d is not leader]
+    leader_name = f"{socket.gethostname()}:{leader.process.pid}"
+    assert any(f"waiting: schedule led by {leader_name} until " in line for line in follower.lines)
+    leader.wait_for("tick: succeeded", timeout=120)
+    time.sleep(LEASE)  # a second run, if any, would have started by now
+    assert len(_runs(project)) == 1
+    result = cli("schedule", "--status", "--jobs-db", url, cwd=project.root)
+    assert result.stdout.startswith(f"schedule led by {leader_name}, lease until "), result.stderr
+
+    leader.process.kill()  # SIGKILL: no release, the lease has to run out
+    killed = time.monotonic()
+    leader.process.wait(10)
+    stored_next(project, "tick", move_to=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=30))  # missed in the gap
+    follower.wait_for("leading the schedule", timeout=LEASE + 15)
+    takeover = time.monotonic() - killed
+    proof.figures("schedule leader takeover", {"lease_s": LEASE, "takeover_s": round(takeover, 2)})
+    assert 2 * LEASE / 3 - 0.2 <= takeover <= LEASE + 2 * FOLLOWER_LOOK + 2  # not before the lease ran out, soon after
+    follower.wait_for("tick: succeeded", timeout=120)
+    time.sleep(LEASE)
+    runs = _runs(project)
+    assert len(runs) == 2 and sum("tick: succeeded" in line for line in follower.lines) == 1
+    follower_name = f"{socket.gethostname()}:{follower.process.pid}"
+    assert cli("schedule", "--status", "--jobs-db", url, cwd=project.root).stdout.startswith(f"schedule led by {follower_name}")
+    assert follower.stop() == 0
+    assert cli("schedule", "--status", "--jobs-db", url, cwd=project.root).stdout.strip() == (
+        "no daemon leads the schedule (the last one stopped and released the lease)")
+
+
+def test_a_leader_that_cannot_renew_stops_firing_before_its_lease_could_be_taken(tmp_path):
+    path = tmp_path / "jobs.sqlite"
+    events: list[tuple[float, str, bool]] = []  # (when, who, leading) as the daemons' schedulers are told
+
+    def daemon(who: str) -> Leadership:
+        lease = Lease(f"sqlite:///{path}", LEASE, owner=who)
+        lease.create()
+        return Leadership(lease, on_lead=lambda: events.append((time.monotonic(), who, True)),
+                          on_follow=lambda reason: events.append((time.monotonic(), who, False)))
+
+    a, b = daemon("a"), daemon("b")
+    a.step()
+    assert a.leading
+    halt = threading.Event()
+
+    def main_threads() -> None:  # what each daemon's main thread does every half second
+        while not halt.wait(0.1):
+            a.check()
+            b.check()
+
+    threading.Thread(target=main_threads, daemon=True).start()
+    a.start()
+    b.start()
+    try:
+        wait_for(lambda: b._shown == "a", timeout=10, what="the follower saw the leader")
+        time.sleep(LEASE / 3)  # a renewal or two went through
+        lock = sqlite3.connect(path, timeout=0)
+        lock.execute("BEGIN EXCLUSIVE")  # the database stops answering the daemons
+        locked = time.monotonic()
+        wait_for(lambda: not a.leading, timeout=2 * LEASE, what="the leader stopped firing")
+        assert time.monotonic() - locked < 2 * LEASE / 3 + 0.5  # well before a follower could take over (LEASE)
+        time.sleep(LEASE)  # unavailable for longer than a whole lease
+        assert not a.leading and not b.leading
+        lock.rollback()
+        lock.close()
+        wait_for(lambda: a.leading or b.leading, timeout=3 * LEASE, what="a daemon leads again")
+    finally:
+        halt.set()
+        a.stop()
+        b.stop()
+    leading = {"a": False, "b": False}
+    for _, who, state in sorted(events):
+        leading[who] = state
+        assert not all(leading.values()), events  # never two daemons firing at once
+
+
+def test_a_bad_lease_setting_is_one_line(project, monkeypatch):
+    report(project, "tick", "x = 1")
+    monkeypatch.setenv("NBPRESS_SCHEDULE_LEASE_SECONDS", "2")
+    result = cli("schedule", "--jobs-db", store_url(project), cwd=project.root)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "nbpress: error: NBPRESS_SCHEDULE_LEASE_SECONDS: must be at least 3"
+    assert not project.runs_dir.exists()  # refused before the job store was made
