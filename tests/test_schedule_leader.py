@@ -17,6 +17,7 @@ import time
 
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import cli
 from tests.helpers import wait_for
@@ -129,3 +130,53 @@ def test_a_bad_lease_setting_is_one_line(project, monkeypatch):
     assert result.returncode == 2
     assert result.stderr.strip() == "nbpress: error: NBPRESS_SCHEDULE_LEASE_SECONDS: must be at least 3"
     assert not project.runs_dir.exists()  # refused before the job store was made
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def lease_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.sqlite'}"
+    url = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the session's server is shared: start from no lease
+        conn.execute(sa.text("DROP TABLE IF EXISTS nbpress_schedule_lease"))
+    engine.dispose()
+    return url
+
+
+def test_of_daemons_racing_for_the_lease_exactly_one_wins_and_a_silent_one_is_replaced(lease_url):
+    leases = [Lease(lease_url, LEASE, owner=f"host-{i}:1") for i in range(6)]
+    leases[0].create()
+    start = threading.Barrier(len(leases))
+    won: list[str] = []
+
+    def race(lease: Lease) -> None:
+        start.wait()
+        if lease.acquire(None):  # everyone saw no row: each tries to make it
+            won.append(lease.owner)
+
+    threads = [threading.Thread(target=race, args=(lease,)) for lease in leases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(won) == 1
+    winner = next(lease for lease in leases if lease.owner == won[0])
+    seen = winner.read()
+    assert winner.renew() and winner.read().renewals == seen.renewals + 1
+    assert [lease.acquire(seen) for lease in leases if lease is not winner] == [False] * 5  # stale view: refused
+    assert winner.renew()  # still its own
+
+    # The winner falls silent (a SIGKILL renews nothing, releases nothing): a follower takes over
+    # only once the lease has not moved for a whole lease.
+    follower = Leadership(leases[1], on_lead=lambda: None, on_follow=lambda reason: None)
+    silent = time.monotonic()
+    follower.start()
+    try:
+        wait_for(lambda: follower.leading, timeout=LEASE + 3 * FOLLOWER_LOOK, what="the follower took over")
+        assert time.monotonic() - silent >= LEASE
+        assert leases[1].read().owner == "host-1:1" and not winner.renew()  # the old leader learns it lost
+    finally:
+        follower.stop()
+        for lease in leases:
+            lease.close()
