@@ -338,6 +338,9 @@ def schedule(ctx: click.Context, status: bool, list_only: bool, count: int, once
     if once:
         _run_once(project, once)
         return
+    from . import settings
+
+    settings.get("SCHEDULE_LEASE_SECONDS")  # a bad value is one line before the daemon's modules load
     from .scheduler.daemon import serve
 
     _logging()
