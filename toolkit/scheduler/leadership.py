@@ -94,6 +94,8 @@ class Leadership:
                 if not self._failing:
                     log.warning("schedule lease: the database does not answer (%s)", type(exc).__name__)
                 self._failing = True
+            except Exception:  # e.g. the leader's job sync failed: log it, keep the lease thread alive
+                log.exception("schedule lease: unexpected error; trying again")
             self._halt.wait(self.renew_every if self.lease.renewals >= 0 else self.look_every)
 
     def step(self) -> None:
