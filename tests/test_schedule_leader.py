@@ -4,7 +4,8 @@ over when the leader is SIGKILLed; a leader that cannot renew its lease stops fi
 As in tests/test_schedule_daemon.py no test waits for a cron minute: the job's next run time is
 moved in the job store, a little into the future (both daemons, already running, wake for it at
 the same moment, as they would for a real cron tick) or into the past (a tick missed while no
-daemon led). A short lease (3 s) keeps it quick.
+daemon led). A short lease (3 s) keeps it quick. The daemons' test runs on SQLite in `make test`
+and also on PostgreSQL in `make proof` (NBPRESS_PROOF=full); the lease's own test runs on both.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import sqlite3
 import threading
 import time
 
-
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import cli
 from tests.helpers import wait_for
-from tests.test_schedule_daemon import Daemon, no_daemon_left_behind, report, seed_store, stored_next, store_url  # noqa: F401
+from tests.helpers import open_job_store
+from tests.proof.profile import PROFILE
+from tests.test_schedule_daemon import Daemon, no_daemon_left_behind, report, store_url  # noqa: F401
+from toolkit.scheduler.jobs import TABLE, scheduled_specs, sync_jobs
 from toolkit.scheduler.leadership import FOLLOWER_LOOK, Leadership
 from toolkit.scheduler.lease import Lease
 
@@ -29,20 +32,58 @@ LEASE = 3
 TICK_IN = 40  # seconds from now to the tick both daemons wake for (their start fits in it, even on a busy machine)
 
 
+def _fresh_postgres(url: str) -> str:
+    """The session's PostgreSQL server is shared: start from no job table and no lease."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for table in (TABLE, "nbpress_schedule_lease"):
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def jobs_url(request, project):
+    if request.param == "sqlite":
+        return store_url(project)
+    if PROFILE.name != "full":
+        pytest.skip("the daemons on PostgreSQL run in `make proof` (NBPRESS_PROOF=full); the lease test covers it here")
+    return _fresh_postgres(request.getfixturevalue("postgres_url"))
+
+
+def _next_run(url: str, report: str, move_to: dt.datetime) -> None:
+    """Move the job's next run time in the store (the daemons read it from there)."""
+    scheduler = open_job_store(url)
+    try:
+        scheduler.modify_job(report, next_run_time=move_to)
+    finally:
+        scheduler.shutdown()
+
+
+def _seed(project, url: str) -> None:
+    """The store as a daemon leaves it after its first start."""
+    scheduler = open_job_store(url)
+    try:
+        sync_jobs(scheduler, project, scheduled_specs(project))
+    finally:
+        scheduler.shutdown()
+
+
 def _runs(project) -> list:
     folder = project.runs_dir / "tick"
     return sorted(folder.iterdir()) if folder.exists() else []
 
 
-def test_one_of_two_daemons_fires_each_tick_and_a_killed_leader_is_replaced_in_time(project, monkeypatch, proof):
-    proof.case("concurrency", "two scheduler daemons on one job store, the leader SIGKILLed",
+def test_one_of_two_daemons_fires_each_tick_and_a_killed_leader_is_replaced_in_time(project, jobs_url, monkeypatch, proof):
+    database = jobs_url.split(":", 1)[0].split("+", 1)[0]
+    proof.case("concurrency", f"two scheduler daemons on one job store ({database}), the leader SIGKILLed",
                "exactly one daemon runs each tick; the other takes over within the lease and runs the missed tick once")
     monkeypatch.setenv("NBPRESS_SCHEDULE_LEASE_SECONDS", str(LEASE))
     report(project, "tick", 'tk.metric("n", n, label="N")')
-    seed_store(project)
-    url = store_url(project)
+    url = jobs_url
+    _seed(project, url)
     due = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=TICK_IN)
-    stored_next(project, "tick", move_to=due)
+    _next_run(url, "tick", move_to=due)
     daemons = [Daemon(project, url), Daemon(project, url)]  # racing for the lease, both then wake for the tick
     for daemon in daemons:
         daemon.wait_for("waiting for ticks")
@@ -60,10 +101,10 @@ def test_one_of_two_daemons_fires_each_tick_and_a_killed_leader_is_replaced_in_t
     leader.process.kill()  # SIGKILL: no release, the lease has to run out
     killed = time.monotonic()
     leader.process.wait(10)
-    stored_next(project, "tick", move_to=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=30))  # missed in the gap
+    _next_run(url, "tick", move_to=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=30))  # missed in the gap
     follower.wait_for("leading the schedule", timeout=LEASE + 15)
     takeover = time.monotonic() - killed
-    proof.figures("schedule leader takeover", {"lease_s": LEASE, "takeover_s": round(takeover, 2)})
+    proof.figures(f"schedule leader takeover ({database})", {"lease_s": LEASE, "takeover_s": round(takeover, 2)})
     assert 2 * LEASE / 3 - 0.2 <= takeover <= LEASE + 2 * FOLLOWER_LOOK + 2  # not before the lease ran out, soon after
     follower.wait_for("tick: succeeded", timeout=120)
     time.sleep(1)
