@@ -179,3 +179,17 @@ def test_tls_files_are_only_for_tls_addresses(tmp_path):
     assert tls_files(None, {}) is None
     with pytest.raises(UsageError, match="set NBPRESS_DASK_TLS_CERT"):
         tls_files("tls://h:1", {"NBPRESS_DASK_TLS_CA": __file__})
+
+
+def test_tls_to_a_scheduler_that_speaks_tcp_is_one_line(certs, monkeypatch):
+    from distributed import LocalCluster
+
+    for name, value in certs.env().items():
+        if name.startswith("NBPRESS_DASK_TLS_"):
+            monkeypatch.setenv(name, value)
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=":0") as plain:
+        address = plain.scheduler_address.replace("tcp://", "tls://")
+        with pytest.raises(ClusterUnreachableError) as refused:
+            DaskExecutor(address).__enter__()
+    assert str(refused.value) == (f"TLS handshake with the Dask scheduler at {address} failed: the other side closed"
+                                  " the connection (a tcp:// scheduler, or not a Dask scheduler?)")

@@ -164,6 +164,12 @@ def test_a_leader_that_cannot_renew_stops_firing_before_its_lease_could_be_taken
         assert not all(leading.values()), events  # never two daemons firing at once
 
 
+def test_status_before_any_daemon_creates_nothing(project):
+    result = cli("schedule", "--status", cwd=project.root)
+    assert (result.returncode, result.stdout.strip()) == (0, "no daemon has run on this job store yet")
+    assert not project.runs_dir.exists()
+
+
 def test_a_bad_lease_setting_is_one_line(project, monkeypatch):
     report(project, "tick", "x = 1")
     monkeypatch.setenv("NBPRESS_SCHEDULE_LEASE_SECONDS", "2")

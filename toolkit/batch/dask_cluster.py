@@ -198,10 +198,14 @@ def _lost(exc: BaseException) -> ExecutorError:
 def _unreachable(address: str, timeout: float, exc: BaseException) -> str:
     """One line: the scheduler did not answer, or (tls://) the TLS handshake failed and which side refused."""
     text = str(exc)
-    if address.startswith("tls://") and ("TLS" in text or "SSL" in text):
-        side = ("the scheduler's certificate is not signed by the CA in NBPRESS_DASK_TLS_CA" if "does not match" in text
-                else "the scheduler refused this client's certificate (NBPRESS_DASK_TLS_CERT)")
-        return f"TLS handshake with the Dask scheduler at {address} failed: {side}"
+    if address.startswith("tls://") and type(exc).__name__.endswith("CommClosedError"):  # closed mid-handshake
+        if "does not match" in text:
+            why = "the scheduler's certificate is not signed by the CA in NBPRESS_DASK_TLS_CA"
+        elif "EOF" in text or "ALERT" in text:
+            why = "the scheduler refused this client's certificate (NBPRESS_DASK_TLS_CERT)"
+        else:
+            why = "the other side closed the connection (a tcp:// scheduler, or not a Dask scheduler?)"
+        return f"TLS handshake with the Dask scheduler at {address} failed: {why}"
     return (f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({type(exc).__name__});"
             f" is `dask scheduler` running there?")
 

@@ -20,6 +20,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -135,6 +136,9 @@ class Lease:
 
 def leader_status(url: str) -> str:
     """One line for ``nbpress schedule --status``: who leads the daemons on this job store."""
+    database = sa.engine.make_url(url).database
+    if url.startswith("sqlite") and database and not Path(database).is_file():  # asking must not create it
+        return "no daemon has run on this job store yet"
     lease = Lease(url, 15)
     try:
         if not sa.inspect(lease.engine).has_table(LEASE_TABLE):
