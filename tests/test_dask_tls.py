@@ -82,7 +82,7 @@ class TlsCluster:
                 process.terminate()
         for process in self.processes:
             try:
-                process.wait(15)
+                process.wait(5)  # a worker closing politely may wait for its gone scheduler: no need
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
