@@ -70,6 +70,7 @@ def test_cluster_values_are_checked():
     assert parse_cluster("local:2") == ClusterTarget(workers=2)
     assert parse_cluster("tcp://10.0.0.5:8786") == ClusterTarget(address="tcp://10.0.0.5:8786")
     assert parse_cluster("tcp://sched.example.org:8786/").address == "tcp://sched.example.org:8786"
+    assert parse_cluster("tls://sched.example.org:8786").address == "tls://sched.example.org:8786"
     for bad in ("local:0", "local:", "local:x", "10.0.0.5:8786", "http://h:8786", "tcp://h", "tcp://h:99999", ""):
         with pytest.raises(UsageError, match="--cluster"):
             parse_cluster(bad)
@@ -140,7 +141,7 @@ def test_bad_cluster_values_exit_2_with_one_line(grid_project):
     result = cli("run", "grid", "--grid", "n=1,2", "--cluster", "localhost:8786", cwd=grid_project.root)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "nbpress: error: --cluster 'localhost:8786': expected tcp://HOST:PORT (a running Dask scheduler) or local:N"]
+        "nbpress: error: --cluster 'localhost:8786': expected tcp://HOST:PORT or tls://HOST:PORT (a running Dask scheduler) or local:N"]
     result = cli("run", "grid", "--cluster", "local:2", "-w", "2", cwd=grid_project.root)
     assert result.returncode == 2 and "--workers is for this machine" in result.stderr
     assert not grid_project.runs_dir.exists()

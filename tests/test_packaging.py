@@ -33,7 +33,7 @@ def test_environment_yml_lists_the_same_runtime_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = dict(_requirement(r) for r in project["dependencies"])
     conda, pip = _environment_yml()
-    environment_only = ("python", "pip", "jupyterlab", "fontconfig", "font-ttf-noto", "font-ttf-noto-cjk")
+    environment_only = ("python", "pip", "jupyterlab", "cryptography", "fontconfig", "font-ttf-noto", "font-ttf-noto-cjk")
     for name in environment_only:  # extras and system packages (fonts), not Python dependencies
         conda.pop(name)
     for name in _scale_extra():  # checked below

@@ -25,7 +25,7 @@ import yaml
 
 from .cli_runs import runs
 from .cli_support import _project, handle_errors
-from .errors import DataCheckError, NbpressError, UsageError
+from .errors import DataCheckError, NbpressError, SchedulerError, UsageError
 from .version import __version__
 
 PROJECT_HELP = "Project root holding notebooks/, templates/ and runs/ [default: current directory]."
@@ -119,8 +119,8 @@ def _load_param_file(path: Path) -> dict[str, Any]:
 @click.option("--no-grid", is_flag=True, help="Ignore the spec's grid: one run with its defaults.")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Day that 'last N' grid values count back from [default: today].")
 @click.option("-w", "--workers", type=click.IntRange(1, 256), help="Batch worker processes on this machine [default: CPU count].")
-@click.option("--cluster", metavar="tcp://HOST:PORT|local:N",
-              help="Run the batch on a Dask cluster: a running scheduler's address, or local:N for N worker processes here.")
+@click.option("--cluster", metavar="tcp://HOST:PORT|tls://HOST:PORT|local:N",
+              help="Run the batch on a Dask cluster: a running scheduler's address (tls://: certificates from NBPRESS_DASK_TLS_*), or local:N for N worker processes here.")
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_file: Path | None, out_dir: Path | None,
@@ -144,8 +144,9 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
 
     if cluster:
         from .batch.dask_cluster import parse_cluster
+        from .batch.dask_tls import tls_files
 
-        parse_cluster(cluster)  # a bad value is refused before anything else happens
+        tls_files(parse_cluster(cluster).address)  # a bad value or missing TLS file is refused before anything else
         if workers:
             raise UsageError("--workers is for this machine; with --cluster use local:N or size the cluster")
     project = _project(ctx)
@@ -300,6 +301,7 @@ def _logging() -> None:
 
 @main.command()
 @click.option("--list", "list_only", is_flag=True, help="Show each scheduled report's cron, time zone and next fire times, then exit (no daemon needed).")
+@click.option("--status", is_flag=True, help="Show which daemon leads the schedule on this job store (several may share it; one fires), then exit.")
 @click.option("--count", type=click.IntRange(1, 100), default=3, show_default=True, help="Fire times shown per report with --list.")
 @click.option("--once", metavar="REPORT", help="Run REPORT's job now exactly as the daemon would (retries, checks, publish, owner e-mail); exit 0 when it succeeded.")
 @click.option("--jobs-db", metavar="URL", envvar="NBPRESS_JOBS_DB",
@@ -308,7 +310,7 @@ def _logging() -> None:
 @click.option("--grace", type=click.FloatRange(0), default=300, show_default=True, help="Seconds running notebooks get to finish after SIGTERM/SIGINT before they are cancelled.")
 @click.pass_context
 @handle_errors
-def schedule(ctx: click.Context, list_only: bool, count: int, once: str | None, jobs_db: str | None, max_runs: int,
+def schedule(ctx: click.Context, status: bool, list_only: bool, count: int, once: str | None, jobs_db: str | None, max_runs: int,
              grace: float) -> None:
     """Run the specs' schedules until SIGTERM or Ctrl-C (the scheduler daemon).
 
@@ -320,22 +322,44 @@ def schedule(ctx: click.Context, list_only: bool, count: int, once: str | None, 
     errors and failed checks are not. The owner is e-mailed about blocked runs and final failures.
     On SIGTERM/SIGINT no new run starts, running ones get --grace seconds, then are cancelled
     (run.json `cancelled`), and the daemon exits 0.
+
+    Several daemons (on several hosts) may share one job store: the one holding the lease
+    (NBPRESS_SCHEDULE_LEASE_SECONDS) fires the jobs, the others wait and take over when it is gone.
     """
     from .scheduler import jobs
 
     project = _project(ctx)
-    if list_only and once:
-        raise UsageError("--list and --once do not go together")
+    if sum(map(bool, (list_only, once, status))) > 1:
+        raise UsageError("--list, --once and --status do not go together")
+    if status:
+        _leader_status(jobs_db or jobs.default_jobs_url(project))
+        return
     if list_only:
         _list_schedules(jobs.scheduled_specs(project), count)
         return
     if once:
         _run_once(project, once)
         return
+    from . import settings
+
+    settings.get("SCHEDULE_LEASE_SECONDS")  # a bad value is one line before the daemon's modules load
     from .scheduler.daemon import serve
 
     _logging()
     sys.exit(serve(project, jobs_url=jobs_db or jobs.default_jobs_url(project), max_runs=max_runs, grace=grace))
+
+
+def _leader_status(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .scheduler.lease import leader_status
+
+    try:
+        click.echo(leader_status(url))
+    except SQLAlchemyError as exc:  # the driver's message may quote the URL: name the class only
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise SchedulerError(f"job store {shown} cannot be opened ({type(exc).__name__})") from None
 
 
 def _list_schedules(specs, count: int) -> None:

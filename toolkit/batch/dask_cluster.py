@@ -1,6 +1,7 @@
 """The Dask executor: batch members run on a dask.distributed cluster, run folders come back as bytes.
 
-``--cluster tcp://HOST:PORT`` connects to an existing scheduler; ``--cluster local:N`` starts a
+``--cluster tcp://HOST:PORT`` connects to an existing scheduler (``tls://HOST:PORT``: over TLS with
+the certificates of :mod:`.dask_tls`); ``--cluster local:N`` starts a
 LocalCluster of N worker processes (one thread each) on this machine. Same interface as the
 local executor: a context manager whose ``run(jobs)`` yields an :class:`Outcome` per member as
 it finishes.
@@ -39,6 +40,7 @@ from ..execute.forkserver import DEFAULT_PRELOAD
 from ..project import Project
 from ..runs.run_folder import load_run, save_run
 from .bundle import ProjectBundle, pack_project, pack_run, unpack_project, unpack_run
+from .dask_tls import tls_files
 from .local import preload_worker_modules
 from .members import Job, Outcome, execute_job
 
@@ -50,7 +52,7 @@ __all__ = ["ClusterTarget", "DaskExecutor", "parse_cluster", "run_member"]
 KEEP_PROJECTS = 8  # unpacked project bundles a worker keeps for the next batches
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported, not waited for
 WORKER_WAIT = 30.0  # seconds for a reachable scheduler to have at least one worker
-_TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})/?$")
+_REMOTE = re.compile(r"^(?:tcp|tls)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})/?$")
 _LOCAL = re.compile(r"^local:(?P<n>\d{1,3})$")
 
 
@@ -66,18 +68,18 @@ class ClusterTarget:
 
 
 def parse_cluster(value: str) -> ClusterTarget:
-    """``tcp://HOST:PORT`` or ``local:N``; anything else is a :class:`UsageError` (exit 2)."""
+    """``tcp://HOST:PORT``, ``tls://HOST:PORT`` or ``local:N``; anything else is a :class:`UsageError` (exit 2)."""
     text = value.strip()
     if match := _LOCAL.match(text):
         workers = int(match["n"])
         if not 1 <= workers <= 256:
             raise UsageError(f"--cluster {value!r}: N in local:N must be between 1 and 256")
         return ClusterTarget(workers=workers)
-    if match := _TCP.match(text):
+    if match := _REMOTE.match(text):
         if not 1 <= int(match["port"]) <= 65535:
             raise UsageError(f"--cluster {value!r}: port must be between 1 and 65535")
         return ClusterTarget(address=text.rstrip("/"))
-    raise UsageError(f"--cluster {value!r}: expected tcp://HOST:PORT (a running Dask scheduler) or local:N")
+    raise UsageError(f"--cluster {value!r}: expected tcp://HOST:PORT or tls://HOST:PORT (a running Dask scheduler) or local:N")
 
 
 # --- on the worker --------------------------------------------------------------------------
@@ -193,10 +195,26 @@ def _lost(exc: BaseException) -> ExecutorError:
     return ExecutorError(f"the Dask cluster could not run this member ({type(exc).__name__}: {first})")
 
 
+def _unreachable(address: str, timeout: float, exc: BaseException) -> str:
+    """One line: the scheduler did not answer, or (tls://) the TLS handshake failed and which side refused."""
+    text = str(exc)
+    if address.startswith("tls://") and type(exc).__name__.endswith("CommClosedError"):  # closed mid-handshake
+        if "does not match" in text:
+            why = "the scheduler's certificate is not signed by the CA in NBPRESS_DASK_TLS_CA"
+        elif "EOF" in text or "ALERT" in text:
+            why = "the scheduler refused this client's certificate (NBPRESS_DASK_TLS_CERT)"
+        else:
+            why = "the other side closed the connection (a tcp:// scheduler, or not a Dask scheduler?)"
+        return f"TLS handshake with the Dask scheduler at {address} failed: {why}"
+    return (f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({type(exc).__name__});"
+            f" is `dask scheduler` running there?")
+
+
 class DaskExecutor:
     def __init__(self, cluster: str | ClusterTarget, *, preload: list[str] | tuple[str, ...] = (),
                  connect_timeout: float = CONNECT_TIMEOUT, worker_wait: float = WORKER_WAIT):
         self.target = cluster if isinstance(cluster, ClusterTarget) else parse_cluster(cluster)
+        self.tls = tls_files(self.target.address)  # missing or unreadable files: refused here, not mid-handshake
         self.preload = list(preload)
         self.connect_timeout, self.worker_wait = connect_timeout, worker_wait
         self.client = self.cluster = self.server = None
@@ -221,11 +239,10 @@ class DaskExecutor:
                 raise
             return self
         try:
-            self.client = Client(self.target.address, timeout=self.connect_timeout)
+            self.client = Client(self.target.address, timeout=self.connect_timeout,
+                                 security=self.tls.security() if self.tls else None)
         except (OSError, TimeoutError) as exc:
-            raise ClusterUnreachableError(
-                f"cannot reach the Dask scheduler at {self.target.address} within {self.connect_timeout:g} s"
-                f" ({type(exc).__name__}); is `dask scheduler` running there?") from None
+            raise ClusterUnreachableError(_unreachable(self.target.address, self.connect_timeout, exc)) from None
         try:  # a scheduler without workers would queue the members forever
             self.client.wait_for_workers(1, timeout=self.worker_wait)
         except TimeoutError:

@@ -2,7 +2,7 @@
 
 - :class:`~toolkit.batch.local.LocalExecutor` (default): W worker processes on this
   machine, each run in a new kernel forked from one template process (see :mod:`toolkit.execute.forkserver`).
-- :class:`~toolkit.batch.dask_cluster.DaskExecutor` (``--cluster tcp://HOST:PORT`` or
+- :class:`~toolkit.batch.dask_cluster.DaskExecutor` (``--cluster tcp://HOST:PORT``, ``tls://HOST:PORT`` or
   ``local:N``): members run on a dask.distributed cluster and their run folders travel back
   as bytes (see :mod:`.bundle`), so workers need the same environment but no shared filesystem.
 
@@ -19,7 +19,7 @@ __all__ = ["make_executor"]
 
 
 def make_executor(*, workers: int | None = None, preload: list[str] | None = None, cluster: str | None = None):
-    """The local executor, or the Dask one when ``cluster`` (``tcp://HOST:PORT`` / ``local:N``) is given."""
+    """The local executor, or the Dask one when ``cluster`` (``tcp://`` / ``tls://HOST:PORT`` / ``local:N``) is given."""
     if cluster:
         return DaskExecutor(cluster, preload=preload or [])
     return LocalExecutor(workers=workers, preload=preload or [])

@@ -4,6 +4,8 @@
     tick       one scheduled job: execute -> checks -> render -> publish, retries, owner e-mail
     transient  which failures are retried (kernel died, database or network unreachable)
     control    stopping: grace period, then cancelling running kernels cleanly
+    lease      the leader lease row in the job store's database (compare-and-swap)
+    leadership which of several daemons fires, renewing or watching the lease, and when to stop
     daemon     the process: signals, the scheduler, the orderly stop
 
 Nothing is imported here: ``nbpress schedule --list`` needs only the specs and the triggers,

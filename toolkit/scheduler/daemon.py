@@ -1,12 +1,16 @@
 """``nbpress schedule``: run every spec's schedule until SIGTERM or SIGINT.
 
 APScheduler's BackgroundScheduler fires the jobs on a pool of ``--max-runs`` threads (each run's
-kernel is its own process); the main thread only waits for a stop signal. On SIGTERM/SIGINT:
+kernel is its own process). Several daemons may share one job store: only the one holding the
+lease (:mod:`.leadership`) syncs the jobs and fires them, the others wait paused and take over
+when it is gone. The main thread waits for a stop signal and checks the lease's deadline.
+On SIGTERM/SIGINT:
 
 1. no new ticks are taken (the scheduler shuts down; ticks queued behind ``--max-runs`` skip);
 2. running jobs get ``--grace`` seconds to finish (no new attempts or retries start);
 3. then what still runs is cancelled: kernels shut down, ``run.json`` says ``cancelled``;
-4. exit 0. The job store keeps every next run time for the next start.
+4. the lease is released (a follower takes over at once); exit 0. The job store keeps every
+   next run time for the next start.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import threading
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import settings
 from ..errors import SchedulerError
 from ..notebook.run_env import RUN_ENV
 from ..project import Project
 from .control import Control
 from .jobs import make_scheduler, scheduled_specs, sync_jobs
+from .lease import Lease
+from .leadership import Leadership
 from .tick import Settings, install, owner_mail, publishing, runnable
 
 __all__ = ["serve", "CANCEL_WAIT"]
@@ -38,6 +45,7 @@ def _describe(url: str) -> str:
 
 def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> int:
     """Run the daemon in this (main) thread; returns the exit status."""
+    lease_seconds = settings.get("SCHEDULE_LEASE_SECONDS")  # a bad value refuses the start at once
     specs = scheduled_specs(project)  # an invalid spec refuses the start, before any signal handler
     for spec in specs:
         runnable(spec)
@@ -58,8 +66,32 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     scheduler = make_scheduler(jobs_url, max_runs=max_runs)
+    leadership = None
     try:
         _open(scheduler, jobs_url)
+        leadership = _lead(scheduler, project, specs, jobs_url, lease_seconds)
+        log.info(publish_line)
+        log.info(mail_line)
+        log.info("waiting for ticks (at most %d runs at a time; SIGTERM or Ctrl-C stops)", max_runs)
+        while not stop.wait(0.5):
+            leadership.check()
+        control.stop()  # before the shutdown: a tick still queued must see it and skip
+        leadership.retire()  # pauses the scheduler; the lease is kept while running jobs drain
+        scheduler.shutdown(wait=False)
+        return _drain(control, grace)
+    finally:
+        if leadership is not None:
+            leadership.stop()  # pauses the scheduler if it still fires, then releases the lease
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _lead(scheduler, project: Project, specs, jobs_url: str, lease_seconds: int) -> Leadership:
+    """Take the lease or follow its holder; the leader syncs the jobs and its scheduler fires."""
+
+    def on_lead() -> None:
         changes = sync_jobs(scheduler, project, specs)
         log.info("jobs in %s: %d scheduled (added %s, updated %s, removed %s)", _describe(jobs_url), len(specs),
                  _names(changes.added), _names(changes.updated), _names(changes.removed))
@@ -70,21 +102,18 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
                      local.isoformat() if local else "none")
         if not specs:
             log.warning("no report in %s has a schedule: nothing to run until a restart", project.notebooks_dir)
-        log.info(publish_line)
-        log.info(mail_line)
         scheduler.resume()
-        log.info("waiting for ticks (at most %d runs at a time; SIGTERM or Ctrl-C stops)", max_runs)
-        while not stop.wait(0.5):
-            pass
-        control.stop()  # before the shutdown: a tick still queued must see it and skip
-        scheduler.pause()  # narrows APScheduler's window for firing a job while it shuts down
-        scheduler.shutdown(wait=False)
-        return _drain(control, grace)
-    finally:
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+
+    lease = Lease(jobs_url, lease_seconds)
+    leadership = Leadership(lease, on_lead=on_lead, on_follow=lambda reason: scheduler.pause())
+    try:
+        lease.create()
+        leadership.step()  # the first look in this thread: a lone daemon leads before "waiting for ticks"
+    except SQLAlchemyError as exc:
+        lease.close()
+        raise SchedulerError(f"job store {_describe(jobs_url)}: the schedule lease cannot be used ({type(exc).__name__})") from None
+    leadership.start()
+    return leadership
 
 
 def _open(scheduler, jobs_url: str) -> None:
