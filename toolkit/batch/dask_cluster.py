@@ -198,6 +198,10 @@ def _lost(exc: BaseException) -> ExecutorError:
 def _unreachable(address: str, timeout: float, exc: BaseException) -> str:
     """One line: the scheduler did not answer, or (tls://) the TLS handshake failed and which side refused."""
     text = str(exc)
+    if address.startswith("tls://") and isinstance(exc, ValueError):
+        # Tornado, when a plain-TCP peer has already written before the handshake could start.
+        return (f"TLS handshake with the Dask scheduler at {address} failed: "
+                "the other side closed the connection (a tcp:// scheduler, or not a Dask scheduler?)")
     if address.startswith("tls://") and type(exc).__name__.endswith("CommClosedError"):  # closed mid-handshake
         if "does not match" in text:
             why = "the scheduler's certificate is not signed by the CA in NBPRESS_DASK_TLS_CA"
@@ -242,6 +246,10 @@ class DaskExecutor:
             self.client = Client(self.target.address, timeout=self.connect_timeout,
                                  security=self.tls.security() if self.tls else None)
         except (OSError, TimeoutError) as exc:
+            raise ClusterUnreachableError(_unreachable(self.target.address, self.connect_timeout, exc)) from None
+        except ValueError as exc:  # "IOStream is not idle; cannot convert to SSL": a tcp:// peer spoke first
+            if not (self.tls and "cannot convert to SSL" in str(exc)):
+                raise
             raise ClusterUnreachableError(_unreachable(self.target.address, self.connect_timeout, exc)) from None
         try:  # a scheduler without workers would queue the members forever
             self.client.wait_for_workers(1, timeout=self.worker_wait)
