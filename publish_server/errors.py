@@ -43,6 +43,10 @@ class MailError(PortalError):
     """The message could not be handed to the mail server (or was refused before sending)."""
 
 
+class MailRefused(MailError):
+    """The mail server refused this message for good (a 5xx answer): trying again will not help."""
+
+
 class HTTPError(PortalError):
     status = 500
     code = "internal_error"

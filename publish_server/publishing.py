@@ -133,6 +133,12 @@ class Audience(BaseModel):
         return list(dict.fromkeys(cleaned))
 
 
+class NotifyOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attach_pdf: bool = Field(False, description="attach the PDF to notification mails (when under NOTIFY_ATTACH_MAX_MB)")
+
+
 class PublishMetadata(BaseModel):
     """The ``metadata`` part of an upload (JSON)."""
 
@@ -150,13 +156,15 @@ class PublishMetadata(BaseModel):
     pages: int | None = Field(None, ge=0, le=1_000_000)
     audience: Audience | None = Field(None, description=(
         "readers added to this publication only; everyone granted the report reads it too"))
+    summary: str = Field("", max_length=300, description="one line for the notification mails (the spec's notify.summary, rendered)")
+    notify: NotifyOptions | None = Field(None, description="the report's notification settings (spec key notify)")
 
     @field_validator("sha256")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
 
-    @field_validator("title", "description", "period_label")
+    @field_validator("title", "description", "period_label", "summary")
     @classmethod
     def _clean_text(cls, value: str | None) -> str | None:
         return None if value is None else _printable(value.strip())
@@ -349,7 +357,8 @@ def _write(meta: PublishMetadata, size: int, publisher: PublisherToken, group_id
             publication = Publication(
                 report_id=report.id, version=(latest or 0) + 1, parameters=meta.parameters,
                 period_label=meta.period_label, run_id=meta.run_id, sha256=meta.sha256, size=size,
-                pages=meta.pages, publisher_id=publisher.id,
+                pages=meta.pages, publisher_id=publisher.id, summary=meta.summary or "",
+                attach_pdf=bool(meta.notify and meta.notify.attach_pdf),
             )
             db.session.add(publication)
             db.session.flush()
