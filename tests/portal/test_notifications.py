@@ -31,6 +31,10 @@ def jobs(**where) -> list[MailJob]:
     return list(db.session.scalars(sa.select(MailJob).filter_by(**where)))
 
 
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # heavy; PostgreSQL: test_notification_workers.py
+
+
+@SQLITE_ONLY
 def test_a_thousand_readers_each_get_exactly_one_mail(app, client, passwords):
     emails = seed_readers(passwords, 1000)
     token = publisher(app)
@@ -105,6 +109,7 @@ def test_disabled_users_revoked_grants_opt_outs_and_withdrawals_get_nothing(app,
     assert not server.inbox.messages
 
 
+@SQLITE_ONLY
 def test_smtp_down_for_part_of_the_batch_then_back_each_gets_exactly_one(app, client, passwords, caplog):
     emails = seed_readers(passwords, 300)
     publish(client, publisher(app))

@@ -1,0 +1,78 @@
+"""The mail worker as real processes: killed mid-batch and restarted, and two at once.
+
+Each recipient must get exactly one mail. The worker is ``python -m publish_server.admin
+mail-worker`` (what ``nbpress portal mail-worker`` runs) on a SQLite file or the test PostgreSQL;
+the SMTP server is aiosmtpd on loopback, in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import sqlalchemy as sa
+
+from publish_server.extensions import db
+from publish_server.models import MailJob
+from tests.portal.notify_helpers import StallingInbox, counts, publish, publisher, seed_readers
+from tests.portal.smtp_server import SmtpServer
+
+N = 300  # processes on both databases: enough for several batches; the 1,000-recipient run is in test_notifications.py
+
+
+def _worker(app, smtp_port: int, *args: str) -> subprocess.Popen:
+    settings = app.config["NBPRESS"]
+    env = {**os.environ, "NBPRESS_INSTANCE": app.instance_path, "NBPRESS_SECRET_KEY": settings["SECRET_KEY"],
+           "NBPRESS_JWT_SECRET": settings["JWT_SECRET"], "NBPRESS_DATABASE_URL": settings["DATABASE_URL"],
+           "NBPRESS_MAIL_URL": f"smtp://127.0.0.1:{smtp_port}", "NBPRESS_NOTIFY_MAX_PER_MINUTE": "0",
+           "NBPRESS_COOKIE_SECURE": "false"}
+    return subprocess.Popen([sys.executable, "-m", "publish_server.admin", "mail-worker", "--once", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _queued(app, client, passwords) -> list[str]:
+    emails = seed_readers(passwords, N)
+    publish(client, publisher(app))
+    db.session.remove()
+    return emails
+
+
+def test_a_worker_killed_mid_batch_and_restarted_sends_each_mail_exactly_once(app, client, passwords):
+    emails = _queued(app, client, passwords)
+    inbox = StallingInbox(stall_at=150)  # the 150th mail: 149 are through, the second batch is half done
+    server = SmtpServer()
+    server.inbox = server.controller.handler = inbox
+    with server:
+        first = _worker(app, server.port, "--lease", "3")
+        try:
+            assert inbox.stalled.wait(60), "the worker never reached the 150th mail"
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        finally:
+            inbox.release.set()
+            first.kill()
+        assert len(inbox.messages) == 149
+        leased = db.session.scalar(sa.select(sa.func.count()).where(MailJob.status == "sending"))
+        assert leased > 0  # the killed worker's batch is still leased to it ...
+        second = _worker(app, server.port, "--lease", "3")
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 0, err
+        if db.session.scalar(sa.select(sa.func.count()).where(MailJob.status != "sent")):  # ... until its lease ran out
+            again = _worker(app, server.port)
+            assert again.wait(120) == 0
+    assert counts(inbox) == {e: 1 for e in emails}
+
+
+def test_two_workers_at_once_send_each_mail_exactly_once(app, client, passwords):
+    emails = _queued(app, client, passwords)
+    with SmtpServer() as server:
+        workers = [_worker(app, server.port, "--batch", "50") for _ in range(2)]
+        results = [w.communicate(timeout=180) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], results
+    sent = [int(err.split("notifications: sent ")[1].split(",")[0]) for _, err in results]
+    assert sum(sent) == N and min(sent) > 0, sent  # both took part
+    assert counts(server.inbox) == {e: 1 for e in emails}
+    db.session.remove()
+    assert db.session.scalar(sa.select(sa.func.count()).where(MailJob.status == "sent")) == N
