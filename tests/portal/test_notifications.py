@@ -228,3 +228,16 @@ def test_the_account_page_form_sets_each_digest_or_none(app, client, passwords, 
     assert saved.status_code == 303
     assert [(p.report_id, p.mode) for p in db.session.scalars(sa.select(NotificationPreference))] == [(report.id, "digest")]
     assert client.post("/account/notifications", data={f"mode-{report.id}": "loud", "csrf_token": csrf}).status_code == 400
+
+
+def test_the_sign_in_code_and_reset_mails_link_to_the_portal(app, client, make_user, login):
+    make_user("ana@example.org")
+    login(client, "ana@example.org")
+    code_mail = next(m for m in app.extensions["nbpress.mailer"].sent if "code" in str(m["Subject"]))
+    assert "Notebook Press: http://localhost/" in text_of(code_mail)
+    app.config["NBPRESS"] = {**app.config["NBPRESS"], "PUBLIC_URL": "https://reports.example.org"}
+    client.get("/password/forgot")
+    csrf = client.get_cookie("reset_csrf")
+    client.post("/password/forgot", data={"email": "ana@example.org", "reset_csrf": csrf.value}).close()  # closed: the mail goes out
+    reset_mail = next(m for m in app.extensions["nbpress.mailer"].sent if "Reset" in str(m["Subject"]))
+    assert "Notebook Press: https://reports.example.org/" in text_of(reset_mail)

@@ -97,6 +97,7 @@ class RunRecord(BaseModel):
     status: Status = "running"
     parameters: dict[str, Any]
     period: str = ""  # the period the run covers, as readers see it (spec `period`, made when prepared)
+    summary: str = ""  # spec `notify.summary` rendered after the run: the notification mails' line
     spec: dict[str, Any]
     notebook: str
     notebook_sha256: str
