@@ -40,7 +40,7 @@ from .errors import ConfigError, MailError, MailRefused
 from .text import without_controls
 
 __all__ = ["MailTarget", "parse_mail_url", "SmtpMailer", "FileOutbox", "RecordingMailer",
-           "mailer", "compose", "send_template", "portal_url"]
+           "mailer", "compose", "send_template", "portal_url", "checked_sender", "checked_recipient"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,16 @@ def _sender(text: str) -> Address:
         name, _, address = text[:-1].rpartition("<")
         return _address(name.strip().strip('"'), address.strip())
     return _address("", text)
+
+
+def checked_sender(text: str) -> Address:
+    """``MAIL_FROM`` as an address; :class:`MailError` when it could inject a header."""
+    return _sender(text)
+
+
+def checked_recipient(name: str, address: str) -> Address:
+    """A recipient (control characters in the name become spaces); :class:`MailError` for a bad address."""
+    return _address(without_controls(name), address)
 
 
 @dataclass
