@@ -92,12 +92,13 @@ class Sender:
         extra = self.batch_size * 60 / self.cap.per_minute if self.cap.per_minute else 0
         self.lease = dt.timedelta(seconds=lease_seconds + extra)
         self.first_retry = dt.timedelta(seconds=retry_seconds)
-        # A commit per mail must not expire the batch's users and publications (a reload per mail);
-        # every batch reads its rows afresh instead (populate_existing).
-        db.session().expire_on_commit = False
 
     def run_once(self) -> Totals:
         """Send everything due now, batch after batch, until nothing due is left or SMTP is down."""
+        # A commit per mail must not expire the batch's users and publications (a reload per mail);
+        # every batch reads its rows afresh instead (populate_existing). Set per pass: the
+        # worker ends its session after each.
+        db.session().expire_on_commit = False
         totals = Totals()
         while True:
             before = totals.sent + totals.cancelled + totals.retried + totals.failed
