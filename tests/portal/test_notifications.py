@@ -241,3 +241,32 @@ def test_the_sign_in_code_and_reset_mails_link_to_the_portal(app, client, make_u
     client.post("/password/forgot", data={"email": "ana@example.org", "reset_csrf": csrf.value}).close()  # closed: the mail goes out
     reset_mail = next(m for m in app.extensions["nbpress.mailer"].sent if "Reset" in str(m["Subject"]))
     assert "Notebook Press: https://reports.example.org/" in text_of(reset_mail)
+
+
+def test_senders_claiming_at_the_same_moment_never_share_a_job(app, client, passwords):
+    import threading
+
+    from publish_server.notifications import claims
+
+    seed_readers(passwords, 400)
+    publish(client, publisher(app))
+    db.session.remove()
+    taken: dict[str, list[int]] = {}
+    start = threading.Barrier(4)
+
+    def sender(owner: str) -> None:
+        with app.app_context():
+            mine = taken.setdefault(owner, [])
+            start.wait()
+            while batch := claims.claim(owner, limit=20, lease=dt.timedelta(seconds=60), kind="publication"):
+                mine.extend(job.id for job in batch)
+            db.session.remove()
+
+    threads = [threading.Thread(target=sender, args=(f"s{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    every = [job for ids in taken.values() for job in ids]
+    assert len(every) == len(set(every)) == 400
+    assert {o for j in jobs() for o in [j.lease_owner]} == set(taken) - {o for o, ids in taken.items() if not ids}
