@@ -7,17 +7,23 @@ the SMTP server is aiosmtpd on loopback, in this process.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
 import sys
 
+import pytest
+import requests
 import sqlalchemy as sa
 
 from publish_server.extensions import db
 from publish_server.models import MailJob
+from tests.helpers import free_port, wait_for, wait_until_listening
+from tests.portal.conftest import make_pdf
 from tests.portal.notify_helpers import StallingInbox, counts, publish, publisher, seed_readers
-from tests.portal.smtp_server import SmtpServer
+from tests.portal.smtp_server import SmtpServer, text_of
 
 N = 300  # processes on both databases: enough for several batches; the 1,000-recipient run is in test_notifications.py
 
@@ -76,3 +82,30 @@ def test_two_workers_at_once_send_each_mail_exactly_once(app, client, passwords)
     assert counts(server.inbox) == {e: 1 for e in emails}
     db.session.remove()
     assert db.session.scalar(sa.select(sa.func.count()).where(MailJob.status == "sent")) == N
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_serve_dev_sends_notifications_from_its_own_thread(app, passwords, tmp_path):
+    """A publish over real HTTP to `nbpress portal serve --dev`: the mail arrives with no worker started."""
+    emails = seed_readers(passwords, 3)
+    token = publisher(app)
+    db.session.remove()
+    port = free_port()
+    with SmtpServer() as server:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("NBPRESS_")}, "NBPRESS_INSTANCE": app.instance_path,
+               "NBPRESS_MAIL_URL": f"smtp://127.0.0.1:{server.port}"}
+        portal = subprocess.Popen([sys.executable, "-m", "publish_server.admin", "serve", "--dev", "--port", str(port)],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_until_listening(port, portal, name="the dev server")
+            pdf = make_pdf(1, marker="dev")
+            meta = {"report": "weekly", "run_id": "dev-1", "sha256": hashlib.sha256(pdf).hexdigest(), "period_label": "2026-W49"}
+            answer = requests.post(f"http://127.0.0.1:{port}/api/v1/publications", headers={"Authorization": f"Bearer {token}"},
+                                   files={"metadata": (None, json.dumps(meta)), "file": ("r.pdf", pdf)}, timeout=30)
+            assert answer.status_code == 201, answer.text
+            wait_for(lambda: len(server.inbox.messages) >= 3, timeout=30, what="three notification mails", process=portal)
+        finally:
+            portal.terminate()
+            portal.wait(30)
+    assert counts(server.inbox) == {e: 1 for e in emails}
+    assert f"http://127.0.0.1:{port}/reports/weekly" in text_of(server.inbox.messages[0])
