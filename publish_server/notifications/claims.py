@@ -36,13 +36,13 @@ def claim(owner: str, *, limit: int, lease: dt.timedelta, kind: str) -> list[Mai
     Digest jobs are taken per user: all of a user's due digest jobs together, so they make one mail.
     """
     now = utcnow()
-    candidates = select(MailJob.id).where(_due(now), MailJob.kind == kind).order_by(MailJob.id).limit(limit)
-    candidates = candidates.with_for_update(skip_locked=True)  # ignored by SQLite, whose writer is alone anyway
-    if kind == "digest":
-        users = candidates.with_only_columns(MailJob.user_id)
-        target = MailJob.user_id.in_(users.scalar_subquery())
-    else:
-        target = MailJob.id.in_(candidates.scalar_subquery())
+    # The candidates in a CTE, read once: as an IN (subquery), PostgreSQL may run the subquery
+    # again per row and, with SKIP LOCKED, take far more than ``limit`` rows.
+    column = MailJob.user_id if kind == "digest" else MailJob.id
+    picked = (select(column).where(_due(now), MailJob.kind == kind).order_by(MailJob.id).limit(limit)
+              .with_for_update(skip_locked=True)  # ignored by SQLite, whose writer is alone anyway
+              .cte("picked"))
+    target = (MailJob.user_id if kind == "digest" else MailJob.id).in_(select(picked.c[column.key]))
     taken = db.session.scalars(
         update(MailJob).where(target, MailJob.kind == kind, _due(now))
         .values(status="sending", lease_owner=owner, lease_until=now + lease)

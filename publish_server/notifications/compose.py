@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from email.header import Header
 from email.message import Message
-from email.policy import compat32
+from email.policy import Compat32
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -34,9 +34,22 @@ from .unsubscribe import make_token
 
 __all__ = ["Item", "link_base", "publication_mail", "digest_mail", "message_id"]
 
-# compat32 (plain string headers) without folding: a folded List-Unsubscribe starts with
-# whitespace some parsers keep. Every header here stays far below the 998-character limit.
-_POLICY = compat32.clone(max_line_length=None)
+class _Unfolded(Compat32):
+    """compat32 (plain string headers) written as they are: no folding, no re-encoding.
+
+    Every value set here is ASCII already (RFC 2047 words for names and subjects, base64 bodies)
+    and far below the 998-character line limit; folding them cost more CPU than the rest of a
+    mail, and a folded ``List-Unsubscribe`` starts with whitespace some parsers keep.
+    """
+
+    def fold(self, name: str, value: str) -> str:
+        return f"{name}: {value}{self.linesep}"
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        return self.fold(name, value).encode("ascii")
+
+
+_POLICY = _Unfolded()
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,8 @@ def _item(app: Flask, base: str, publication: Publication) -> Item:
 def _message(app: Flask, template: str, user: User, subject: str, unsubscribe: str, base: str, **context) -> Message:
     sender = checked_sender(app.config["NBPRESS"]["MAIL_FROM"])
     recipient = checked_recipient(user.display_name, user.email)
+    if not recipient.addr_spec.isascii():  # the headers are written as ASCII (see _Unfolded)
+        raise MailError("refused: an address with non-ASCII characters (SMTPUTF8 is not used)")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in subject):
         raise MailError("refused: the subject contains a control character (CR/LF)")
     values = dict(name=user.display_name or user.email, unsubscribe=unsubscribe, portal_url=base,
@@ -88,7 +103,7 @@ def _message(app: Flask, template: str, user: User, subject: str, unsubscribe: s
     message.attach(MIMEText(render_template(f"mail/{template}.html", **values), "html", "utf-8", policy=_POLICY))
     message["From"] = formataddr((sender.display_name, sender.addr_spec), charset="utf-8")
     message["To"] = formataddr((recipient.display_name, recipient.addr_spec), charset="utf-8")
-    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode(maxlinelen=998)
     message["Date"] = formatdate(usegmt=True)
     message["Auto-Submitted"] = "auto-generated"
     message["List-Unsubscribe"] = f"<{unsubscribe}>"

@@ -7,6 +7,7 @@ the SMTP server is aiosmtpd on loopback, in this process.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from publish_server.models import MailJob
 from tests.helpers import free_port, wait_for, wait_until_listening
 from tests.portal.conftest import make_pdf
 from tests.portal.notify_helpers import StallingInbox, counts, publish, publisher, seed_readers
-from tests.portal.smtp_server import SmtpServer, text_of
+from tests.portal.smtp_server import Inbox, SmtpServer, text_of
 
 N = 300  # processes on both databases: enough for several batches; the 1,000-recipient run is in test_notifications.py
 
@@ -71,9 +72,32 @@ def test_a_worker_killed_mid_batch_and_restarted_sends_each_mail_exactly_once(ap
     assert counts(inbox) == {e: 1 for e in emails}
 
 
+class GateInbox(Inbox):
+    """Holds every RCPT until two senders have connected: both workers surely work at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.peers: set = set()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        self.peers.add(session.peer)
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        for _ in range(1200):  # at most 60 s
+            if len(self.peers) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
 def test_two_workers_at_once_send_each_mail_exactly_once(app, client, passwords):
     emails = _queued(app, client, passwords)
-    with SmtpServer() as server:
+    server = SmtpServer()
+    server.inbox = server.controller.handler = GateInbox()
+    with server:
         workers = [_worker(app, server.port, "--batch", "50") for _ in range(2)]
         results = [w.communicate(timeout=180) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], results

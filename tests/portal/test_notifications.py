@@ -252,6 +252,7 @@ def test_senders_claiming_at_the_same_moment_never_share_a_job(app, client, pass
     publish(client, publisher(app))
     db.session.remove()
     taken: dict[str, list[int]] = {}
+    sizes: list[int] = []
     start = threading.Barrier(4)
 
     def sender(owner: str) -> None:
@@ -259,6 +260,7 @@ def test_senders_claiming_at_the_same_moment_never_share_a_job(app, client, pass
             mine = taken.setdefault(owner, [])
             start.wait()
             while batch := claims.claim(owner, limit=20, lease=dt.timedelta(seconds=60), kind="publication"):
+                sizes.append(len(batch))
                 mine.extend(job.id for job in batch)
             db.session.remove()
 
@@ -269,4 +271,5 @@ def test_senders_claiming_at_the_same_moment_never_share_a_job(app, client, pass
         thread.join(60)
     every = [job for ids in taken.values() for job in ids]
     assert len(every) == len(set(every)) == 400
+    assert max(sizes) <= 20  # a claim takes at most its limit (PostgreSQL once took every due row: see claims.claim)
     assert {o for j in jobs() for o in [j.lease_owner]} == set(taken) - {o for o, ids in taken.items() if not ids}
