@@ -98,7 +98,8 @@ def retry(jobs: list[MailJob], owner: str, reason: str, *, max_attempts: int, fi
             failed.append(job)
             values = {"status": "failed"}
         else:
-            wait = backoff(attempts) if first_wait is None else first_wait * 2 ** (attempts - 1)
+            wait = backoff(attempts) if first_wait is None else min(first_wait * 2 ** (attempts - 1),
+                                                                     dt.timedelta(seconds=BACKOFF_MAX_SECONDS))
             values = {"status": "queued", "next_attempt_at": now + wait}
         db.session.execute(_mine([job.id], owner).values(attempts=attempts, last_error=reason[:300],
                                                          lease_owner=None, lease_until=None, **values))
