@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import click
 from flask import current_app
 
@@ -25,8 +28,12 @@ def mail_worker(once: bool, poll_seconds: float, batch_size: int, lease_seconds:
     """Send notification mails from the queue until stopped (SIGTERM / Ctrl-C).
 
     Run one or more next to the portal (any number may run at once: each mail goes out once).
-    Mail goes through MAIL_URL; NBPRESS_NOTIFY_MAX_PER_MINUTE caps each worker.
+    Mail goes through NBPRESS_MAIL_URL; NBPRESS_NOTIFY_MAX_PER_MINUTE caps each worker. SIGTERM or
+    Ctrl-C finishes the mail in hand and gives the rest of the batch back to the queue.
     """
-    totals = worker.run(current_app._get_current_object(), once=once, poll_seconds=poll_seconds,
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    totals = worker.run(current_app._get_current_object(), once=once, poll_seconds=poll_seconds, stop=stop,
                         batch_size=batch_size, lease_seconds=lease_seconds, retry_seconds=retry_seconds)
     click.echo(f"notifications: {totals}", err=True)

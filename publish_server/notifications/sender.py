@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -82,9 +83,11 @@ def new_owner() -> str:
 class Sender:
     """Drains the queue in an app context; one per process (the rate cap counts per process)."""
 
-    def __init__(self, app: Flask, *, batch_size: int = 100, lease_seconds: float = 120, retry_seconds: float = 30):
+    def __init__(self, app: Flask, *, batch_size: int = 100, lease_seconds: float = 120, retry_seconds: float = 30,
+                 stop: threading.Event | None = None):
         settings = app.config["NBPRESS"]
         self.app, self.owner = app, new_owner()
+        self.stop = stop or threading.Event()  # set (SIGTERM): finish the mail in hand, give the rest back
         self.cap = RateCap(settings["NOTIFY_MAX_PER_MINUTE"])
         self.max_attempts = settings["NOTIFY_MAX_ATTEMPTS"]
         self.batch_size = min(batch_size, self.cap.per_minute) if self.cap.per_minute else batch_size
@@ -100,7 +103,7 @@ class Sender:
         # worker ends its session after each.
         db.session().expire_on_commit = False
         totals = Totals()
-        while True:
+        while not self.stop.is_set():
             before = totals.sent + totals.cancelled + totals.retried + totals.failed
             for kind in ("publication", "digest"):
                 jobs = claims.claim(self.owner, limit=self.batch_size, lease=self.lease, kind=kind)
@@ -111,6 +114,7 @@ class Sender:
                         return totals
             if totals.sent + totals.cancelled + totals.retried + totals.failed == before:
                 return totals
+        return totals
 
     # --- one batch -----------------------------------------------------------------------------
 
@@ -132,7 +136,7 @@ class Sender:
             with mailer().connection() as send:
                 while pending:
                     ids, build = pending[0]
-                    if utcnow() > lease_end - margin:  # another sender may take them soon: hand them back untried
+                    if self.stop.is_set() or utcnow() > lease_end - margin:  # stopping, or the lease runs out: hand them back untried
                         claims.release([i for ids_, _ in pending for i in ids_], self.owner)
                         return totals
                     try:

@@ -16,12 +16,14 @@ __all__ = ["run", "start_thread"]
 log = logging.getLogger(__name__)
 
 
-def run(app: Flask, *, once: bool, poll_seconds: float = 5, **options) -> Totals:
-    """Send what is due; with ``once`` return when nothing is due, else poll every ``poll_seconds``."""
+def run(app: Flask, *, once: bool, poll_seconds: float = 5, stop: threading.Event | None = None, **options) -> Totals:
+    """Send what is due; with ``once`` return when nothing is due, else poll every ``poll_seconds``
+    until ``stop`` is set (the mail in hand is finished, the rest of its batch given back)."""
     totals = Totals()
+    stop = stop or threading.Event()
     with app.app_context():
-        sender = Sender(app, **options)
-        while True:
+        sender = Sender(app, stop=stop, **options)
+        while not stop.is_set():
             try:
                 done = sender.run_once()
             finally:
@@ -31,7 +33,8 @@ def run(app: Flask, *, once: bool, poll_seconds: float = 5, **options) -> Totals
                 log.info("notifications: %s", done)
             if once:
                 return totals
-            time.sleep(poll_seconds)
+            stop.wait(poll_seconds)
+    return totals
 
 
 def _forever(app: Flask, poll_seconds: float) -> None:

@@ -14,13 +14,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
 import sqlalchemy as sa
 
 from publish_server.extensions import db
-from publish_server.models import MailJob
+from publish_server.models import MailJob, utcnow
 from tests.helpers import free_port, wait_for, wait_until_listening
 from tests.portal.conftest import make_pdf
 from tests.portal.notify_helpers import StallingInbox, counts, publish, publisher, seed_readers
@@ -29,13 +30,13 @@ from tests.portal.smtp_server import Inbox, SmtpServer, text_of
 N = 300  # processes on both databases: enough for several batches; the 1,000-recipient run is in test_notifications.py
 
 
-def _worker(app, smtp_port: int, *args: str) -> subprocess.Popen:
+def _worker(app, smtp_port: int, *args: str, once: bool = True) -> subprocess.Popen:
     settings = app.config["NBPRESS"]
     env = {**os.environ, "NBPRESS_INSTANCE": app.instance_path, "NBPRESS_SECRET_KEY": settings["SECRET_KEY"],
            "NBPRESS_JWT_SECRET": settings["JWT_SECRET"], "NBPRESS_DATABASE_URL": settings["DATABASE_URL"],
            "NBPRESS_MAIL_URL": f"smtp://127.0.0.1:{smtp_port}", "NBPRESS_NOTIFY_MAX_PER_MINUTE": "0",
            "NBPRESS_COOKIE_SECURE": "false"}
-    return subprocess.Popen([sys.executable, "-m", "publish_server.admin", "mail-worker", "--once", *args],
+    return subprocess.Popen([sys.executable, "-m", "publish_server.admin", "mail-worker", *(["--once"] if once else []), *args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -66,7 +67,10 @@ def test_a_worker_killed_mid_batch_and_restarted_sends_each_mail_exactly_once(ap
         second = _worker(app, server.port, "--lease", "3")
         out, err = second.communicate(timeout=120)
         assert second.returncode == 0, err
-        if db.session.scalar(sa.select(sa.func.count()).where(MailJob.status != "sent")):  # ... until its lease ran out
+        db.session.remove()
+        lease_end = db.session.scalar(sa.select(sa.func.max(MailJob.lease_until)).where(MailJob.status == "sending"))
+        if lease_end is not None:  # ... until its lease runs out; then a worker takes them
+            time.sleep(max(0.0, (lease_end - utcnow()).total_seconds()) + 0.2)
             again = _worker(app, server.port)
             assert again.wait(120) == 0
     assert counts(inbox) == {e: 1 for e in emails}
@@ -133,3 +137,28 @@ def test_serve_dev_sends_notifications_from_its_own_thread(app, passwords, tmp_p
             portal.wait(30)
     assert counts(server.inbox) == {e: 1 for e in emails}
     assert f"http://127.0.0.1:{port}/reports/weekly" in text_of(server.inbox.messages[0])
+
+
+class SlowInbox(Inbox):
+    """20 ms per mail: a worker is surely mid-batch when the test signals it."""
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(0.02)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sigterm_finishes_the_mail_in_hand_and_gives_the_batch_back(app, client, passwords):
+    emails = _queued(app, client, passwords)
+    server = SmtpServer()
+    server.inbox = server.controller.handler = SlowInbox()
+    with server:
+        running = _worker(app, server.port, "--poll", "0.2", "--batch", str(N), once=False)  # one batch; runs on until signalled
+        wait_for(lambda: len(server.inbox.messages) >= 20, timeout=60, what="20 mails", process=running)
+        running.send_signal(signal.SIGTERM)
+        _, err = running.communicate(timeout=30)
+        assert running.returncode == 0, err
+        statuses = dict(db.session.execute(sa.select(MailJob.status, sa.func.count()).group_by(MailJob.status)).all())
+        assert "sending" not in statuses and statuses["sent"] == len(server.inbox.messages) < N  # nothing left leased
+        assert _worker(app, server.port).wait(120) == 0  # the rest, at once: no lease to wait for
+    assert counts(server.inbox) == {e: 1 for e in emails}
