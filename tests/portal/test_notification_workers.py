@@ -140,10 +140,12 @@ def test_serve_dev_sends_notifications_from_its_own_thread(app, passwords, tmp_p
 
 
 class SlowInbox(Inbox):
-    """20 ms per mail: a worker is surely mid-batch when the test signals it."""
+    """20 ms per mail (``delay``): a worker is surely mid-batch when the test signals it."""
+
+    delay = 0.02
 
     async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(self.delay)
         return await super().handle_DATA(server, session, envelope)
 
 
@@ -160,5 +162,6 @@ def test_sigterm_finishes_the_mail_in_hand_and_gives_the_batch_back(app, client,
         assert running.returncode == 0, err
         statuses = dict(db.session.execute(sa.select(MailJob.status, sa.func.count()).group_by(MailJob.status)).all())
         assert "sending" not in statuses and statuses["sent"] == len(server.inbox.messages) < N  # nothing left leased
+        server.inbox.delay = 0
         assert _worker(app, server.port).wait(120) == 0  # the rest, at once: no lease to wait for
     assert counts(server.inbox) == {e: 1 for e in emails}
