@@ -34,6 +34,7 @@ proof: $(VENV)/.test
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks.pipeline $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.cli_startup
+	$(BIN)/python -m benchmarks.notifications
 
 # A 16-member batch of the demo report: raw papermill+weasyprint loop vs --grid vs --cluster local:2.
 bench-batch: $(VENV)/.test

@@ -25,7 +25,7 @@ from .extensions import db
 from .models import Grant, Group, Membership, Publication, Report, User
 
 __all__ = ["active", "refuse_withdrawn", "visible_publications", "get_visible_publication", "visible_reports", "Downloadable",
-           "get_downloadable", "Readers", "readers_of", "report_readers"]
+           "get_downloadable", "Readers", "readers_of", "report_readers", "reader_ids"]
 
 
 def _subject_matches(user_id):
@@ -49,6 +49,13 @@ def _visible(user_id):
         _subject_matches(user_id),
     ).exists()
     return or_(granted_own, granted_report)
+
+
+def reader_ids(publication_id) -> Select:
+    """``SELECT users.id`` of the active recipients (admins, who read everything, left out) who can
+    read the publication ``publication_id`` under the grant rule: the notifications' audience."""
+    return (select(User.id).join(Publication, Publication.id == publication_id)
+            .where(_visible(User.id), User.active.is_(True), User.role != "admin"))
 
 
 def active(query: Select) -> Select:

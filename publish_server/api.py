@@ -20,6 +20,8 @@ from sqlalchemy import select as sa_select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import access, audit, publishing, withdrawal
+from .mail import portal_url
+from .notifications.queue import enqueue_publication
 from .errors import BadRequest, Gone, HTTPError, NotFound, PayloadTooLarge
 from .extensions import db
 from .models import Publication, Report, User, utcnow
@@ -261,6 +263,9 @@ def create_publication():
     except HTTPError:
         db.session.commit()  # the refusal's audit row
         raise
+    if result.created:  # in the same transaction: a publication is never stored without its notifications
+        result.publication.link_base = portal_url()
+        enqueue_publication(result.publication, digest_hour=current_app.config["NBPRESS"]["DIGEST_HOUR_UTC"])
     db.session.commit()
     return jsonify(published_json(result.publication)), 201 if result.created else 200
 

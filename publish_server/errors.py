@@ -6,6 +6,7 @@ HTML or JSON with the class's public message, never the exception's internals.
     PortalError                     base
     ├── ConfigError                 bad settings: start-up stops with one line
     ├── MailError                   a mail was not handed to the mail server (its text is for the log only)
+    │   └── MailRefused             the server refused it for good (5xx): no retry
     └── HTTPError                   answered to the client with ``status`` and a public ``code``
         ├── BadRequest              400 malformed input
         │   └── PasswordRejected    400 a new password is refused (policy, mismatch, wrong current one)
@@ -43,6 +44,10 @@ class ConfigError(PortalError):
 
 class MailError(PortalError):
     """The message could not be handed to the mail server (or was refused before sending)."""
+
+
+class MailRefused(MailError):
+    """The mail server refused this message for good (a 5xx answer): trying again will not help."""
 
 
 class HTTPError(PortalError):

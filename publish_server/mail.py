@@ -20,6 +20,7 @@ so that person's mail still goes out.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import secrets
@@ -30,16 +31,16 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
-from flask import current_app, render_template
+from flask import current_app, has_request_context, render_template, request
 
-from .errors import ConfigError, MailError
+from .errors import ConfigError, MailError, MailRefused
 from .text import without_controls
 
 __all__ = ["MailTarget", "parse_mail_url", "SmtpMailer", "FileOutbox", "RecordingMailer",
-           "mailer", "compose", "send_template"]
+           "mailer", "compose", "send_template", "portal_url", "checked_sender", "checked_recipient"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,16 @@ def _sender(text: str) -> Address:
     return _address("", text)
 
 
+def checked_sender(text: str) -> Address:
+    """``MAIL_FROM`` as an address; :class:`MailError` when it could inject a header."""
+    return _sender(text)
+
+
+def checked_recipient(name: str, address: str) -> Address:
+    """A recipient (control characters in the name become spaces); :class:`MailError` for a bad address."""
+    return _address(without_controls(name), address)
+
+
 @dataclass
 class SmtpMailer:
     """smtplib with the design's options; one connection per message (codes are rare)."""
@@ -136,24 +147,66 @@ class SmtpMailer:
             context.load_cert_chain(self.cert_file, self.key_file or None)
         return context
 
-    def send(self, message: EmailMessage) -> None:
+    def _open(self) -> smtplib.SMTP:
         local = self.ehlo or None
+        if self.security == "ssl":
+            connection = smtplib.SMTP_SSL(self.host, self.port, local_hostname=local, timeout=self.timeout,
+                                          context=self.tls_context())
+        else:
+            connection = smtplib.SMTP(self.host, self.port, local_hostname=local, timeout=self.timeout)
         try:
-            if self.security == "ssl":
-                connection = smtplib.SMTP_SSL(self.host, self.port, local_hostname=local, timeout=self.timeout,
-                                              context=self.tls_context())
-            else:
-                connection = smtplib.SMTP(self.host, self.port, local_hostname=local, timeout=self.timeout)
-            with connection as smtp:
-                smtp.ehlo()
-                if self.security == "starttls":
-                    smtp.starttls(context=self.tls_context())
-                    smtp.ehlo()  # the server's capabilities may change once encrypted
-                if self.username:
-                    smtp.login(self.username, self.password)
-                smtp.send_message(message)
+            connection.ehlo()
+            if self.security == "starttls":
+                connection.starttls(context=self.tls_context())
+                connection.ehlo()  # the server's capabilities may change once encrypted
+            if self.username:
+                connection.login(self.username, self.password)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def send(self, message: EmailMessage) -> None:
+        with self.connection() as send:
+            send(message)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Callable[[EmailMessage], None]]:
+        """One SMTP connection for many messages (notifications): yields ``send(message)``.
+
+        :class:`MailRefused` for a 5xx answer to one message (the connection stays usable),
+        :class:`MailError` for anything else (connection refused or lost, 4xx, timeouts).
+        """
+        try:
+            smtp = self._open()
         except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError and timeouts are OSErrors
-            raise MailError(f"{type(exc).__name__}: {exc}") from None
+            raise _mail_error(exc) from None
+
+        def send(message: EmailMessage) -> None:
+            try:
+                smtp.send_message(message)
+            except (smtplib.SMTPException, OSError) as exc:
+                raise _mail_error(exc) from None
+
+        try:
+            yield send
+        finally:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
+            smtp.close()
+
+
+def _mail_error(exc: Exception) -> MailError:
+    """A 5xx answer (every recipient refused with 5xx, too) is :class:`MailRefused`; the rest may pass."""
+    codes = [code for code, _ in exc.recipients.values()] if isinstance(exc, smtplib.SMTPRecipientsRefused) \
+        else [getattr(exc, "smtp_code", 0)]
+    permanent = bool(codes) and all(isinstance(c, int) and 500 <= c < 600 for c in codes)
+    return (MailRefused if permanent else MailError)(f"{type(exc).__name__}: {exc}")
+
+
+def _one_by_one(mailer_) -> contextlib.AbstractContextManager:
+    """``connection()`` for transports without one (outbox folder, recording list)."""
+    return contextlib.nullcontext(mailer_.send)
 
 
 @dataclass
@@ -172,6 +225,9 @@ class FileOutbox:
             raise MailError(f"outbox: {exc}") from None
         log.warning("mail to the development outbox (not sent): %s", path)  # the path, never the body
 
+    def connection(self):
+        return _one_by_one(self)
+
 
 @dataclass
 class RecordingMailer:
@@ -181,6 +237,9 @@ class RecordingMailer:
 
     def send(self, message: EmailMessage) -> None:
         self.sent.append(message)
+
+    def connection(self):
+        return _one_by_one(self)
 
 
 def build_mailer(settings: dict[str, Any], instance: Path):
@@ -205,6 +264,15 @@ def mailer():
     return found
 
 
+def portal_url() -> str:
+    """Where recipients reach the portal, for links in mails: ``PUBLIC_URL``, else this request's
+    scheme and host (and script root); "" outside a request without ``PUBLIC_URL``."""
+    configured = current_app.config["NBPRESS"]["PUBLIC_URL"]
+    if configured or not has_request_context():
+        return configured
+    return request.url_root.rstrip("/")
+
+
 def compose(template: str, *, to_name: str, to_address: str, subject: str, **context: Any) -> EmailMessage:
     """A plain-text + HTML message from ``mail/<template>.txt`` and ``.html``."""
     settings = current_app.config["NBPRESS"]
@@ -216,6 +284,7 @@ def compose(template: str, *, to_name: str, to_address: str, subject: str, **con
     message["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc))
     message["Message-ID"] = make_msgid(domain=sender.domain)
     message["Auto-Submitted"] = "auto-generated"
+    context.setdefault("portal_url", portal_url())
     message.set_content(render_template(f"mail/{template}.txt", **context))
     message.add_alternative(render_template(f"mail/{template}.html", **context), subtype="html")
     return message

@@ -18,6 +18,7 @@ from .extensions import db
 __all__ = [
     "utcnow", "User", "Group", "Membership", "Report", "Publication", "Grant",
     "PublisherToken", "RevokedToken", "AuditEvent", "Device", "LoginChallenge", "GuessCounter", "PasswordReset",
+    "MailJob", "NotificationPreference",
 ]
 
 
@@ -109,6 +110,11 @@ class Publication(db.Model):
     withdrawn_at: Mapped[dt.datetime | None]
     withdrawn_by: Mapped[str | None] = mapped_column(String(120))  # "operator" or "publisher <token name>"
     withdrawn_reason: Mapped[str | None] = mapped_column(String(500))
+    # For the notification mails: the spec's one-line summary, whether to attach the PDF, and the
+    # scheme+host the publish request came to (the link when PUBLIC_URL is not set).
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    attach_pdf: Mapped[bool] = mapped_column(default=False)
+    link_base: Mapped[str] = mapped_column(String(300), default="")
 
     report: Mapped[Report] = relationship(back_populates="publications")
     publisher: Mapped[PublisherToken | None] = relationship()
@@ -271,3 +277,48 @@ class PasswordReset(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None]
+
+
+class MailJob(db.Model):
+    """One notification mail to send: the durable queue of :mod:`notifications`.
+
+    A recipient is queued once per publication (the unique constraint); a sender takes jobs with
+    a lease (``lease_owner`` until ``lease_until``) and marks each ``sent`` right after the SMTP
+    server's 250. ``last_error`` holds the SMTP answer or the reason, never a secret.
+    """
+
+    __tablename__ = "mail_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="publication")  # "publication" | "digest"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    message_id: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "publication_id", name="uq_mail_jobs_recipient"),
+        CheckConstraint("kind IN ('publication', 'digest')", name="ck_mail_jobs_kind"),
+        CheckConstraint("status IN ('queued', 'sending', 'sent', 'cancelled', 'failed')", name="ck_mail_jobs_status"),
+        Index("ix_mail_jobs_due", "status", "next_attempt_at"),
+    )
+
+
+class NotificationPreference(db.Model):
+    """How a user hears of a report's new publications; no row means ``each``."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(8), default="each")  # "each" | "digest" | "none"
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (CheckConstraint("mode IN ('each', 'digest', 'none')", name="ck_notification_preferences_mode"),)

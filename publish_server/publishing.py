@@ -137,6 +137,12 @@ class Audience(BaseModel):
         return list(dict.fromkeys(cleaned))
 
 
+class NotifyOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attach_pdf: bool = Field(False, description="attach the PDF to notification mails (when under NOTIFY_ATTACH_MAX_MB)")
+
+
 class PublishMetadata(BaseModel):
     """The ``metadata`` part of an upload (JSON)."""
 
@@ -159,13 +165,15 @@ class PublishMetadata(BaseModel):
         f"{MAX_VARIANT_VALUE} characters, in the order the spec declares them (variant_by)"))
     variant_audience: Audience | None = Field(None, description=(
         "readers of every version of this variant: the portal grants them the variant (needs `variant`)"))
+    summary: str = Field("", max_length=300, description="one line for the notification mails (the spec's notify.summary, rendered)")
+    notify: NotifyOptions | None = Field(None, description="the report's notification settings (spec key notify)")
 
     @field_validator("sha256")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
 
-    @field_validator("title", "description", "period_label")
+    @field_validator("title", "description", "period_label", "summary")
     @classmethod
     def _clean_text(cls, value: str | None) -> str | None:
         return None if value is None else _printable(value.strip())
@@ -400,6 +408,7 @@ def _write(meta: PublishMetadata, size: int, publisher: PublisherToken, audience
                 period_label=meta.period_label, variant=meta.variant, variant_label=label,
                 search_text=search_text(meta.period_label, label, meta.parameters), run_id=meta.run_id,
                 sha256=meta.sha256, size=size, pages=meta.pages, publisher_id=publisher.id,
+                summary=meta.summary or "", attach_pdf=bool(meta.notify and meta.notify.attach_pdf),
             )
             db.session.add(publication)
             db.session.flush()

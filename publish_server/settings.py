@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .hosts import parse_trusted_hosts
@@ -83,6 +84,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ARGON2_TIME_COST", int, 2, "Argon2id iterations.", minimum=1, maximum=20),
     Setting("JWT_ISSUER", str, "nbpress-portal", "The iss claim of issued tokens."),
     Setting("JWT_AUDIENCE", str, "nbpress", "The aud claim of issued tokens."),
+    Setting("PUBLIC_URL", str, "", "The portal's address as recipients reach it, e.g. https://reports.example.org: the links in notification, sign-in code and password-reset mails. Empty: the scheme and host of the request (for notifications, of the publish request)."),
+    Setting("DIGEST_HOUR_UTC", int, 7, "Hour (UTC) at which daily digest mails go out to those who chose a digest.", minimum=0, maximum=23),
+    Setting("NOTIFY_MAX_PER_MINUTE", int, 6000, "Notification mails one sender (`nbpress portal mail-worker`, or `serve --dev`) hands to SMTP per minute at most; 0: no cap.", minimum=0, maximum=1_000_000),
+    Setting("NOTIFY_MAX_ATTEMPTS", int, 8, "Tries of one notification mail while SMTP is down or answers 4xx (waits 30 s, 60 s, 120 s ... up to an hour between them) before it is marked failed.", minimum=1, maximum=50),
+    Setting("NOTIFY_ATTACH_MAX_MB", int, 5, "A report whose spec sets `notify.attach_pdf` gets its PDF attached to notifications only when it is at most this size (MiB); larger ones are linked only.", minimum=1, maximum=50),
     Setting("MAIL_URL", str, "file:outbox", "Mail transport: smtp+starttls://host:587, smtps://host:465, smtp://host:25 (local relay, no login), or file:FOLDER (development outbox of .eml files, relative to the instance folder)."),
     Setting("MAIL_FROM", str, "Notebook Press <nbpress@localhost>", "Sender of sign-in codes and notices: `Name <address>` or an address."),
     Setting("MAIL_USERNAME", str, "", "SMTP login, sent only after TLS (empty: no login)."),
@@ -192,6 +198,7 @@ def load_settings(instance_path: Path, overrides: dict[str, Any] | None = None) 
     check_storage_url(values["RATELIMIT_STORAGE_URL"])
     for name in LIMIT_SETTINGS:
         check_limit_setting(name, values[name])
+    values["PUBLIC_URL"] = _public_url(values["PUBLIC_URL"])
     return values
 
 
@@ -207,6 +214,18 @@ def _check_object_storage(values: dict[str, Any]) -> None:
     endpoint = values["S3_ENDPOINT_URL"]
     if endpoint and not _ENDPOINT.fullmatch(endpoint):
         raise ConfigError("setting S3_ENDPOINT_URL: expected http(s)://host[:port] with no user or password in it")
+
+
+def _public_url(text: str) -> str:
+    """``PUBLIC_URL`` without its trailing slash; :class:`ConfigError` unless http(s)://host[/path]."""
+    text = text.strip().rstrip("/")
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+            or parts.username or parts.password or any(ord(ch) <= 32 or ord(ch) == 127 for ch in text):
+        raise ConfigError("setting PUBLIC_URL: expected http(s)://host[:port][/path], e.g. https://reports.example.org")
+    return text
 
 
 def write_dev_secrets(instance_path: Path) -> Path:

@@ -18,6 +18,7 @@ from werkzeug.serving import run_simple  # not app.run(): it refuses to start un
 from ..app import create_app
 from ..errors import ConfigError
 from ..hosts import normal_host, parse_trusted_hosts
+from ..notifications.worker import start_thread
 from ..settings import instance_folder, write_dev_secrets
 
 __all__ = ["main"]
@@ -55,7 +56,9 @@ main.params = [p for p in main.params if p.name != "app"]  # the app is fixed: p
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 def serve(dev: bool, host: str, port: int) -> None:
-    """Upgrade the database and run the development server (production: gunicorn)."""
+    """Upgrade the database and run the development server (production: gunicorn).
+
+    With --dev it also sends the notification mails (production: `nbpress portal mail-worker`)."""
     if dev:
         instance = instance_folder()
         click.echo(f"development secrets: {write_dev_secrets(instance)}", err=True)
@@ -67,5 +70,8 @@ def serve(dev: bool, host: str, port: int) -> None:
     if normal_host(host) not in trusted:  # e.g. --host 0.0.0.0: other machines' requests name other hosts
         click.echo(f"note: only requests for {', '.join(sorted(trusted))} are answered; "
                    "set NBPRESS_TRUSTED_HOSTS to the names clients use", err=True)
+    if dev:  # production runs `nbpress portal mail-worker` next to gunicorn instead
+        start_thread(app)
+        click.echo("notification mails: sent by this process (production: nbpress portal mail-worker)", err=True)
     # Never the Werkzeug debugger: it executes code for whoever reaches it.
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)

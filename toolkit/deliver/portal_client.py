@@ -217,6 +217,10 @@ def _metadata(record: RunRecord, sha256: str, audience: Mapping[str, Any] | None
     }
     if record.variant:
         metadata["variant"] = dict(record.variant)
+    if record.summary:
+        metadata["summary"] = record.summary
+    if (spec.get("notify") or {}).get("attach_pdf"):
+        metadata["notify"] = {"attach_pdf": True}
     if chosen:
         metadata["audience"] = {"groups": list(chosen.get("groups") or []), "users": list(chosen.get("users") or [])}
     if for_variant:

@@ -190,6 +190,22 @@ class Schedule(_Strict):
             raise ValueError(f"cron: {exc}") from None
 
 
+class NotifySettings(_Strict):
+    """What the portal's notification mails say about a new publication of this report."""
+
+    summary: str | None = Field(None, max_length=1000, description=(
+        "one-line summary: a Jinja template over params, period and metrics (the notebook's metric records), "
+        'e.g. "{{ metrics.orders }} orders in {{ period }}"; rendered at most 300 characters'))
+    attach_pdf: bool = Field(False, description="attach the PDF to the mails (the portal caps the size)")
+
+    @field_validator("summary")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        from .summary import check_template  # jinja2's sandbox, only for specs that use it
+
+        return None if value is None else check_template(value)
+
+
 class Retries(_Strict):
     """How often a scheduled run that failed for a transient reason is tried again."""
 
@@ -233,6 +249,7 @@ class ReportSpec(_Strict):
     variant_by: list[str] = Field([], max_length=10, description="parameters whose values name a run's variant, e.g. [region]")
     schedule: Schedule | None = None
     retries: Retries = Retries()
+    notify: NotifySettings = NotifySettings()
     owner: str | None = None
     checks: list[DataCheck] = []
     preload: list[str] = []

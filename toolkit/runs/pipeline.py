@@ -29,6 +29,7 @@ from ..inputs.params import SECRET_SHOWN, to_jsonable
 from ..inputs.prepare import Prepared, check_secrets
 from ..inputs.sensitive import hidden_values, shareable
 from ..inputs.spec import ReportSpec
+from ..inputs.summary import render_summary
 from ..notebook import records as rec
 from ..project import Project
 from ..render import glyphs, longtable
@@ -206,6 +207,9 @@ def _render(run_dir: Path, record: RunRecord, spec: ReportSpec, project: Project
             nb = nbformat.read(str(run_dir / "executed.ipynb"), as_version=4)
             records = rec.read_records(nb)
         figures = write_assets(records, run_dir / "assets")
+        if spec.notify.summary:
+            metrics = {name: r.value for name, r in records.items() if isinstance(r, rec.Metric)}
+            record.summary = render_summary(spec.notify.summary, params=record.parameters, period=record.period, metrics=metrics)
     with clock.stage("html"):
         context = ReportContext(
             spec=spec,

@@ -103,6 +103,7 @@ class RunRecord(BaseModel):
     parameters: dict[str, Any]
     period: str = ""  # the period the run covers, as readers see it (spec `period`, made when prepared)
     variant: dict[str, str] = {}  # the run's variant (spec `variant_by` -> its values), e.g. {"region": "north"}
+    summary: str = ""  # spec `notify.summary` rendered after the run: the notification mails' line
     spec: dict[str, Any]
     notebook: str
     notebook_sha256: str

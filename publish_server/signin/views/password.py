@@ -182,7 +182,8 @@ def refresh_cookie():
 @login_required_page
 def account():
     notices = {"password": "Your password has been changed. Other devices and sessions have been signed out.",
-               "change": "Please choose a new password before you continue."}
+               "change": "Please choose a new password before you continue.",
+               "notifications": "Your notification choices are saved."}
     return render_template("account.html", user=get_current_user(), notice=notices.get(request.args.get("reason", "")),
                            error="", policy=_policy())
 
