@@ -84,9 +84,11 @@ def _path(app: Flask, endpoint: str, **values) -> str:
 
 
 def _item(app: Flask, base: str, publication: Publication) -> Item:
-    return Item(title=publication.report.title, variant=getattr(publication, "variant_label", "") or "",
+    # The report page with the publication's variant chosen, as the publish answer's page_url.
+    variant = {"variant": publication.variant_label} if publication.variant_label else {}
+    return Item(title=publication.report.title, variant=publication.variant_label,
                 period=publication.period_label, summary=publication.summary or "", version=publication.version,
-                link=base + _path(app, "pages.report", slug=publication.report.slug))
+                link=base + _path(app, "pages.report", slug=publication.report.slug, **variant))
 
 
 def _message(app: Flask, template: str, user: User, subject: str, unsubscribe: str, base: str, **context) -> Message:
