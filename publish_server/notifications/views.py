@@ -15,6 +15,7 @@ from flask_jwt_extended import get_current_user
 from .. import audit
 from ..errors import BadRequest
 from ..extensions import db, limiter
+from ..signin.code_challenges import masked_address
 from ..signin.session import login_required_page
 from . import preferences, unsubscribe as one_click
 
@@ -53,7 +54,8 @@ def save_preferences():
 @limiter.limit(ANONYMOUS_RATE)
 def unsubscribe_confirm(token: str):
     target = one_click.resolve(token)
-    return render_template("unsubscribe.html", target=target, token=token, done=False)
+    return render_template("unsubscribe.html", target=target, token=token, done=False,
+                           address=masked_address(target.user.email))  # whoever holds the link learns no more
 
 
 @bp.post("/unsubscribe/<token>", endpoint="unsubscribe")
@@ -61,4 +63,5 @@ def unsubscribe_confirm(token: str):
 def unsubscribe_submit(token: str):
     target = one_click.resolve(token)
     one_click.apply(target)
-    return render_template("unsubscribe.html", target=target, token=token, done=True)
+    return render_template("unsubscribe.html", target=target, token=token, done=True,
+                           address=masked_address(target.user.email))
