@@ -128,7 +128,7 @@ def test_list_shows_next_fire_times_in_the_specs_time_zone_and_bad_input_is_exit
     result = cli("schedule", "--once", "nosuch", cwd=project.root)
     assert result.returncode == 2 and "no report named 'nosuch'" in result.stderr
     result = cli("schedule", "--list", "--once", "tokyo", cwd=project.root)
-    assert result.returncode == 2 and result.stderr.strip() == "nbpress: error: --list and --once do not go together"
+    assert result.returncode == 2 and result.stderr.strip() == "nbpress: error: --list, --once and --status do not go together"
     (project.notebooks_dir / "bad.yml").write_text(yaml.safe_dump({"schedule": {"cron": "61 * * * *"}}))
     result = cli("schedule", "--list", cwd=project.root)
     assert result.returncode == 2 and "bad.yml: schedule" in result.stderr and len(result.stderr.splitlines()) == 1
