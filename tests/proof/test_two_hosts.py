@@ -59,7 +59,10 @@ def read_line(process: subprocess.Popen, text: str, timeout: float) -> None:
     raise AssertionError(f"the client did not print {text!r} within {timeout:g} s")
 
 
-def test_two_hosts_share_sign_in_and_files_and_one_serves_on_when_the_other_is_killed(tmp_path):
+def test_two_hosts_share_sign_in_and_files_and_one_serves_on_when_the_other_is_killed(tmp_path, proof):
+    proof.case("faults", "one of two portal hosts (network namespaces, shared PostgreSQL, S3, Redis) SIGKILLed under load",
+               "a sign-in on one host serves on the other (token and trusted device); the other host serves on, "
+               "no request sees a 500, every SHA-256 matches; publishing goes on through the survivor")
     with ExitStack() as stack:
         net = stack.enter_context(private_network(["host1", "host2", "client"]))
         database_url = stack.enter_context(postgres_server(listen=net.gateway, allow=net.cidr))
@@ -103,6 +106,10 @@ def test_two_hosts_share_sign_in_and_files_and_one_serves_on_when_the_other_is_k
               f"downloads {summary['downloads']}, errors {summary['error_count']}, "
               f"sign-in {summary['sign_in']}, while host 1 down {summary['published_while_host1_down']}")
 
+    proof.figures("fault: one of two hosts killed", {"host1_requests": summary["requests"].get("host1 200", 0),
+                                                      "host2_requests": summary["requests"].get("host2 200", 0),
+                                                      "failovers": summary["failovers"],
+                                                      "downloads": summary["downloads"], "errors": summary["error_count"]})
     assert summary["sign_in"] == {"host1_login": 202, "host1_verify": 200, "host2_download_with_host1_token": 200,
                                   "host2_download_sha256_ok": True, "host2_login_on_host1_device": 200,
                                   "new_mail_for_host2_login": 0}
