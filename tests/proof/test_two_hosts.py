@@ -103,7 +103,7 @@ def test_two_hosts_share_sign_in_and_files_and_one_serves_on_when_the_other_is_k
         assert client.returncode == 0, output
         summary = json.loads(output.strip().splitlines()[-1])
         print(f"\ntwo hosts: requests {summary['requests']}, failovers {summary['failovers']}, "
-              f"downloads {summary['downloads']}, errors {summary['error_count']}, "
+              f"downloads {summary['downloads']} of {summary['publications_downloaded']} publications, errors {summary['error_count']}, "
               f"sign-in {summary['sign_in']}, while host 1 down {summary['published_while_host1_down']}")
 
     proof.figures("fault: one of two hosts killed", {"host1_requests": summary["requests"].get("host1 200", 0),
@@ -118,5 +118,6 @@ def test_two_hosts_share_sign_in_and_files_and_one_serves_on_when_the_other_is_k
     assert summary["requests"].get("host1 200", 0) > 0 and summary["requests"].get("host2 200", 0) > 0
     assert summary["failovers"] > 0  # host 1 died while the load ran
     assert summary["downloads"] > 0 and summary["sha256_mismatches"] == []
+    assert summary["publications_downloaded"] == 3  # the seeded one and two published through host 1
     assert summary["published_while_host1_down"] == {"host1_down": True, "publish_status": 201, "listed": True,
                                                      "read_back_status": 200, "read_back_sha256_ok": True}

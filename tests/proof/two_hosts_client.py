@@ -124,21 +124,26 @@ def load(client: FailoverClient, headers: dict, tally: Tally, stop_at: float, in
             digests.setdefault(choice["id"], set()).add(hashlib.sha256(download.content).hexdigest())
 
 
-def publish_on_host2(hosts: dict[str, str], headers: dict, tally: Tally) -> dict:
-    """One new version through host 2 while host 1 is down, then read back through host 2."""
-    token = os.environ["NBPRESS_TEST_PUBLISHER_TOKEN"]
+def publish(http: requests.Session, base: str, label: str) -> tuple[requests.Response, str]:
+    """Post one new version of the report (a fresh PDF); returns the answer and the PDF's SHA-256."""
     pdf = make_pdf(60_000)
     sha = hashlib.sha256(pdf).hexdigest()
-    metadata = {"report": REPORT, "run_id": f"two-hosts-{secrets.token_hex(3)}", "sha256": sha,
-                "period_label": "while host 1 is down", "pages": 1}
+    metadata = {"report": REPORT, "run_id": f"two-hosts-{secrets.token_hex(3)}", "sha256": sha, "period_label": label, "pages": 1}
+    posted = http.post(f"{base}/api/v1/publications", timeout=30,
+                       headers={"Authorization": f"Bearer {os.environ['NBPRESS_TEST_PUBLISHER_TOKEN']}"},
+                       files={"file": ("report.pdf", pdf, "application/pdf"), "metadata": (None, json.dumps(metadata))})
+    return posted, sha
+
+
+def publish_on_host2(hosts: dict[str, str], headers: dict) -> dict:
+    """One new version through host 2 while host 1 is down, then read back through host 2."""
     http = session()
     try:
         http.get(hosts["host1"] + "/login", timeout=5)
         host1_down = False
     except LOST:
         host1_down = True
-    posted = http.post(f"{hosts['host2']}/api/v1/publications", headers={"Authorization": f"Bearer {token}"}, timeout=30,
-                           files={"file": ("report.pdf", pdf, "application/pdf"), "metadata": (None, json.dumps(metadata))})
+    posted, sha = publish(http, hosts["host2"], "while host 1 is down")
     result = {"host1_down": host1_down, "publish_status": posted.status_code}
     if posted.status_code == 201:
         public_id = posted.json()["id"]
@@ -164,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     hosts, tally = {"host1": args.host1, "host2": args.host2}, Tally()
     sign_in, headers = sign_in_on_one_use_on_the_other(hosts, args.outbox)
     truth = json.loads(args.known)
+    http = session()
+    for n in range(2):  # two more versions, through host 1: the load downloads them from both hosts
+        posted, sha = publish(http, hosts["host1"], f"before the load {n}")
+        assert posted.status_code == 201, posted.text
+        truth[posted.json()["id"]] = sha
     digests: dict[str, set[str]] = {}
     stop_at = time.monotonic() + args.seconds
     threads = [threading.Thread(target=load, args=(FailoverClient(hosts, tally), headers, tally, stop_at, i, digests), daemon=True)
@@ -174,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     for thread in threads:
         thread.join(timeout=args.seconds + 60)
     mismatched = sorted(pid for pid, seen in digests.items() if seen != {truth.get(pid)})
-    published = publish_on_host2(hosts, headers, tally)
+    published = publish_on_host2(hosts, headers)
     print(json.dumps({"sign_in": sign_in, "requests": dict(sorted(tally.statuses.items())), "failovers": tally.failovers,
-                      "downloads": tally.downloads, "sha256_mismatches": mismatched, "errors": tally.errors[:10],
+                      "downloads": tally.downloads, "publications_downloaded": len(digests), "sha256_mismatches": mismatched, "errors": tally.errors[:10],
                       "error_count": len(tally.errors), "published_while_host1_down": published}), flush=True)
     return 0
 
