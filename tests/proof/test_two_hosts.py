@@ -6,9 +6,10 @@ tests/proof/two_hosts_client.py. PostgreSQL, moto's S3 server and redis-server r
 namespace, bound to the bridge's address only; mail goes to one file outbox both hosts write.
 
 The client signs in on host 1 (password, emailed code) and downloads from host 2 with that
-token; host 2 accepts host 1's trusted device without a new code. Then several threads download
-from both hosts while host 1's gunicorn (master and workers) is SIGKILLed: requests fail over on
-lost connections only, no answer is other than 200, every SHA-256 matches what was published. With
+token; host 2 accepts host 1's trusted device without a new code. Two versions are published
+through host 1; then several threads download them (and the seeded one) from both hosts while
+host 1's gunicorn (master and workers) is SIGKILLed: requests fail over on lost connections only,
+no answer is other than 200, every SHA-256 matches what was published. With
 host 1 down, a new version is published through host 2 and read back there.
 """
 
