@@ -118,13 +118,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: float = 30) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: float = 30, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"benchmark: {name} exited early with status {process.returncode}")
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.1)
     raise SystemExit(f"benchmark: {name} did not listen on port {port} within {timeout:.0f} s")
@@ -144,11 +144,13 @@ def stop(process: subprocess.Popen | None) -> None:
         pass
 
 
-def start_portal(instance: Path, port: int, workers: int, threads: int, log: Path, accel_prefix: str = "") -> subprocess.Popen:
+def start_portal(instance: Path, port: int, workers: int, threads: int, log: Path, accel_prefix: str = "",
+                 host: str = "127.0.0.1", wrapper: tuple[str, ...] = ()) -> subprocess.Popen:
+    """gunicorn serving ``instance`` on ``host``:``port``; ``wrapper`` runs it inside e.g. ``ip netns exec NS``."""
     env = {**os.environ, "NBPRESS_INSTANCE": str(instance), "NBPRESS_ACCEL_REDIRECT_PREFIX": accel_prefix}
     worker = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else ["--worker-class", "sync"]
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), *worker,
-               "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "publish_server:create_app()"]
+    command = [*wrapper, sys.executable, "-m", "gunicorn", "--workers", str(workers), *worker,
+               "--bind", f"{host}:{port}", "--log-level", "warning", "publish_server:create_app()"]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 

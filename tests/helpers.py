@@ -27,10 +27,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def listening(port: int) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host``:``port``."""
     with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        return probe.connect_ex((host, port)) == 0
 
 
 def pid_alive(pid: int) -> bool:

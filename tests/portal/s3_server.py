@@ -28,8 +28,8 @@ def free_port() -> int:
 class Process:
     """A child process with its own port; ``kill()`` sends SIGKILL and reaps it."""
 
-    def __init__(self, args: list[str], *, port: int, env: dict | None = None):
-        self.args, self.port, self.env = args, port, env
+    def __init__(self, args: list[str], *, port: int, env: dict | None = None, host: str = "127.0.0.1"):
+        self.args, self.port, self.env, self.host = args, port, env, host
         self.popen: subprocess.Popen | None = None
 
     def start(self) -> Process:
@@ -38,7 +38,7 @@ class Process:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
                 return self
             except OSError:
                 assert self.popen.poll() is None, f"{self.args[:3]} exited with {self.popen.returncode}"
@@ -61,15 +61,15 @@ class Process:
             self.popen.wait(timeout=10)
 
 
-def moto_server(port: int | None = None, *, auth: bool = False) -> Process:
-    """moto's S3 in its own process; with ``auth``, every key is refused (403), as a wrong key is."""
+def moto_server(port: int | None = None, *, auth: bool = False, host: str = "127.0.0.1") -> Process:
+    """moto's S3 in its own process on ``host``; with ``auth``, every key is refused (403), as a wrong key is."""
     port = port or free_port()
     env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if auth else {"INITIAL_NO_AUTH_ACTION_COUNT": "inf"}
-    process = Process([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port=port, env=env).start()
+    process = Process([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)], port=port, env=env, host=host).start()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # the port opens before the app answers
         try:
-            requests.get(f"http://127.0.0.1:{port}/moto-api/", timeout=2)
+            requests.get(f"http://{host}:{port}/moto-api/", timeout=2)
             return process
         except requests.RequestException:
             time.sleep(0.1)
@@ -87,9 +87,9 @@ def proxy(target_port: int, *, port: int | None = None, delay: float = 0.0, chun
     return process
 
 
-def s3_client(port: int):
+def s3_client(port: int, host: str = "127.0.0.1"):
     """A client of our own, beside the portal's: what is really in the bucket."""
-    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name=REGION,
+    return boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name=REGION,
                         aws_access_key_id="observer", aws_secret_access_key="observer-secret")
 
 

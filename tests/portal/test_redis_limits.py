@@ -9,13 +9,8 @@ portal serves; Redis back, sign-in serves again. Plus the settings that hold the
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-import shutil
-import signal
 import socket
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -33,46 +28,15 @@ from publish_server import create_app
 from publish_server.errors import ConfigError
 from publish_server.rate_limits import LIMIT_SETTINGS, masked_url
 from benchmarks.portal import start_portal, stop, wait_for_port
-from tests.helpers import free_port, listening
+from tests.helpers import free_port
+from tests.portal.redis_server import REDIS_SERVER, RedisServer
 from tests.proof.load import PASSWORD, seed_instance
 
 from .conftest import base_config
 
-REDIS_SERVER = shutil.which("redis-server")
 AT_ONCE = 50
 SIGNIN_LIMIT = 12  # not the default (10): the setting is what counts
 UNAVAILABLE = "Sign-in is unavailable for a moment; try again shortly."
-
-
-class RedisServer:
-    """Debian's redis-server on a loopback port, its password in a 0600 config file (not on a command line)."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.port, self.password = folder, free_port(), secrets.token_urlsafe(24)
-        self.process: subprocess.Popen | None = None
-        config = folder / "redis.conf"
-        config.write_text(f"port {self.port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {folder}\n"
-                          f"requirepass {self.password}\n")
-        config.chmod(0o600)
-
-    @property
-    def url(self) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        with (self.folder / "redis.log").open("a") as log:
-            self.process = subprocess.Popen([REDIS_SERVER, str(self.folder / "redis.conf")], stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while not listening(self.port):
-            assert self.process.poll() is None and time.monotonic() < deadline, (self.folder / "redis.log").read_text()
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
-        self.process = None
 
 
 @contextmanager

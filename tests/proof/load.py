@@ -40,7 +40,7 @@ import requests
 from benchmarks.portal import make_pdf, start_portal, stop, wait_for_port
 from tests.helpers import free_port
 
-__all__ = ["LoadResult", "Served", "seed_instance", "portal", "run_load"]
+__all__ = ["LoadResult", "Served", "code_from_outbox", "seed_instance", "portal", "run_load"]
 
 PASSWORD = "load test password " + "x" * 8
 REPORT = "weekly_statistics"
@@ -50,8 +50,10 @@ def _email(i: int) -> str:
     return f"reader{i}@example.org"
 
 
-def seed_instance(instance: Path, users: int, *, database_url: str = "") -> tuple[str, dict[str, str]]:
-    """Write portal.toml and seed the database; returns the publisher token and {public_id: sha256}."""
+def seed_instance(instance: Path, users: int, *, database_url: str = "",
+                  settings: dict[str, object] | None = None) -> tuple[str, dict[str, str]]:
+    """Write portal.toml (``settings`` added to or replacing the defaults) and seed the database and
+    the configured file store; returns the publisher token and {public_id: sha256}."""
     from flask_migrate import upgrade
 
     from publish_server import create_app
@@ -59,20 +61,21 @@ def seed_instance(instance: Path, users: int, *, database_url: str = "") -> tupl
     from publish_server.models import Grant, Group, Membership, Publication, Report, User
     from publish_server.signin.passwords import Passwords
     from publish_server.publishing import create_publisher_token
-    from publish_server.storage import FileStore
+    from publish_server.storage import store_for
 
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     # RATELIMIT_PER_PROCESS: a test bench on one machine; gunicorn's 2 workers each count on their own.
-    lines = [f'SECRET_KEY = "{secrets.token_urlsafe(48)}"', f'JWT_SECRET = "{secrets.token_urlsafe(48)}"',
-             "COOKIE_SECURE = false", 'MAIL_URL = "file:outbox"', "RATELIMIT_PER_PROCESS = true"]
+    values: dict[str, object] = {"SECRET_KEY": secrets.token_urlsafe(48), "JWT_SECRET": secrets.token_urlsafe(48),
+                                 "COOKIE_SECURE": False, "MAIL_URL": "file:outbox", "RATELIMIT_PER_PROCESS": True}
     if database_url:
-        lines.append(f"DATABASE_URL = {json.dumps(database_url)}")
-    (instance / "portal.toml").write_text("\n".join(lines) + "\n")
+        values["DATABASE_URL"] = database_url
+    values.update(settings or {})
+    (instance / "portal.toml").write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items()))
     app = create_app(instance_path=instance)
     with app.app_context():
         upgrade()
         pdf = make_pdf(60_000)
-        stored = FileStore(app.config["FILES_DIR"]).put(io.BytesIO(pdf), limit=len(pdf))
+        stored = store_for(app).put(io.BytesIO(pdf), limit=len(pdf))
         password_hash = Passwords.from_settings(app.config["NBPRESS"]).hash(PASSWORD)
         group, report = Group(name="readers"), Report(slug=REPORT, title="Weekly Statistics")
         db.session.add_all([group, report])
@@ -183,7 +186,7 @@ class _Client:
         return response
 
 
-def _code_from_outbox(outbox: Path, address: str, after: set[Path], deadline: float) -> str:
+def code_from_outbox(outbox: Path, address: str, after: set[Path], deadline: float) -> str:
     """The code in the newest outbox message to ``address`` written after ``after`` was listed."""
     while time.monotonic() < deadline:
         for path in sorted(set(outbox.glob("*.eml")) - after):
@@ -205,7 +208,7 @@ def _recipient(i: int, base: str, outbox: Path, result: LoadResult, clock: dict[
         answer = client.call("POST", "/api/v1/auth/login", 202, json={"email": address, "password": PASSWORD})
         if answer is not None:
             started = answer.json()
-            code = _code_from_outbox(outbox, address, seen, time.monotonic() + 30)
+            code = code_from_outbox(outbox, address, seen, time.monotonic() + 30)
             verified = client.call("POST", "/api/v1/auth/verify", 200, json={
                 "challenge_id": started["challenge_id"], "client_secret": started["client_secret"], "code": code})
     except TimeoutError as exc:
