@@ -14,8 +14,10 @@ export DEBIAN_FRONTEND := noninteractive
 # add PDF text extraction (poppler-utils), and a PostgreSQL server and a Redis server the tests start themselves.
 DEBIAN_RUNTIME := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core fonts-noto-core fonts-noto-cjk
 DEBIAN_TEST := poppler-utils postgresql chromium redis-server
+# The download benchmark (bench-portal): nginx serves the static baseline and the X-Accel-Redirect front; wrk loads them.
+DEBIAN_BENCH := nginx wrk
 
-.PHONY: demo test proof bench bench-batch lab lint clean venv screenshots
+.PHONY: demo test proof bench bench-batch bench-portal lab lint clean venv screenshots
 
 demo: $(VENV)/.runtime
 	$(BIN)/nbpress demo
@@ -39,6 +41,12 @@ bench: $(VENV)/.test
 # A 16-member batch of the demo report: raw papermill+weasyprint loop vs --grid vs --cluster local:2.
 bench-batch: $(VENV)/.test
 	$(BIN)/python -m benchmarks.batch $(BENCH_ARGS)
+
+# Signed-in 1 MB downloads: gunicorn direct and behind nginx (X-Accel-Redirect) vs nginx static; then where one download's CPU goes.
+bench-portal: $(VENV)/.test
+	@.ci/debian-packages $(DEBIAN_BENCH)
+	$(BIN)/python -m benchmarks.portal $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.portal_profile --profile --top 15
 
 # The README's pictures, made from the demo (nbpress demo, Chromium, pdftoppm): docs/screenshots/*.png.
 screenshots: $(VENV)/.test

@@ -23,7 +23,7 @@ from . import access, audit, publishing, withdrawal
 from .mail import portal_url
 from .notifications.queue import enqueue_publication
 from .errors import BadRequest, Gone, HTTPError, NotFound, PayloadTooLarge
-from .extensions import db
+from .extensions import db, limiter
 from .models import Publication, Report, User, utcnow
 from .openapi import ErrorOut, build_document, operation, parse_body
 from .pages import file_response, publication_path, search_condition
@@ -325,6 +325,7 @@ def get_publication(public_id: str):
     security="bearer",
     tags=("publications",),
 )
+@limiter.exempt  # no limit applies to it: skip the limiter's per-request resolution
 @api_user_required
 def download_publication(public_id: str):
     user = get_current_user()

@@ -72,6 +72,9 @@ class Membership(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
 
+    # By user: the primary key's leading column. By group: the readers count, group deletions.
+    __table_args__ = (Index("ix_memberships_group_id", "group_id"),)
+
 
 class Report(db.Model):
     __tablename__ = "reports"
@@ -148,6 +151,9 @@ class Grant(db.Model):
         CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="ck_grants_subject"),
         CheckConstraint("variant IS NULL OR report_id IS NOT NULL", name="ck_grants_variant"),
         UniqueConstraint("report_id", "variant", "publication_id", "user_id", "group_id", name="uq_grants"),
+        # The access rule's lookups (access._visible): a grant on this report / publication naming this subject.
+        Index("ix_grants_report_subject", "report_id", "user_id", "group_id", "variant"),
+        Index("ix_grants_publication_subject", "publication_id", "user_id", "group_id"),
     )
 
 

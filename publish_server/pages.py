@@ -19,7 +19,7 @@ from werkzeug.http import is_resource_modified
 
 from . import access, audit, variants
 from .errors import Gone, NotFound
-from .extensions import db
+from .extensions import db, limiter
 from .models import Publication, Report, User
 from .signin.session import login_required_page
 from .object_downloads import object_response
@@ -310,12 +310,14 @@ def _send(public_id: str, *, inline: bool) -> Response:
 
 
 @bp.get("/p/<public_id>/download")
+@limiter.exempt  # no limit applies to it: skip the limiter's per-request resolution
 @login_required_page
 def download(public_id: str):
     return _send(public_id, inline=False)
 
 
 @bp.get("/p/<public_id>/view")
+@limiter.exempt  # no limit applies to it: skip the limiter's per-request resolution
 @login_required_page
 def view(public_id: str):
     return _send(public_id, inline=True)

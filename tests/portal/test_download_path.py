@@ -61,6 +61,27 @@ def test_a_signed_in_download_costs_three_sql_statements(client, login, world, s
     assert "grants" in queries[1] and queries[2].startswith("INSERT INTO audit_events")
 
 
+def test_a_download_verifies_its_token_with_one_decode(client, login, world, monkeypatch):
+    """flask-jwt-extended alone decodes a token twice (unverified, then verified) per check; the
+    portal's manager decodes it once, verified (the forged-token cases of test_auth still refuse)."""
+    import jwt as pyjwt
+
+    login(client, "alice@example.org")
+    url = f"/p/{world['weekly'][0][0].public_id}/download"
+    decodes: list[bool] = []
+    real = pyjwt.api_jwt.PyJWT.decode_complete
+
+    def counted(self, jwt, key="", *args, **kwargs):
+        decodes.append(bool(key))  # a key: verified
+        return real(self, jwt, key, *args, **kwargs)
+
+    monkeypatch.setattr(pyjwt.api_jwt.PyJWT, "decode_complete", counted)
+    response = client.get(url)
+    assert response.status_code == 200
+    response.close()
+    assert decodes == [True]
+
+
 def test_the_file_goes_out_through_the_servers_file_wrapper(app, client, login, world):
     """gunicorn sends a body by sendfile only when the app returns its ``wsgi.file_wrapper``
     untouched: no middleware or after_request hook may turn the file into Python-read chunks."""
