@@ -3,7 +3,8 @@
 Each limit is a setting (``RATELIMIT_*_PER_IP``, see :data:`LIMIT_SETTINGS`) read per request.
 
 Limits that count *failed* requests only (a working user is never throttled) take a slot before
-the view runs and give it back when the answer is under 400. Flask-Limiter's own ``deduct_when``
+the view runs and give it back when the answer is under 400, or 503 (the portal could not try:
+its database or mail server was away, which is not the client's failure). Flask-Limiter's own ``deduct_when``
 tests first and counts after the answer, so 50 requests arriving at once all pass the test:
 taking the slot first is atomic in the storage (one INCR in Redis), so exactly the limit get
 through however many processes serve. That needs the fixed-window strategy (a count to give back).
@@ -173,7 +174,7 @@ def init_app(app: Flask) -> None:
         counted = limiter.current_limits
         if counted:
             outage.back()  # the limits of this request were read: the storage answers
-        if response.status_code >= 400:
+        if 400 <= response.status_code != 503:  # a 503 evaluated nothing: it costs the client no try
             return response
         for limit in counted:
             if not limit.breached and any(str(arg).startswith(_FAILURES) for arg in limit.request_args):

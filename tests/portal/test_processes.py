@@ -56,7 +56,7 @@ def gunicorn(instance: Path, *args: str, **env: str) -> tuple[int | None, str, i
             try:
                 if requests.get(f"http://127.0.0.1:{port}/login", timeout=5).status_code == 200:
                     return None, log.read_text(), port
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a worker still loading the app under load: ask again
                 pass
             time.sleep(0.2)
         pytest.fail("gunicorn neither served nor exited within 60 s:\n" + log.read_text())

@@ -365,6 +365,19 @@ def test_an_smtp_failure_says_try_again_and_leaves_nothing_open(app, client, ana
     assert len(failed) == 2
 
 
+def test_answers_the_portal_could_not_give_cost_no_tries_of_the_per_ip_limit(app, client, ana):
+    """A 503 (here: the mail server away) evaluated nothing: a PostgreSQL restart or an SMTP outage
+    must not use up the sign-in limit of everyone behind one address."""
+    from publish_server.mail import SmtpMailer
+
+    app.config["NBPRESS"] = {**app.config["NBPRESS"], "RATELIMIT_SIGNIN_PER_IP": "2 per minute"}
+    app.extensions["nbpress.mailer"] = SmtpMailer("127.0.0.1", free_port(), "plain", timeout=2)  # nobody listens
+    assert [api_login(client).status_code for _ in range(4)] == [503] * 4
+    wrong = [client.post("/api/v1/auth/login", json={"email": EMAIL, "password": "not the password"}).status_code
+             for _ in range(3)]
+    assert wrong == [401, 401, 429]  # failures still count: exactly the limit's two
+
+
 def test_the_verify_endpoints_are_in_the_openapi_document(app):
     from openapi_spec_validator import validate
 

@@ -221,7 +221,7 @@ def test_postgresql_restarted_under_load(tmp_path, proof):
                                                 "error_sample": sorted(set(during.errors))[:3],
                                                 "requests_after": len(after.latencies), "errors_after": len(after.errors)})
     assert not [e for e in during.errors if e.startswith("download ")], during.errors  # never a wrong or unknown file
-    assert all(e.endswith(": 503") for e in during.errors), during.errors  # a clear "try again", never a 500
+    assert [e for e in during.errors if not e.endswith(": 503")] == []  # a clear "try again", never a 500
     assert after.errors == [], after.errors[:5]
     assert after.download_count > 0
 
