@@ -113,7 +113,7 @@ def per_key(setting: str, key_func: Callable[[], str]):
 
 
 def failures_per_ip(setting: str):
-    """Failed requests (answers of 400 and more) count against ``setting`` per client IP."""
+    """Failed requests (answers of 400 and more, but 503) count against ``setting`` per client IP."""
     return limiter.limit(_setting(setting), key_func=lambda: _FAILURES + client_ip())
 
 
