@@ -33,7 +33,7 @@ def test_demo_publishes_to_a_local_portal_and_stops_cleanly(tmp_path):
         url = re.search(r"Portal: (http://127\.0\.0\.1:\d+)/", output).group(1)
         password = re.search(r"with the password (\S+)", output).group(1)
         # the recipients' link (the report page) and who reads it: the demo recipient's group
-        assert f"published weekly_statistics v1: {url}/reports/weekly_statistics (readable by 1 user in " in output
+        assert re.search(rf"published weekly_statistics 2026-W\d\d v1: {re.escape(url)}/reports/weekly_statistics \(readable by 1 user in ", output)
         assert urllib.request.urlopen(f"{url}/login", timeout=10).status == 200
         listing = subprocess.run([sys.executable, "-m", "publish_server.admin", "publications", "list"], cwd=tmp_path,
                                  env={**env, "NBPRESS_INSTANCE": str(tmp_path / "instance")}, capture_output=True, text=True, check=True)

@@ -401,11 +401,11 @@ def test_cli_publish_prints_the_version_and_url_and_never_the_token(portal, tmp_
     publication = load_run(run_dir).publication
     # the link is the report's page (a browser signs in there), not the API download that answers JSON 401
     assert publication.page_url == f"{portal.url}/reports/weekly_statistics"
-    assert first.stdout.strip() == f"published weekly_statistics v1 (id {publication.id}): {publication.page_url}"
-    assert first.stderr.strip() == ("warning: nobody can read weekly_statistics v1 yet (admins only): "
+    assert first.stdout.strip() == f"published weekly_statistics 2026-W47 v1 (id {publication.id}): {publication.page_url}"
+    assert first.stderr.strip() == ("warning: nobody can read weekly_statistics 2026-W47 v1 yet (admins only): "
                                     "grant it with `nbpress portal grant --report weekly_statistics --group GROUP`")
     again = _nbpress("publish", str(run_dir), env={**env, "NBPRESS_PORTAL_URL": portal.url}, cwd=tmp_path)
-    assert again.returncode == 0 and again.stdout.startswith("already published weekly_statistics v1")
+    assert again.returncode == 0 and again.stdout.startswith("already published weekly_statistics 2026-W47 v1")
     refused = _nbpress("publish", str(run_dir), "--portal", portal.url, env={"NBPRESS_PUBLISH_TOKEN": portal.token + "x"}, cwd=tmp_path)
     assert refused.returncode == 1
     assert refused.stderr.strip() == "nbpress: error: portal refused the upload (401): A valid publisher token is required."

@@ -75,7 +75,7 @@ def test_cli_prints_the_page_and_who_can_read_it(portal, tmp_path):
     assert done.returncode == 0 and done.stderr == ""
     page = f"{portal.url}/reports/weekly_statistics"
     publication = load_run(run_dir).publication
-    assert done.stdout.splitlines() == [f"published weekly_statistics v1 (id {publication.id}): {page}", "readable by 2 users in north"]
+    assert done.stdout.splitlines() == [f"published weekly_statistics 2026-W47 v1 (id {publication.id}): {page}", "readable by 2 users in north"]
     assert publication.page_url == page
     listed = _nbpress("runs", env={}, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr

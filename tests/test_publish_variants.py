@@ -73,7 +73,7 @@ def test_a_grid_of_regions_and_weeks_gives_v1_per_variant_and_period_and_a_rerun
             for region in ("north", "south") for period in WEEKS}
     assert {key: p.version for key, p in grid.items()} == dict.fromkeys(grid, 1)
     again = publish_run(_run(tmp_path, "north", "2026-W47"), portal.url, portal.token, **FAST)
-    assert (again.version, again.variant_label, again.name) == (2, "north", "weekly_statistics north v2")
+    assert (again.version, again.variant_label, again.name) == (2, "north", "weekly_statistics north 2026-W47 v2")
     versions = sorted((p.variant_label, p.period_label, p.version) for p in portal.publications())
     assert versions == [("north", "2026-W47", 1), ("north", "2026-W47", 2), ("north", "2026-W48", 1),
                         ("south", "2026-W47", 1), ("south", "2026-W48", 1)]
@@ -105,7 +105,7 @@ def test_cli_publish_names_the_variant(portal, tmp_path):
     done = _nbpress("publish", str(run_dir), "--portal", portal.url, env={"NBPRESS_PUBLISH_TOKEN": portal.token}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     publication = load_run(run_dir).publication
-    assert done.stdout.splitlines()[0] == (f"published weekly_statistics south v1 (id {publication.id}): "
+    assert done.stdout.splitlines()[0] == (f"published weekly_statistics south 2026-W48 v1 (id {publication.id}): "
                                            f"{portal.url}/reports/weekly_statistics?variant=south")
     listed = _nbpress("runs", env={}, cwd=tmp_path)
     assert f"south v1 {portal.url}/reports/weekly_statistics?variant=south (id {publication.id})" in listed.stdout

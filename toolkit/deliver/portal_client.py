@@ -70,6 +70,7 @@ class PublishedRun:
     created: bool  # False: the portal already had this run and answered with that publication
     page_url: str = ""  # the report's page (the run's variant chosen): the link for recipients (their browser signs in there)
     variant_label: str = ""  # "north"; "" for a report without variants
+    period_label: str = ""  # "2026-W47": versions count per variant and period, so lines name both
     readers: int | None = None  # recipients who can read it; None: the portal did not say (older portal)
     reader_groups: tuple[str, ...] = ()
 
@@ -80,8 +81,8 @@ class PublishedRun:
 
     @property
     def name(self) -> str:
-        """``weekly_statistics north v2``: the report, its variant and version, as lines name it."""
-        return " ".join(part for part in (self.report, self.variant_label, f"v{self.version}") if part)
+        """``weekly_statistics north 2026-W47 v2``: the report, its variant, period and version, as lines name it."""
+        return " ".join(part for part in (self.report, self.variant_label, self.period_label, f"v{self.version}") if part)
 
     @property
     def nobody_can_read(self) -> bool:
@@ -306,6 +307,8 @@ def _audience_answer(base: str, answer: dict[str, Any]) -> dict[str, Any]:
         found["page_url"] = urljoin(base + "/", str(answer["page_url"]))
     if answer.get("variant_label"):
         found["variant_label"] = str(answer["variant_label"])
+    if answer.get("period_label"):
+        found["period_label"] = str(answer["period_label"])
     if isinstance(readers, dict):
         found["readers"] = int(readers["count"])
         found["reader_groups"] = tuple(str(g) for g in readers.get("groups") or ())

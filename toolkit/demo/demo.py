@@ -141,7 +141,7 @@ class DemoPortal:
         for run_dir in run_dirs:
             result = publish_run(run_dir, self.url, token, audience={"groups": [DEMO_GROUP]})
             readers = f" (readable by {result.readers_text()})" if result.readers_text() else ""
-            say(f"published {result.report} v{result.version}: {result.link}{readers}")
+            say(f"published {result.name}: {result.link}{readers}")
 
     def wait(self) -> None:
         """Serve until Ctrl-C or SIGTERM, then stop the portal too."""
