@@ -35,8 +35,8 @@ class Served:
     publication: str
 
     def reset_mails_to(self, address: str) -> int:
-        return sum(1 for path in (self.instance / "outbox").glob("*.eml")
-                   if address in path.read_text(errors="replace") and "/password/reset/" in path.read_text(errors="replace"))
+        texts = (path.read_text(errors="replace") for path in (self.instance / "outbox").glob("*.eml"))
+        return sum(1 for text in texts if address in text and "/password/reset/" in text)
 
     def audit(self, event: str) -> Counter:
         with self.database.connect() as conn:
