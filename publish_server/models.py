@@ -10,7 +10,7 @@ import datetime as dt
 import secrets
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -18,7 +18,7 @@ from .extensions import db
 __all__ = [
     "utcnow", "User", "Group", "Membership", "Report", "Publication", "Grant",
     "PublisherToken", "RevokedToken", "AuditEvent", "Device", "LoginChallenge", "GuessCounter", "PasswordReset",
-    "MailJob", "NotificationPreference",
+    "MailJob", "NotificationPreference", "RunGrant", "ReportProfile", "RunLog", "RunRequest",
 ]
 
 
@@ -51,11 +51,16 @@ class User(db.Model):
 
     groups: Mapped[list[Group]] = relationship(secondary="memberships", back_populates="members")
 
-    __table_args__ = (CheckConstraint("role IN ('recipient', 'admin')", name="ck_users_role"),)
+    __table_args__ = (CheckConstraint("role IN ('recipient', 'operator', 'admin')", name="ck_users_role"),)
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_operator(self) -> bool:
+        """Operators see every report's schedule and runs (not its PDFs: those follow the grants)."""
+        return self.role == "operator"
 
 
 class Group(db.Model):
@@ -84,6 +89,7 @@ class Report(db.Model):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(2000), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    project: Mapped[str | None] = mapped_column(String(80))  # set by the first project token that acts on it
 
     publications: Mapped[list[Publication]] = relationship(back_populates="report", order_by="Publication.version.desc()")
 
@@ -169,6 +175,9 @@ class PublisherToken(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+    # The project it acts for: it publishes, describes and runs only that project's reports. None:
+    # a token made before projects existed, which acts for every report (as it always did).
+    project: Mapped[str | None] = mapped_column(String(80))
 
 
 class RevokedToken(db.Model):
@@ -328,3 +337,105 @@ class NotificationPreference(db.Model):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (CheckConstraint("mode IN ('each', 'digest', 'none')", name="ck_notification_preferences_mode"),)
+
+
+class RunGrant(db.Model):
+    """Who may ask for runs of a report, a user or a group. Reading its PDFs is a :class:`Grant`
+    of its own (``grant --run`` adds both)."""
+
+    __tablename__ = "run_grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="ck_run_grants_subject"),
+        UniqueConstraint("report_id", "user_id", "group_id", name="uq_run_grants"),
+    )
+
+
+class ReportProfile(db.Model):
+    """What the toolkit told the portal about a report: its parameter schema (names, types,
+    defaults, choices, labels; never a secret's value), its schedule and next fire times, its owners."""
+
+    __tablename__ = "report_profiles"
+
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True)
+    parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    schedule: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {} when unscheduled
+    next_runs: Mapped[list[str]] = mapped_column(JSON, default=list)  # ISO 8601, UTC
+    owners: Mapped[list[str]] = mapped_column(JSON, default=list)  # addresses, lower-cased
+    runnable: Mapped[bool] = mapped_column(default=True)  # False: its spec cannot run from a request
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    publisher_id: Mapped[int | None] = mapped_column(ForeignKey("publisher_tokens.id", ondelete="SET NULL"))
+
+
+class RunLog(db.Model):
+    """One run as the toolkit reported it (schedule, request, manual or batch): the history owners
+    and operators see. ``notebook_html`` is a failed run's executed notebook as masked HTML, gzip."""
+
+    __tablename__ = "run_logs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    run_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | blocked | cancelled
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | request | manual | batch
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    duration_seconds: Mapped[float | None]
+    error_line: Mapped[str] = mapped_column(String(500), default="")
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # as shown to readers
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("run_requests.id", ondelete="SET NULL"))
+    publication_id: Mapped[int | None] = mapped_column(ForeignKey("publications.id", ondelete="SET NULL"))
+    notebook_html: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("report_id", "run_id", name="uq_run_logs_run"),  # reporting a run again updates it
+        CheckConstraint("status IN ('running', 'succeeded', 'failed', 'blocked', 'cancelled')", name="ck_run_logs_status"),
+        CheckConstraint("trigger IN ('schedule', 'request', 'manual', 'batch')", name="ck_run_logs_trigger"),
+        Index("ix_run_logs_report_started", "report_id", "started_at"),
+    )
+
+
+class RunRequest(db.Model):
+    """A run asked for on the portal, queued until a worker holding the report's token takes it.
+
+    queued -> running (a worker's lease, renewed by its progress reports) -> succeeded | failed |
+    cancelled; queued past ``expires_at`` -> expired. A lease that lapses is the worker lost: the
+    request is queued again while ``attempts`` allow, else failed with that reason.
+    """
+
+    __tablename__ = "run_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # checked values, JSON-typed
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    stage: Mapped[str] = mapped_column(String(32), default="")  # the worker's last reported stage
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]  # queued past this: expired
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None]
+    publisher_id: Mapped[int | None] = mapped_column(ForeignKey("publisher_tokens.id", ondelete="SET NULL"))
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    publication_id: Mapped[int | None] = mapped_column(ForeignKey("publications.id", ondelete="SET NULL"))
+    error_line: Mapped[str] = mapped_column(String(500), default="")
+    notified_at: Mapped[dt.datetime | None]  # the requester's mail was sent
+
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'expired')",
+                        name="ck_run_requests_status"),
+        Index("ix_run_requests_report_status", "report_id", "status"),
+        Index("ix_run_requests_user_status", "user_id", "status"),
+    )

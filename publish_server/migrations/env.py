@@ -93,6 +93,13 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch migrations re-create a table (copy, DROP, rename). With foreign keys on, SQLite's
+            # DROP TABLE deletes the rows first and runs ON DELETE CASCADE on every table that
+            # points at it. Off for the migration (before any transaction: the pragma is a no-op
+            # inside one); the app's connections turn it on again.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # ends SQLAlchemy's autobegun transaction: Alembic begins its own
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
