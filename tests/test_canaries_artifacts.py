@@ -133,14 +133,16 @@ def test_the_summary_mail_jobs_mails_s3_objects_and_logs_keep_no_canary(project,
             db.session.remove()
 
     values = canaries.values
+    assert len(rows["mail_jobs"]) == 1 and "'sent'" in rows["mail_jobs"][0]
+    assert [v for v in values if v in "\n".join(sum(rows.values(), []))] == []
+    assert leaks(_mail_files(smtp.inbox.messages, tmp_path / "mails"), values + [s3_secret, token]) == []
     # The summary was rendered over the masked parameters and the masked record, and it is what the mail says.
     summary = f"{canaries.masked_url} *** *** {canaries.masked_url} *** *** n=1"
     assert any(summary in row for row in rows["publications"]), rows["publications"]
-    assert len(rows["mail_jobs"]) == 1 and "'sent'" in rows["mail_jobs"][0]
-    assert [v for v in values if v in "\n".join(sum(rows.values(), []))] == []
     [mail] = smtp.inbox.messages
     assert summary in mail.get_body(preferencelist=("plain",)).get_content()
-    assert leaks(_mail_files(smtp.inbox.messages, tmp_path / "mails"), values) == []
+    [pdf] = mail.iter_attachments()  # read from the S3 store (attach_pdf)
+    assert pdf.get_content() == (run_dir / "report.pdf").read_bytes()
 
     observer = s3_client(moto.port)
     listed = observer.list_objects_v2(Bucket=bucket)["Contents"]
