@@ -5,7 +5,9 @@
    S3 server (moto, its own process) and mails its readers through a real SMTP server (aiosmtpd):
    no canary in the publication's summary, the ``mail_jobs`` rows or any other row, the mails
    (headers, bodies, attachments), the S3 objects (keys, metadata, bytes) or the portal's logs.
-2. Sign-in, code, password-reset and withdrawal attempts against a portal whose limits live in a
+2. An SMTP server refusing the login (535): the queue's ``last_error`` and the log line hold its
+   answer, never ``MAIL_PASSWORD``.
+3. Sign-in, code, password-reset and withdrawal attempts against a portal whose limits live in a
    real redis-server: no e-mail address (in clear or as its bare SHA-256), password, code,
    token or reset link in a Redis key or value, nor in the portal's logs. The client's IP is in
    the per-IP keys: that is what a per-IP limit counts (docs/security-model.md).
@@ -29,7 +31,7 @@ from flask_migrate import upgrade
 
 from publish_server import create_app
 from publish_server.extensions import db
-from publish_server.models import User
+from publish_server.models import MailJob, User
 from publish_server.notifications import worker
 from publish_server.publishing import create_publisher_token
 from publish_server.signin.passwords import Passwords
@@ -37,7 +39,8 @@ from tests.conftest import make_notebook
 from tests.portal.conftest import TEST_PASSWORD, base_config, last_code
 from tests.portal.redis_server import REDIS_SERVER, RedisServer
 from tests.portal.s3_server import REGION, moto_server, s3_client
-from tests.portal.smtp_server import SmtpServer
+from tests.portal.notify_helpers import publish, publisher, seed_readers
+from tests.portal.smtp_server import SMTP_USER, SmtpServer, make_pki
 from tests.portal.test_publishing import serve
 from tests.test_canaries import LEAKY, PARAMS, Canaries, leaks, nbpress, said
 
@@ -81,6 +84,11 @@ def _mail_files(messages: list[EmailMessage], folder: Path) -> Path:
             if payload is not None:
                 (folder / f"{i}-{j}.{part.get_content_subtype()}").write_bytes(payload)
     return folder
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +166,29 @@ def test_the_summary_mail_jobs_mails_s3_objects_and_logs_keep_no_canary(project,
     assert any("werkzeug" in line and "POST /api/v1/publications" in line for line in logs)  # the capture works
     assert [v for v in values + [s3_secret, token] if any(v in line for line in logs)] == []
     assert said(published, values + [token]) == []
+
+
+def test_a_refused_smtp_login_leaves_no_password_in_mail_jobs_or_the_logs(tmp_path, pki):
+    """The queue's ``last_error`` holds the SMTP server's answer, and the log line says why mails
+    wait: neither may hold MAIL_PASSWORD (here a wrong one the server refuses with 535)."""
+    password = f"smtp-canary-{pysecrets.token_hex(8)}"
+    with SmtpServer("starttls", cert=pki.cert, key=pki.key, auth=True) as smtp:
+        app = create_app(base_config(MAIL_URL=f"smtp+starttls://127.0.0.1:{smtp.port}", MAIL_USERNAME=SMTP_USER,
+                                     MAIL_PASSWORD=password, MAIL_CA_FILE=str(pki.ca), MAIL_TIMEOUT_SECONDS=5,
+                                     NOTIFY_MAX_PER_MINUTE=0), instance_path=tmp_path / "instance")
+        with app.app_context():
+            upgrade()
+            seed_readers(Passwords.from_settings(app.config["NBPRESS"]), 2)
+            publish(app.test_client(), publisher(app), summary="Orders up 4 %")
+            with portal_logs() as logs:
+                totals = worker.run(app, once=True)
+            errors = db.session.scalars(sa.select(MailJob.last_error)).all()
+            db.session.remove()
+            db.engine.dispose()
+    assert totals.sent == 0 and smtp.inbox.messages == []
+    assert len(errors) == 2 and all("535" in e for e in errors), errors  # the server's refusal is recorded ...
+    assert any("SMTP unavailable" in line for line in logs)
+    assert [e for e in errors if password in e] == [] and [line for line in logs if password in line] == []  # ... its password is not
 
 
 # --- the rate limits' keys in Redis ---------------------------------------------------------------
