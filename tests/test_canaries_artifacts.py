@@ -37,9 +37,9 @@ from publish_server.publishing import create_publisher_token
 from publish_server.signin.passwords import Passwords
 from tests.conftest import make_notebook
 from tests.portal.conftest import TEST_PASSWORD, base_config, last_code
+from tests.portal.notify_helpers import publish, publisher, seed_readers
 from tests.portal.redis_server import REDIS_SERVER, RedisServer
 from tests.portal.s3_server import REGION, moto_server, s3_client
-from tests.portal.notify_helpers import publish, publisher, seed_readers
 from tests.portal.smtp_server import SMTP_USER, SmtpServer, make_pki
 from tests.portal.test_publishing import serve
 from tests.test_canaries import LEAKY, PARAMS, Canaries, leaks, nbpress, said
