@@ -2,7 +2,7 @@
 mail, report run; and bytes per database row, per Redis limit key and per PDF.
 
     python -m benchmarks.capacity [--signins 30] [--downloads 600] [--publications 10] [--readers 500]
-                                  [--skip-run] [--json benchmarks/results/capacity.json]
+                                  [--batch 4] [--skip-run] [--json benchmarks/results/capacity.json]
 
 CPU time, not wall time: the machine is shared, so a request's wall time says more about the
 neighbours than about the portal, while the CPU seconds its process burns are its own. What runs,
@@ -22,7 +22,9 @@ on loopback in a temporary folder removed at the end:
 * ``nbpress portal mail-worker --once`` as its own process sending the queued mails to aiosmtpd
   in this process (its CPU from ``getrusage(RUSAGE_CHILDREN)``);
 * ``nbpress run weekly_statistics`` on a copy of the demo (benchmarks/measure.py: CPU of the
-  whole process tree, kernel included) and the size of its PDF; ``--skip-run`` leaves it out;
+  whole process tree, kernel included) and the size of its PDF, then a ``--grid`` batch of
+  ``--batch`` members (CPU per member, kernels forked from a warm template); ``--skip-run``
+  leaves both out;
 * bytes per row of the tables that grow (SQLite's ``dbstat``: the payload of the table and its
   indexes) and, when Debian's ``redis-server`` is installed, Redis memory per limit key.
 """
@@ -287,9 +289,11 @@ def worker_on_empty_queue(worker, instance: Path) -> tuple[float, float]:
 # --- a report run, rows, Redis keys --------------------------------------------------------------------
 
 
-def report_run(workdir: Path) -> dict[str, float]:
+def report_run(workdir: Path, members: int) -> dict[str, float]:
     """``nbpress run weekly_statistics`` on the demo: CPU and wall seconds of the process tree, its
-    peak memory, the PDF's and the run folder's bytes."""
+    peak memory, the PDF's and the run folder's bytes; then, with ``members``, a ``--grid`` batch
+    (the local executor: kernels forked from a warm template) and its CPU seconds per member."""
+    from .batch import _nbpress_batch
     from .pipeline import _demo_project, _nbpress_demo
 
     project, db = _demo_project(workdir)
@@ -298,8 +302,14 @@ def report_run(workdir: Path) -> dict[str, float]:
     pdf = (run_dir / "report.pdf").stat().st_size
     folder = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file())
     _log(f"report run: {result.wall:.1f} s wall, CPU {result.cpu:.1f} s (tree), PDF {pdf:,} bytes, run folder {folder:,} bytes")
-    return {"cpu_s": result.cpu, "wall_s": result.wall, "pdf_bytes": pdf, "run_folder_bytes": folder,
-            "tree_pss_mib": result.tree_pss, "max_rss_mib": result.max_rss}
+    figures = {"cpu_s": result.cpu, "wall_s": result.wall, "pdf_bytes": pdf, "run_folder_bytes": folder,
+               "tree_pss_mib": result.tree_pss, "max_rss_mib": result.max_rss}
+    if members:
+        batch, _ = _nbpress_batch(project, db, members, workdir / "batch", None)
+        figures.update(batch_members=members, batch_cpu_s_per_member=batch.cpu / members, batch_wall_s=batch.wall,
+                       batch_tree_pss_mib=batch.tree_pss)
+        _log(f"batch of {members}: {batch.wall:.1f} s wall, CPU {batch.cpu:.1f} s -> {batch.cpu / members:.1f} s per member")
+    return figures
 
 
 def argon2_verify_seconds(instance: Path, tries: int = 20) -> float:
@@ -386,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--downloads", type=int, default=600, help="downloads [600]")
     parser.add_argument("--publications", type=int, default=10, help="publications, each mailed to every reader [10]")
     parser.add_argument("--readers", type=int, default=500, help="further recipients (mail only) [500]")
-    parser.add_argument("--skip-run", action="store_true", help="leave out the report run (and use a 150 kB PDF)")
+    parser.add_argument("--batch", type=int, default=4, help="members of a --grid batch after the run; 0: none [4]")
+    parser.add_argument("--skip-run", action="store_true", help="leave out the report run and the batch (and use a 150 kB PDF)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -397,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.skip_run:
             pdf = make_pdf(150_000)
         else:
-            figures["report_run"] = report_run(workdir)
+            figures["report_run"] = report_run(workdir, args.batch)
             pdf = max((workdir / "project" / "runs" / REPORT).glob("*/report.pdf"), key=os.path.getmtime).read_bytes()
         instance = workdir / "instance"
         instance.mkdir(mode=0o700)
@@ -457,6 +468,10 @@ def report(figures: dict) -> None:
         print(f"  {'report run (demo, process tree)':<45}{run['cpu_s'] * 1000:>10.0f} ms CPU  ({run['wall_s']:.1f} s wall; "
               f"peak {run['tree_pss_mib']:.0f} MiB PSS, largest process {run['max_rss_mib']:.0f} MiB; "
               f"run folder {run['run_folder_bytes']:,} bytes)")
+        if run.get("batch_members"):
+            print(f"  {'report run in a --grid batch, per member':<45}{run['batch_cpu_s_per_member'] * 1000:>10.0f} ms CPU  "
+                  f"({run['batch_members']} members, local executor, {run['batch_wall_s']:.1f} s wall; "
+                  f"peak {run['batch_tree_pss_mib']:.0f} MiB PSS)")
     print(f"PDF: {figures['pdf_bytes']:,} bytes; readers per publication: {figures['readers']}; "
           f"portal (1 worker x 4 threads + arbiter) resident: {figures['portal_rss_mib']:.0f} MiB")
     print("bytes per row (SQLite payload: table + its indexes):")
