@@ -17,7 +17,7 @@ DEBIAN_TEST := poppler-utils postgresql chromium redis-server
 # The download benchmark (bench-portal): nginx serves the static baseline and the X-Accel-Redirect front; wrk loads them.
 DEBIAN_BENCH := nginx wrk
 
-.PHONY: demo test proof bench bench-batch bench-portal lab lint clean venv screenshots
+.PHONY: demo test proof bench bench-batch bench-portal bench-capacity lab lint clean venv screenshots
 
 demo: $(VENV)/.runtime
 	$(BIN)/nbpress demo
@@ -41,6 +41,10 @@ bench: $(VENV)/.test
 # A 16-member batch of the demo report: raw papermill+weasyprint loop vs --grid vs --cluster local:2.
 bench-batch: $(VENV)/.test
 	$(BIN)/python -m benchmarks.batch $(BENCH_ARGS)
+
+# CPU seconds per sign-in, download, publication, mail and report run, for docs/capacity.md.
+bench-capacity: $(VENV)/.test
+	$(BIN)/python -m benchmarks.capacity $(BENCH_ARGS)
 
 # Signed-in 1 MB downloads: gunicorn direct and behind nginx (X-Accel-Redirect) vs nginx static; then where one download's CPU goes.
 bench-portal: $(VENV)/.test

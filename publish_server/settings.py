@@ -77,7 +77,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RATELIMIT_SIGNIN_PER_IP", str, "10 per minute", "Failed password sign-ins per client IP, per form (browser sign-in, API sign-in, API password change): a rate limit such as `10 per minute` or `10/minute;100/hour`."),
     Setting("RATELIMIT_CODE_PER_IP", str, "30 per minute", "Failed emailed-code checks and resends per client IP, per form (browser and API; each challenge has its own caps too)."),
     Setting("RATELIMIT_RESET_ASK_PER_IP", str, "5 per 15 minutes", "Password-reset links asked for per client IP (every request counts)."),
-    Setting("RATELIMIT_RESET_ASK_PER_ADDRESS", str, "3 per hour", "Password-reset links asked for per submitted address (hashed in the limiter's storage)."),
+    Setting("RATELIMIT_RESET_ASK_PER_ADDRESS", str, "3 per hour", "Password-reset links asked for per submitted address (an HMAC of it under SECRET_KEY in the limiter's storage, not the address)."),
     Setting("RATELIMIT_RESET_SET_PER_IP", str, "10 per minute", "Failed new-password submissions from reset links per client IP."),
     Setting("RATELIMIT_WITHDRAW_PER_IP", str, "30 per minute", "Failed publication withdrawals (bad publisher token, unknown id) per client IP."),
     Setting("ARGON2_MEMORY_KIB", int, 19456, "Argon2id memory cost in KiB (tests lower it; never below 19 MiB in production).", minimum=8, maximum=4_194_304),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from dataclasses import dataclass
 from email.header import Header
 from email.message import Message
@@ -23,16 +24,19 @@ from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate
+from pathlib import Path
 
 from flask import Flask, render_template
 
-from ..errors import MailError
+from ..errors import MailError, StorageUnavailable
 from ..mail import checked_recipient, checked_sender
 from ..models import MailJob, Publication, User
-from ..storage import FileStore
+from ..storage import store_for
 from .unsubscribe import make_token
 
 __all__ = ["Item", "link_base", "publication_mail", "digest_mail", "message_id"]
+
+log = logging.getLogger(__name__)
 
 class _Unfolded(Compat32):
     """compat32 (plain string headers) written as they are: no folding, no re-encoding.
@@ -128,8 +132,8 @@ def _attach(app: Flask, message: Message, publication: Publication) -> Message:
     """The PDF, when the report asks for it and it is under ``NOTIFY_ATTACH_MAX_MB``."""
     if not publication.attach_pdf or publication.size > app.config["NBPRESS"]["NOTIFY_ATTACH_MAX_MB"] * 1024 * 1024:
         return message
-    path = FileStore(app.config["FILES_DIR"]).open_path(publication.sha256)
-    if path is None:
+    data = _pdf_bytes(app, publication)
+    if data is None:
         return message
     mixed = MIMEMultipart("mixed", policy=_POLICY)
     for name, value in message.items():
@@ -139,10 +143,31 @@ def _attach(app: Flask, message: Message, publication: Publication) -> Message:
     for part in message.get_payload():
         body.attach(part)
     mixed.attach(body)
-    pdf = MIMEApplication(path.read_bytes(), "pdf", policy=_POLICY)
+    pdf = MIMEApplication(data, "pdf", policy=_POLICY)
     pdf.add_header("Content-Disposition", "attachment", filename=f"{publication.report.slug}-v{publication.version}.pdf")
     mixed.attach(pdf)
     return mixed
+
+
+def _pdf_bytes(app: Flask, publication: Publication) -> bytes | None:
+    """The publication's PDF from the app's store (the folder, or S3 when ``FILES_URL`` is set).
+
+    None when it is gone, or when the object store cannot answer now: the mail still goes, with
+    its link, rather than waiting on the store (one log line says why it has no attachment)."""
+    store = store_for(app)
+    try:
+        found = store.locate(publication.sha256)
+        if isinstance(found, Path):
+            return found.read_bytes()
+        body = None if found is None else store.open_range(publication.sha256, 0, found.size)
+        data = None if body is None else b"".join(store.chunks(body, sha256=publication.sha256))
+    except StorageUnavailable as exc:
+        log.warning("publication %s: mailed without its PDF: %s", publication.public_id, exc)
+        return None
+    if data is not None and len(data) != found.size:  # the store's read stopped mid-way (chunks logged why)
+        log.warning("publication %s: mailed without its PDF: the object store's answer ended short", publication.public_id)
+        return None
+    return data
 
 
 def digest_mail(app: Flask, jobs: list[MailJob], publications: list[Publication], user: User) -> Message:

@@ -72,7 +72,7 @@ class Inbox:
             and auth_data.password.decode() == SMTP_PASSWORD
         if ok:
             self.logins.append(f"{mechanism}:{auth_data.login.decode()}")
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=True (the default) would leave a refusal unanswered
 
     def to(self, address: str) -> list[EmailMessage]:
         with self.lock:

@@ -2,8 +2,9 @@
 S3 as its own process on loopback, with a TCP proxy process in front for the faults.
 
 Publication, download (Range, 304, presigned 303 followed by a plain HTTP client), idempotent
-re-publish, prune and the start-up sweep, `files migrate` (killed, then resumed); faults: the store
-killed mid-upload, refusing the credentials, slow. On SQLite only: the database is not what is
+re-publish, prune and the start-up sweep, `files migrate` (killed, then resumed), a notification's
+attached PDF; faults: the store killed mid-upload, refusing the credentials, slow, away while a
+notification is composed. On SQLite only: the database is not what is
 tested here (tests/portal/test_publishing.py runs the same publishing code on PostgreSQL).
 """
 
@@ -391,3 +392,33 @@ def test_the_rows_name_the_files_the_store_holds(app, moto, bucket):
     publish(client, token, pdf, run_id="r1")
     row = db.session.scalars(sa.select(Publication)).one()
     assert store_for(app).key_for(row.sha256) in keys(s3_client(moto.port), bucket)
+
+
+def test_a_notification_attaches_the_pdf_from_the_store_and_goes_without_it_while_the_store_is_away(tmp_path, moto, bucket):
+    from publish_server.notifications import worker
+    from tests.portal.smtp_server import SmtpServer
+
+    link = proxy(moto.port)
+    app = make_app(tmp_path, link.port, bucket, S3_TIMEOUT_SECONDS=1)
+    pdf = big_pdf(50_000)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logging.getLogger("publish_server.notifications.compose").addHandler(handler)
+    try:
+        with app.app_context(), SmtpServer() as smtp:
+            app.config["NBPRESS"] = {**app.config["NBPRESS"], "MAIL_URL": f"smtp://127.0.0.1:{smtp.port}", "NOTIFY_MAX_PER_MINUTE": 0}
+            app.extensions.pop("nbpress.mailer", None)
+            token = new_publisher_token()
+            assert publish(app.test_client(), token, pdf, run_id="up", notify={"attach_pdf": True}).status_code == 201
+            assert worker.run(app, once=True).sent == 1
+            assert publish(app.test_client(), token, pdf + b"\n", run_id="away", notify={"attach_pdf": True}).status_code == 201
+            link.kill()  # the store goes away before the second publication's mail is composed
+            assert worker.run(app, once=True).sent == 1  # the mail still goes, with its link
+            db.session.remove()
+        attached = [[part.get_content() for part in mail.iter_attachments()] for mail in smtp.inbox.messages]
+        assert attached == [[pdf], []]
+        assert any("mailed without its PDF" in line for line in lines) and SECRET not in "\n".join(lines)
+    finally:
+        logging.getLogger("publish_server.notifications.compose").removeHandler(handler)
+        link.kill()

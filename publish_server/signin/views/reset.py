@@ -4,8 +4,8 @@ Thin views over :mod:`password_reset`. Both forms are posted before any sign-in,
 double submit like the sign-in form (a random value in a SameSite=Strict, HttpOnly cookie and a
 hidden field). Asking for a link always answers the same page with the same status; the mail
 goes out after the response (``call_on_close``), so the time to answer is the same too. Asking
-is limited per client IP and per submitted address (Flask-Limiter; the address is hashed in
-the key). The link's token is in the URL path of one GET: :mod:`log_masking` hides it in the
+is limited per client IP and per submitted address (Flask-Limiter; the key holds an HMAC of
+the address under ``SECRET_KEY``, not the address). The link's token is in the URL path of one GET: :mod:`log_masking` hides it in the
 access logs, the page carries it on in a hidden field, and ``Referrer-Policy: no-referrer``
 keeps it from other sites.
 """
@@ -36,8 +36,11 @@ LINK_ENDED = "This link has expired or was already used. Ask for a new one below
 
 
 def _email_key() -> str:
+    # Keyed, not a bare SHA-256: whoever reads the limiter's storage (Redis) could hash a list of
+    # addresses and see who asked for a reset. Every process shares SECRET_KEY, so the key is the same.
     address = normalise_email(request.form.get("email", ""))
-    return "reset-email:" + hashlib.sha256(address.encode()).hexdigest()  # no address in the limiter's storage
+    keyed = hmac.new(current_app.config["SECRET_KEY"].encode(), address.encode(), hashlib.sha256).hexdigest()
+    return "reset-email:" + keyed  # no address in the limiter's storage
 
 
 def _render(template: str, *, status: int = 200, **context):
