@@ -34,7 +34,7 @@ TYPES = {
     "optional literal": ParamType("literal", choices=("a", "b"), optional=True),
 }
 
-TEXTS = ["", " ", "0", "1", "-3", "+7", "1.5", "1e3", "nan", "inf", "-inf", "NaN", "yes", "no", "Off", "TRUE", "maybe",
+TEXTS = ["", " ", "0", "1", "-3", "+7", "1.5", "1e3", "nan", "inf", "-inf", "NaN", "yes", "no", "Off", "on", "TRUE", "maybe",
          "2026-02-28", "2026-02-30", "2026-13-01", "2026-W47", " 2026-11-16 ", "2026-11-16T06:00", "2026-11-16T06:00:00+01:00",
          "2026-11-16 25:00", "none", "None", "null", "north", "North", "south,north", "north, south", "[]", "[1, 2]",
          "[\"north\"]", "[NaN]", "[1,", "{\"a\": 1}", "1,2,x", "10", "True", "a", "a,b", "\u00e9", "12345678901234567890"]
