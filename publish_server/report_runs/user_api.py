@@ -57,7 +57,7 @@ def _user():
 
 @bp.post("/v1/reports/<slug>/run-requests")
 @operation("Ask for a run of a report (needs a run grant); 429 over a limit",
-           body=RunAskIn, responses={202: RunRequestOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut},
+           body=RunAskIn, responses={202: RunRequestOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut},
            security="bearer", tags=("runs",))
 @api_user_required
 def ask_run(slug: str):
@@ -84,7 +84,7 @@ def ask_run(slug: str):
 
 @bp.get("/v1/run-requests/<public_id>")
 @operation("A run request's status (its requester, the report's owners, operators, admins)",
-           responses={200: RunRequestOut, 404: ErrorOut}, security="bearer", tags=("runs",))
+           responses={200: RunRequestOut, 403: ErrorOut, 404: ErrorOut}, security="bearer", tags=("runs",))
 @api_user_required
 def get_run_request(public_id: str):
     return jsonify(run_requests.request_json(find_request(_user(), public_id)))
@@ -92,7 +92,7 @@ def get_run_request(public_id: str):
 
 @bp.post("/v1/run-requests/<public_id>/cancel")
 @operation("Cancel a run request: a queued one at once, a running one at the worker's next step; 409 once ended",
-           responses={200: RunRequestOut, 404: ErrorOut, 409: ErrorOut}, security="bearer", tags=("runs",))
+           responses={200: RunRequestOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}, security="bearer", tags=("runs",))
 @api_user_required
 def cancel_run_request(public_id: str):
     user = _user()
