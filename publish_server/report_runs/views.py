@@ -36,6 +36,18 @@ def _run_links(user: User, report: Report) -> dict[str, bool]:
             "activity": may_see_runs(user, report, profile)}
 
 
+@bp.app_template_filter("run_value")
+def _run_value(value) -> str:
+    """A parameter's JSON value in words: lists joined, None as none, booleans as yes/no."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_run_value(v) for v in value) or "(empty list)"
+    return str(value)
+
+
 @bp.app_template_global("my_run_requests")
 def _my_run_requests(user: User):
     return run_requests.my_requests(user)
