@@ -70,15 +70,17 @@ def _field(param: SchemaParameter, raw: Any, error: str) -> FormField:
     if kind == "bool" and not vtype.optional:
         return FormField(widget="checkbox", checked=raw is True or raw == "true", **common)
     if kind == "bool" or kind == "literal":
-        choices = [(_text(c), _text(c)) for c in (vtype.choices if kind == "literal" else (True, False))]
+        # A literal's option is str(choice): the text the toolkit's parse_text matches (True -> "True").
+        shown = str if kind == "literal" else _text
+        choices = [(shown(c), shown(c)) for c in (vtype.choices if kind == "literal" else (True, False))]
         if vtype.optional:
             choices.insert(0, (_NONE, "(none)"))
-        value = _NONE if raw is None and vtype.optional else _text(raw)
+        value = _NONE if raw is None and vtype.optional else raw if isinstance(raw, str) else shown(raw)
         return FormField(widget="select", choices=choices, value=value, **common)
     if kind == "list" and vtype.item.kind == "literal":
         chosen = raw if isinstance(raw, list) else []
-        return FormField(widget="select_multiple", choices=[(_text(c), _text(c)) for c in vtype.item.choices],
-                         selected=[_text(c) for c in chosen], **common)
+        return FormField(widget="select_multiple", choices=[(str(c), str(c)) for c in vtype.item.choices],
+                         selected=[str(c) for c in chosen], **common)
     input_type, step = {"int": ("number", "1"), "float": ("number", "any"), "date": ("date", ""),
                         "datetime": ("datetime-local", "1")}.get(kind, ("text", ""))
     value = raw if isinstance(raw, str) and error else _text(raw)
