@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ParameterRejected
+from ..errors import Conflict, ParameterRejected
 
 __all__ = ["ValueType", "SchemaParameter", "read_schema", "parameter_message", "resolve"]
 
@@ -147,13 +147,21 @@ class SchemaParameter:
 
 
 def read_schema(entries: list[dict[str, Any]] | None) -> list[SchemaParameter]:
-    """The profile's parameter list (the toolkit sent it; the worker re-checks every value anyway)."""
+    """The profile's parameter list (the toolkit sent it; the worker re-checks every value anyway).
+
+    A list the portal cannot read (a kind it does not know: a newer toolkit) is a 409: nothing
+    can be asked for until the worker describes the report again.
+    """
     found = []
-    for entry in entries or []:
-        required = entry.get("required") or "default" not in entry
-        found.append(SchemaParameter(
-            name=str(entry["name"]), label=str(entry.get("label") or ""), type=ValueType.from_json(entry["type"]),
-            default=_NO_DEFAULT if required else entry.get("default")))
+    try:
+        for entry in entries or []:
+            required = entry.get("required") or "default" not in entry
+            found.append(SchemaParameter(
+                name=str(entry["name"]), label=str(entry.get("label") or ""), type=ValueType.from_json(entry["type"]),
+                default=_NO_DEFAULT if required else entry.get("default")))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise Conflict("This report's parameters cannot be read by the portal; its worker must describe it again.",
+                       code="schema_unreadable") from None
     return found
 
 

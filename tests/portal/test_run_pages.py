@@ -186,3 +186,11 @@ def test_a_report_without_a_profile_says_it_cannot_run(app, client, make_user, l
     login(client, "runner@example.org")
     assert 'id="run-report"' not in client.get("/reports/weekly_statistics").get_data(as_text=True)
     assert 'id="not-runnable"' in _form(client, "weekly_statistics")
+
+
+def test_a_schema_the_portal_cannot_read_is_a_clear_409(app, client, make_user, login):
+    user = make_user("runner@example.org")
+    grant_run(make_report("weekly_statistics", schema=[{"name": "when", "type": {"kind": "timedelta"}}]), user=user)
+    login(client, "runner@example.org")
+    answer = client.get("/reports/weekly_statistics/run")
+    assert answer.status_code == 409 and "its worker must describe it again" in answer.get_data(as_text=True)
