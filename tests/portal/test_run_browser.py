@@ -77,5 +77,8 @@ def test_run_form_and_status_page_in_a_browser(tmp_path, smtp, browser):  # noqa
         shown = page.request.get(base + notebook)
         assert shown.ok and "sandbox" in shown.headers["content-security-policy"]
         page.screenshot(path=str(ARTIFACTS / "run-activity.png"), full_page=True)
+        page.get_by_role("link", name="Account").click()
+        assert page.locator("#my-requests").is_visible() and "succeeded" in page.locator("table.runs").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "run-account-requests.png"), full_page=True)
         assert csp_violations == []
         page.context.close()
