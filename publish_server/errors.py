@@ -9,7 +9,8 @@ HTML or JSON with the class's public message, never the exception's internals.
     │   └── MailRefused             the server refused it for good (5xx): no retry
     └── HTTPError                   answered to the client with ``status`` and a public ``code``
         ├── BadRequest              400 malformed input
-        │   └── PasswordRejected    400 a new password is refused (policy, mismatch, wrong current one)
+        │   ├── PasswordRejected    400 a new password is refused (policy, mismatch, wrong current one)
+        │   └── ParameterRejected   400 a run's parameter value is refused (the toolkit's message)
         ├── Unauthorized            401 no or bad credentials
         ├── Forbidden               403 authenticated but not allowed (CSRF, disabled account)
         │   └── PasswordChangeRequired  403 a one-time password: the API allows only changing it
@@ -69,6 +70,16 @@ class PasswordRejected(BadRequest):
     """A new password is refused; ``str()`` (the message) is safe to show the user."""
 
     code, message = "password_rejected", "That password cannot be used."
+
+
+class ParameterRejected(BadRequest):
+    """A value for a run's parameter is refused; ``name`` is the parameter, the message the toolkit's."""
+
+    code, message = "bad_parameter", "A parameter value is not valid."
+
+    def __init__(self, message: str | None = None, *, name: str = ""):
+        super().__init__(message)
+        self.name = name
 
 
 class Unauthorized(HTTPError):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from publish_server.extensions import db
-from publish_server.models import Grant, Group, Membership, PublisherToken, Report, User, utcnow
+from publish_server.models import Grant, Group, Membership, PublisherToken, Report, ReportProfile, RunGrant, User, utcnow
 from publish_server.signin.passwords import Passwords
 from tests.portal.conftest import TEST_PASSWORD, api_sign_in, make_pdf
 from tests.portal.test_publishing import new_publisher_token, publish_ok
@@ -63,6 +63,14 @@ class Seed:
         return [p for key, p in self.publications.items() if name in _READERS[key]]
 
 
+RUN_SCHEMA = [
+    {"name": "week", "label": "ISO week", "type": {"kind": "date", "optional": False}, "required": False, "default": "2026-11-16"},
+    {"name": "regions", "label": "", "type": {"kind": "list", "optional": False,
+                                              "item": {"kind": "literal", "choices": ["north", "south"], "optional": False}},
+     "required": False, "default": ["north"]},
+    {"name": "top", "label": "", "type": {"kind": "int", "optional": True}, "required": False, "default": None},
+]
+
 _READERS = {"w46": {"alice", "carol"}, "w47": {"alice", "carol"}, "m11": {"bob", "carol"}}
 
 
@@ -98,6 +106,9 @@ def seed_portal(app, client) -> Seed:
     weekly = db.session.scalars(sa.select(Report).where(Report.slug == "weekly_statistics")).one()
     finance = db.session.scalars(sa.select(Group).where(Group.name == "finance")).one()
     db.session.add(Grant(report_id=weekly.id, group_id=finance.id))  # weekly: a report grant; monthly: its own
+    # weekly runs from the portal too: finance may ask for runs (as the worker described it)
+    db.session.add(RunGrant(report_id=weekly.id, group_id=finance.id))
+    db.session.add(ReportProfile(report_id=weekly.id, parameters=RUN_SCHEMA, owners=["carol@example.com"]))
     db.session.commit()
     publications = {key: Published(answers[key]["id"], answers[key]["report"], answers[key]["run_id"], pdfs[key])
                     for key in _READERS}

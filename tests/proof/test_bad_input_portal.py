@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from flask_jwt_extended import create_access_token, decode_token
 
 from publish_server.extensions import db
-from publish_server.models import Publication, User
+from publish_server.models import Publication, RunRequest, User
 from tests.deadline import deadline
 from tests.portal.conftest import TEST_PASSWORD, api_sign_in, make_pdf
 from tests.portal.test_publishing import metadata_for, post_publication
@@ -161,6 +161,7 @@ class Field:
 
 
 LOGIN = "/api/v1/auth/login"
+RUN = "/api/v1/reports/weekly_statistics/run-requests"
 FIELDS = [
     Field("email of the wrong type", "POST", LOGIN, 400, "types are checked (StrictStr)", json={"email": 42, "password": TEST_PASSWORD}),
     Field("password as a list", "POST", LOGIN, 400, "types are checked", json={"email": "alice@example.com", "password": [TEST_PASSWORD]}),
@@ -191,6 +192,22 @@ FIELDS = [
     Field("unknown query parameter", "GET", API, 400, "a typo such as limt=5 is refused, not silently ignored (found by schemathesis)",
           query={"limt": "5"}, auth="alice"),
     Field("search with LIKE wildcards", "GET", API, 200, "% and _ are searched literally, not as wildcards", query={"q": "%_%"}, auth="alice"),
+    *[Field(f"run request: {case}", "POST", RUN, 400, proves, json=body, auth="alice", error=error) for case, body, proves, error in (
+        ("parameters as a list", {"parameters": ["week"]}, "the body's shape is checked", "bad_request"),
+        ("unknown top-level key", {"parameters": {}, "priority": 1}, "unknown keys are refused, not ignored", "bad_request"),
+        ("201 parameters", {"parameters": {f"p{n}": 1 for n in range(201)}}, "the number of names is capped", "bad_request"),
+        ("a date that does not exist", {"parameters": {"week": "2026-02-30"}}, "the toolkit's message: got '2026-02-30', expected date", "bad_parameter"),
+        ("a date with NUL", {"parameters": {"week": "2026-11-16\x00"}}, "NUL never reaches the database", "bad_parameter"),
+        ("an object as a value", {"parameters": {"regions": {"north": True}}}, "values are typed by the schema", "bad_parameter"),
+        ("a name the report lacks", {"parameters": {"secret_key": "x"}}, "unknown names (a Secret's too) are refused", "bad_parameter"),
+    )],
+    Field("run request: JSON nested 5,000 deep", "POST", RUN, 400, "nesting is capped before the body is parsed",
+          data=DEEP.encode(), content_type="application/json", auth="alice", error="bad_request"),
+    Field("run request: no run grant", "POST", "/api/v1/reports/monthly_figures/run-requests", 404,
+          "a report one may not run answers as if absent", json={"parameters": {}}, auth="bob", error="not_found"),
+    *[Field(f"run request id: {case}", method, f"/api/v1/run-requests/{junk}{suffix}", 404, "junk ids are refused before the database sees them",
+            auth="alice", error="not_found", json={} if method == "POST" else None)
+      for case, junk, method, suffix in (("NUL", "abc%00def", "GET", ""), ("100 characters", "a" * 100, "POST", "/cancel"))],
 ]
 
 
@@ -211,6 +228,8 @@ def test_form_and_json_fields(app, client, seeded, row, proof):
     if row.case == "search with LIKE wildcards":
         assert body["publications"] == []  # nothing matches a literal "%_%"
     assert _sent(app) - mails_before == row.mails
+    if "run-requests" in row.path:
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(RunRequest)) == 0  # nothing queued
     assert_intact(app, client, seeded)
 
 
@@ -282,7 +301,7 @@ def test_tokens(app, client, seeded, row, proof):
               "publisher": lambda s: s.publisher_token}
     headers = {"Authorization": f"Bearer {makers[row.make](seeded)}"}
     mine = seeded.publications["w47"].public_id
-    for path in (API, f"{API}/{mine}", f"{API}/{mine}/download"):
+    for path in (API, f"{API}/{mine}", f"{API}/{mine}/download", "/api/v1/run-requests/x"):
         response = client.get(path, headers=headers)
         assert response.status_code == 401, (path, response.status_code)
         assert response.get_json()["error"] == "unauthorized" and b"%PDF" not in response.get_data()
@@ -300,7 +319,7 @@ def test_a_one_time_password_reads_nothing_on_the_api(app, client, seeded, proof
     assert pair["password_change_required"] is True
     headers = {"Authorization": f"Bearer {pair['access_token']}"}
     mine = seeded.publications["w47"].public_id
-    for path in (API, f"{API}/{mine}", f"{API}/{mine}/download"):
+    for path in (API, f"{API}/{mine}", f"{API}/{mine}/download", "/api/v1/run-requests/x"):
         response = client.get(path, headers=headers)
         assert response.status_code == 403 and b"%PDF" not in response.get_data(), path
         assert response.get_json()["error"] == "password_change_required" and "POST /api/v1/auth/password" in response.get_json()["message"]
