@@ -146,6 +146,10 @@ def test_run_records_are_upserted_and_a_failed_runs_notebook_is_stored_capped(ap
     assert huge.status_code == 413 and huge.get_json()["error"] == "too_large"
     db.session.expire_all()
     assert gzip.decompress(db.session.scalars(sa.select(RunLog)).one().notebook_html) == html  # the earlier one stays
+    app.config["NBPRESS"] = {**app.config["NBPRESS"], "RUN_NOTEBOOK_MAX_MB": 2}
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # the PDF cap: a notebook's own cap rules its endpoint
+    big = b"<p>" + b"x" * (1536 * 1024) + b"</p>"
+    assert client.put(path, data=big, content_type="text/html", headers=bearer(token)).status_code == 204
     other = project_token("beta", "beta")
     assert client.post("/api/v1/reports/weekly/runs", json=run, headers=bearer(other)).status_code == 403
     assert client.put(path, data=html, content_type="text/html", headers=bearer(other)).status_code == 403
