@@ -269,3 +269,28 @@ def test_a_request_no_worker_takes_expires(app, client, make_user):
     row = stored(old.public_id)
     assert (row.status, row.error_line) == ("expired", "no worker took this request within 30 minutes")
     assert [e.detail["request"] for e in _events("run_expired")] == [old.public_id]
+
+
+def test_no_token_kind_opens_the_other_kinds_endpoints(app, client, make_user, api_token):
+    """Read from the OpenAPI document, so the user side's endpoints are held to it too: a
+    publisher token opens no user endpoint, a user's access token no publisher endpoint."""
+    from publish_server.openapi import build_document
+
+    make_user("alice@example.com")
+    tokens = {"publisher": project_token("alpha", None), "bearer": api_token(client, "alice@example.com")}
+    with app.test_request_context():
+        document = build_document(app)
+    checked = {"publisher": 0, "bearer": 0}
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            kind = next(iter(op["security"][0]), None) if op.get("security") else None
+            if kind not in tokens:
+                continue
+            other = tokens["bearer" if kind == "publisher" else "publisher"]
+            url = path.replace("{slug}", "weekly").replace("{run_id}", "r1")
+            url = url.replace("{public_id}", "x" * 22).replace("{device_id}", "x" * 22).replace("{", "").replace("}", "")
+            response = client.open(url, method=method.upper(), json={}, headers=bearer(other))
+            assert response.status_code == 401, (method, path, response.status_code)
+            assert b"%PDF" not in response.get_data()
+            checked[kind] += 1
+    assert checked["publisher"] >= 8 and checked["bearer"] >= 5
