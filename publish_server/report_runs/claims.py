@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, case, func, select, update
 
 from .. import audit
 from ..errors import BadRequest, LeaseLost, NotFound
@@ -73,12 +73,12 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     max_attempts = _settings()["RUN_MAX_ATTEMPTS"]
     lapsed = and_(RunRequest.status == "running", RunRequest.lease_until < now)
+    window = _requeue_window(now)
     counts = {}
     steps = [
         ("requeued", "run_requeued", and_(lapsed, RunRequest.cancel_requested.is_(False), RunRequest.attempts < max_attempts),
          dict(status="queued", stage="", lease_owner=None, lease_until=None, error_line=LAPSE_RETRY,
-              expires_at=func.max(RunRequest.expires_at, _requeue_window(now)) if _sqlite() else
-              func.greatest(RunRequest.expires_at, _requeue_window(now)))),
+              expires_at=case((RunRequest.expires_at > window, RunRequest.expires_at), else_=window))),
         ("failed", "run_finished", and_(lapsed, RunRequest.cancel_requested.is_(False), RunRequest.attempts >= max_attempts),
          dict(status="failed", lease_until=None, finished_at=now, error_line=LAPSE_FAILED)),
         # Cancelled while its worker died: what the requester asked for, so it ends cancelled.
@@ -95,10 +95,6 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
         counts[name] = len(ids)
     db.session.commit()
     return counts
-
-
-def _sqlite() -> bool:
-    return db.engine.dialect.name == "sqlite"
 
 
 # --- taking a request ----------------------------------------------------------------------------

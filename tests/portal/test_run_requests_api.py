@@ -6,12 +6,13 @@ Every test runs on SQLite and on the test PostgreSQL (tests/portal/conftest.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 
 import sqlalchemy as sa
 
 from publish_server.extensions import db
-from publish_server.models import AuditEvent, Publication, Report, ReportProfile, RunLog
+from publish_server.models import AuditEvent, Publication, Report, ReportProfile, RunLog, utcnow
 from publish_server.report_runs import claims as run_claims
 from tests.portal.run_helpers import (
     PROFILE, bearer, claim, finish, lapse, progress, project_token, queue, report, stored,
@@ -244,12 +245,13 @@ def test_a_transient_failure_is_tried_again_once_then_fails(app, client, make_us
 
 def test_a_lapsed_lease_queues_the_request_again_then_fails_it(app, client, make_user):
     token = project_token("alpha", "alpha")
-    request = queue("weekly", make_user("alice@example.com"), project="alpha")
+    request = queue("weekly", make_user("alice@example.com"), minutes=1, project="alpha")
     claim(client, token)
     lapse(request.public_id)
     again = claim(client, token, worker="host-b:2")  # the claim sweeps first
     assert again.status_code == 200 and again.get_json()["request"]["attempt"] == 2
     assert stored(request.public_id).error_line == run_claims.LAPSE_RETRY
+    assert stored(request.public_id).expires_at > utcnow() + dt.timedelta(minutes=25)  # queued again: a fresh window
     gone = progress(client, token, request.public_id)  # the first worker came back: too late
     assert gone.status_code == 409 and gone.get_json()["error"] == "lease_lost"
     lapse(request.public_id)
