@@ -47,14 +47,20 @@ def test_a_project_token_takes_a_new_report_and_another_project_may_not_touch_it
     assert db.session.get(Publication, 1).withdrawn_at is None
 
     publish_ok(client, legacy, run_id="l1")  # a token from before projects acts on every report
-    publish_ok(client, legacy, report="monthly", run_id="m1")  # ... and leaves the report without a project
+    monthly = publish_ok(client, legacy, report="monthly", run_id="m1")  # ... and leaves the report without a project
+    assert db.session.scalars(sa.select(Report.project).where(Report.slug == "monthly")).one() is None
+    # Only publishing or describing takes a report without a project: withdrawing or reporting runs does not.
+    assert client.post(f"/api/v1/publications/{monthly['id']}/withdraw", json={"reason": "mine now?"},
+                       headers=bearer(beta)).status_code == 403
+    run = {"run_id": "m1", "status": "succeeded", "trigger": "manual", "started_at": "2026-12-02T06:00:00Z"}
+    assert client.post("/api/v1/reports/monthly/runs", json=run, headers=bearer(beta)).status_code == 403
     assert db.session.scalars(sa.select(Report.project).where(Report.slug == "monthly")).one() is None
     assert client.put("/api/v1/reports/monthly/profile", json=PROFILE, headers=bearer(beta)).status_code == 200
     assert db.session.scalars(sa.select(Report.project).where(Report.slug == "monthly")).one() == "beta"  # described first: beta's
     assert client.put("/api/v1/reports/monthly/profile", json=PROFILE, headers=bearer(alpha)).status_code == 403
     reasons = [e.detail.get("reason") for e in _events("publish", "refused") + _events("publication_withdrawn", "refused")
                + _events("run_profile", "refused")]
-    assert reasons.count("wrong_project") == 4
+    assert reasons.count("wrong_project") == 5
 
 
 def test_a_user_jwt_opens_no_worker_endpoint(app, client, make_user, api_token):
