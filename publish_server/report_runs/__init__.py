@@ -1,7 +1,11 @@
 """Runs from the portal (issue 15): asking for a report's run, following it, and its history.
 
-The toolkit's worker describes each report (a :class:`~publish_server.models.ReportProfile`),
-takes queued :class:`~publish_server.models.RunRequest` rows and reports its runs
-(:class:`~publish_server.models.RunLog`). The user half lives in ``parameters``, ``form_fields``,
-``permissions``, ``run_requests``, ``activity``, ``views`` and ``user_api``.
+The toolkit's worker talks to the portal over HTTP with a publisher token: it describes each
+report (:mod:`profiles`: parameter schema, schedule, owners), reports its runs (run logs and a
+failed run's notebook), and takes run requests with a lease (:mod:`claims`). A token acts only
+for its project (:mod:`projects`). The requester hears once when a request ends
+(:mod:`requester_mail`, sent by the mail worker). The worker's views are :mod:`worker_api`.
+
+The user half: ``parameters`` (the toolkit's value rules), ``form_fields``, ``permissions``,
+``run_requests`` (asking, under the limits; cancelling), ``activity``, ``views`` and ``user_api``.
 """
