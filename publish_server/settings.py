@@ -113,7 +113,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEVICE_IPV6_PREFIX", int, 64, "Network prefix length for DEVICE_IP_POLICY=prefix (IPv6).", minimum=16, maximum=128),
     Setting("LOGIN_FAILURES_PER_HOUR", int, 100, "Failed passwords per submitted email (an account or not) per hour before it takes no more (after 10, each try waits 2, 4, 8 ... up to 300 s); a device exempt only where its checks pass.", minimum=10, maximum=1000),
     Setting("DEVICE_MAC_CHECK", bool, True, "Compare the MAC address from the kernel's neighbour table (clients on a directly connected network only)."),
-    Setting("RUN_QUEUE_MINUTES", int, 30, "A run asked for on the portal that no worker takes within this many minutes ends `expired`.", minimum=1, maximum=1440),
     Setting("RUN_MAX_ACTIVE_PER_USER", int, 2, "Run requests one user may have queued or running at once; more answer 429.", minimum=1, maximum=100),
     Setting("RUN_MAX_ACTIVE_PER_REPORT", int, 5, "Run requests one report may have queued or running at once (all users); more answer 429.", minimum=1, maximum=1000),
     Setting("RUN_REQUESTS_PER_HOUR", int, 20, "Run requests one user may make per hour (the last 60 minutes, every status counted); more answer 429.", minimum=1, maximum=10000),

@@ -18,6 +18,7 @@ from ..errors import NotFound
 from ..extensions import db
 from ..publishing import REPORT_SLUG
 from ..models import Grant, Membership, Report, ReportProfile, RunGrant, RunRequest, User
+from .claims import sweep
 
 __all__ = ["find_report", "profile_of", "may_run", "may_see_runs", "may_see_request", "find_request"]
 
@@ -74,6 +75,7 @@ def find_request(user: User, public_id: str) -> RunRequest:
     """The run request ``public_id`` if ``user`` may see it; 404 otherwise (ids are never confirmed)."""
     if not isinstance(public_id, str) or not _PUBLIC_ID.fullmatch(public_id):
         raise NotFound()
+    sweep()  # a lapsed lease or a request past its queue window shows as what it now is
     found = db.session.scalars(select(RunRequest).where(RunRequest.public_id == public_id)).first()
     if found is None or not may_see_request(user, found):
         raise NotFound()

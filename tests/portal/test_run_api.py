@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -140,3 +141,19 @@ def test_fifty_asks_at_once_by_ten_users_store_five_for_one_report(app, client, 
     assert answers.count(202) == 5 and _stored() == 5, answers
     messages = {s.get_json()["message"] for s in statuses if s.status_code == 429}
     assert any("This report already has 5 runs queued or running" in m for m in messages)
+
+
+def test_reading_a_request_shows_a_lapse_as_what_it_now_is(app, client, runner):
+    """Nothing runs the sweep between polls: the status read does, so no request reads "running"
+    after its worker died, nor "queued" past its window."""
+    queued = client.post("/api/v1/reports/weekly_statistics/run-requests", json=GOOD, headers=runner).get_json()["id"]
+    running = client.post("/api/v1/reports/weekly_statistics/run-requests", json=GOOD, headers=runner).get_json()["id"]
+    past = db.session.scalar(sa.select(sa.func.min(RunRequest.created_at))) - dt.timedelta(hours=1)
+    db.session.execute(sa.update(RunRequest).where(RunRequest.public_id == queued).values(expires_at=past))
+    db.session.execute(sa.update(RunRequest).where(RunRequest.public_id == running).values(
+        status="running", attempts=2, lease_owner="w:1", lease_until=past))
+    db.session.commit()
+    expired = client.get(f"/api/v1/run-requests/{queued}", headers=runner).get_json()
+    assert expired["status"] == "expired" and "no worker took this request" in expired["error_line"]
+    lost = client.get(f"/api/v1/run-requests/{running}", headers=runner).get_json()
+    assert lost["status"] == "failed" and "stopped answering" in lost["error_line"]
