@@ -1,0 +1,112 @@
+"""A finished run's log line for the portal, and a failed run's executed notebook as HTML.
+
+Sent after every run that publishes or could have (``nbpress run --publish``, batch members,
+scheduled ticks, ``nbpress worker``), so owners see on the portal what the command line shows:
+status, trigger, timings, the error line, the parameters as readers see them
+(:mod:`toolkit.render.shown`: no URL passwords, no secrets). A failed run also sends its
+executed notebook, which the pipeline already masked (:mod:`toolkit.runs.masking`).
+
+The log is news, not the run: when the portal cannot be reached or refuses it, one warning
+line is logged and the run keeps its status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import NbpressError
+from .portal_client import PublishConfig
+from ..inputs.sensitive import mask_url_passwords
+from ..render.shown import shown_parameters
+from ..runs.run_folder import RunRecord, load_run
+from .run_reports import PortalRuns
+
+__all__ = ["run_log_body", "notebook_html", "send_run_log", "log_run", "TRIGGERS"]
+
+log = logging.getLogger("nbpress.runlog")
+TRIGGERS = ("schedule", "request", "manual", "batch")
+ERROR_LINE_MAX = 500
+NOTEBOOK_SENT_FOR = ("failed", "blocked", "cancelled")  # the evidence owners look at when a run did not get through
+
+
+def _iso(moment) -> str | None:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
+def _error_line(record: RunRecord) -> str | None:
+    if record.error is None or record.status == "succeeded":
+        return None
+    first = (record.error.message.splitlines() or [record.error.type])[0]
+    return mask_url_passwords(" ".join(first.split()))[:ERROR_LINE_MAX] or record.error.type
+
+
+def run_log_body(record: RunRecord, spec: Any, *, status: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+    """The body of ``POST /api/v1/reports/<report>/runs`` for ``record`` (``status`` overrides its own)."""
+    body: dict[str, Any] = {
+        "run_id": record.run_id,
+        "status": status or record.status,
+        "trigger": record.trigger if record.trigger in TRIGGERS else "manual",
+        "started_at": _iso(record.started),
+        "parameters": shown_parameters(spec, record.parameters),
+    }
+    if record.finished is not None:
+        body["finished_at"] = _iso(record.finished)
+        body["duration_seconds"] = round((record.finished - record.started).total_seconds(), 3)
+    if (line := _error_line(record)) is not None:
+        body["error_line"] = line
+    if request_id:
+        body["request"] = request_id
+    if record.publication is not None:
+        body["publication"] = record.publication.id
+    return body
+
+
+def notebook_html(run_dir: Path) -> bytes | None:
+    """The run's executed notebook (masked by the pipeline) as standalone HTML; None when it has none."""
+    executed = run_dir / "executed.ipynb"
+    if not executed.is_file():
+        return None
+    import nbformat  # nbconvert (~1 s to import) only for a run that did not get through
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.read(str(executed), as_version=4)
+    html, _resources = HTMLExporter().from_notebook_node(notebook)
+    return html.encode("utf-8")
+
+
+def send_run_log(portal: PortalRuns, run_dir: Path, spec: Any, *, status: str | None = None,
+                 request_id: str | None = None) -> bool:
+    """Send ``run_dir``'s log (and, when it did not get through, its notebook); False after a warning line."""
+    try:
+        record = load_run(run_dir)
+        body = run_log_body(record, spec, status=status, request_id=request_id)
+        portal.post_run_log(record.report, body)
+        if body["status"] in NOTEBOOK_SENT_FOR and (html := notebook_html(run_dir)) is not None:
+            portal.put_notebook(record.report, record.run_id, html)
+    except NbpressError as exc:
+        log.warning("run log of %s not sent to the portal: %s", run_dir.name, exc)
+        return False
+    except (OSError, ValueError) as exc:  # an unreadable notebook: the log line went, the evidence stays here
+        log.warning("executed notebook of %s not sent to the portal (%s)", run_dir.name, type(exc).__name__)
+        return False
+    return True
+
+
+def log_run(config: PublishConfig | None, run_dir: Path | None, spec: Any, *, status: str | None = None,
+            request_id: str | None = None) -> bool:
+    """:func:`send_run_log` to the portal runs publish to; nothing without one (or without a run folder).
+
+    One retry only: a portal that is down already cost the publish its retries, and a batch
+    must not wait on news.
+    """
+    if config is None or run_dir is None:
+        return False
+    try:
+        portal = PortalRuns(config, retries=1)
+    except NbpressError as exc:
+        log.warning("run log of %s not sent to the portal: %s", Path(run_dir).name, exc)
+        return False
+    return send_run_log(portal, Path(run_dir), spec, status=status, request_id=request_id)
