@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import ROOT, make_notebook
 from tests.test_canaries import LEAKY, PARAMS, RAISES, Canaries
-from toolkit.deliver.run_log import log_run, notebook_html, run_log_body
+from toolkit.deliver.run_log import log_run, notebook_html, one_line, run_log_body
 from toolkit.deliver.portal_client import PublishConfig
 from toolkit.errors import ExecutionError
 from toolkit.inputs.prepare import prepare
@@ -73,3 +73,9 @@ def test_a_portal_that_is_not_there_costs_a_warning_line_not_the_run(failed_run,
     [line] = [r.getMessage() for r in caplog.records if r.name == "nbpress.runlog"]
     assert line.startswith(f"run log of {run_dir.name} not sent to the portal: portal unreachable at http://127.0.0.1:")
     assert "tok" not in line
+
+
+def test_the_error_line_is_one_printable_line_without_colour_codes_or_url_passwords():
+    text = "\x1b[0;31mValueError\x1b[0m: bad\x07 value for postgresql://bob:hunter2@db/events\nTraceback ..."
+    assert one_line(text) == "ValueError: bad value for postgresql://bob:***@db/events"
+    assert len(one_line("x" * 900)) == 500

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,12 @@ from ..render.shown import shown_parameters
 from ..runs.run_folder import RunRecord, load_run
 from .run_reports import PortalRuns
 
-__all__ = ["run_log_body", "notebook_html", "send_run_log", "log_run", "TRIGGERS"]
+__all__ = ["run_log_body", "notebook_html", "send_run_log", "log_run", "one_line", "TRIGGERS"]
 
 log = logging.getLogger("nbpress.runlog")
 TRIGGERS = ("schedule", "request", "manual", "batch")
 ERROR_LINE_MAX = 500
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # terminal colour codes, as IPython's tracebacks carry
 NOTEBOOK_SENT_FOR = ("failed", "blocked", "cancelled")  # the evidence owners look at when a run did not get through
 
 
@@ -36,11 +39,18 @@ def _iso(moment) -> str | None:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
+def one_line(text: str, limit: int = ERROR_LINE_MAX) -> str:
+    """``text``'s first line as the portal shows it: no control characters (a traceback's colour
+    codes), no URL password, at most ``limit`` characters."""
+    first = _ANSI.sub("", (text.splitlines() or [""])[0])
+    printable = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in first)
+    return mask_url_passwords(" ".join(printable.split()))[:limit]
+
+
 def _error_line(record: RunRecord) -> str | None:
     if record.error is None or record.status == "succeeded":
         return None
-    first = (record.error.message.splitlines() or [record.error.type])[0]
-    return mask_url_passwords(" ".join(first.split()))[:ERROR_LINE_MAX] or record.error.type
+    return one_line(record.error.message) or record.error.type
 
 
 def run_log_body(record: RunRecord, spec: Any, *, status: str | None = None, request_id: str | None = None) -> dict[str, Any]:

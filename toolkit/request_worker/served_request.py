@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..deliver.owner_notice import Mailer
 from ..deliver.portal_client import PublishConfig
-from ..deliver.run_log import log_run
+from ..deliver.run_log import log_run, one_line
 from ..deliver.run_reports import ClaimedRequest, PortalRuns
 from ..errors import DataCheckError, NbpressError, PublishError
 from ..inputs.prepare import read_inputs
@@ -157,7 +157,7 @@ def _tell_portal(worker: Worker, request: ClaimedRequest, served: Served) -> Non
         status = "cancelled"
     else:
         status = "failed"
-        fields["error_line"] = " ".join(served.message.split())[:500]
+        fields["error_line"] = one_line(served.message)
         fields["transient"] = served.status in {"stopped", "failed-transient"}
     try:
         final = worker.portal.finish(request.id, worker.name, status, **fields)
