@@ -28,6 +28,7 @@ from .models import Publication, Report, User, utcnow
 from .openapi import ErrorOut, build_document, operation, parse_body
 from .pages import file_response, publication_path, search_condition
 from .rate_limits import failures_per_ip
+from .report_runs.projects import WrongProject, authorize as authorize_project
 from .signin.session import api_user_required
 
 __all__ = ["bp", "PublicationOut", "PublishedOut", "ReadersOut", "PublicationList", "publication_json", "find_publications"]
@@ -251,7 +252,7 @@ def openapi_document():
 @operation(
     "Publish a run's PDF (publisher token)",
     multipart=_publish_body(),
-    responses={200: PublishedOut, 201: PublishedOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut,
+    responses={200: PublishedOut, 201: PublishedOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut,
                413: ErrorOut, 415: ErrorOut, 422: ErrorOut, 503: ErrorOut, 507: ErrorOut},
     security="publisher",
     tags=("publishing",),
@@ -273,7 +274,7 @@ def create_publication():
 @bp.post("/v1/publications/<public_id>/withdraw")
 @operation(
     "Withdraw a publication with a reason (publisher token); readers then get 410 Gone with the reason",
-    body=WithdrawIn, responses={200: PublicationOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut, 503: ErrorOut},
+    body=WithdrawIn, responses={200: PublicationOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 429: ErrorOut, 503: ErrorOut},
     security="publisher", tags=("publishing",),
 )
 @failures_per_ip("RATELIMIT_WITHDRAW_PER_IP")  # guessing tokens or ids stays slow
@@ -291,6 +292,13 @@ def withdraw_publication(public_id: str):
         audit.record("publication_withdrawn", "refused", reason="not_found", publisher=publisher.name, requested=public_id[:32])
         db.session.commit()
         raise NotFound()
+    try:
+        authorize_project(publisher, found.report)
+    except WrongProject:
+        db.session.rollback()
+        audit.record("publication_withdrawn", "refused", reason="wrong_project", publisher=publisher.name, requested=public_id[:32])
+        db.session.commit()
+        raise
     withdrawal.withdraw(found, body.reason, by=f"publisher {publisher.name}")
     publisher.last_used_at = utcnow()
     db.session.commit()

@@ -19,6 +19,7 @@ from .hosts import parse_trusted_hosts
 from .s3_store import s3_store_from_settings
 from .settings import SETTINGS, instance_folder, load_settings
 from .notifications import views as notification_views
+from .report_runs import worker_api as run_worker_api
 from .signin import session_tokens, views as signin_views
 from .signin.session import cookie_name
 
@@ -71,6 +72,7 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(notification_views.bp)
+    app.register_blueprint(run_worker_api.bp)
     admin.init_app(app)
     app.after_request(_security_headers)
     sweep.sweep_store(app)  # what a killed server left behind while publishing (see sweep.py)

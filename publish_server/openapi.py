@@ -44,6 +44,7 @@ class Operation:
     security: str | None = None
     tags: tuple[str, ...] = ()
     query: type[BaseModel] | None = None
+    raw_body: str | None = None  # the media type of a body that is not JSON, e.g. text/html
 
 
 def operation(summary: str, **details: Any) -> Callable:
@@ -56,11 +57,11 @@ def operation(summary: str, **details: Any) -> Callable:
     return attach
 
 
-def parse_body(model: type[BaseModel]) -> BaseModel:
+def parse_body(model: type[BaseModel], *, max_bytes: int = jsonbody.MAX_BODY) -> BaseModel:
     """The JSON body validated by ``model``; anything malformed, too large or too deep is a 400, never a 500."""
     if not request.is_json:
         raise BadRequest("Send a JSON object.")
-    data = jsonbody.loads(_read_body(jsonbody.MAX_BODY + 1), what="body", max_bytes=jsonbody.MAX_BODY)
+    data = jsonbody.loads(_read_body(max_bytes + 1), what="body", max_bytes=max_bytes)
     if not isinstance(data, dict):
         raise BadRequest("Send a JSON object.")
     try:
@@ -114,6 +115,8 @@ def build_document(app: Flask, *, title: str = "Notebook Press portal API", vers
                 op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _schema_ref(spec.body, components)}}}
             elif spec.multipart is not None:
                 op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": spec.multipart}}}
+            elif spec.raw_body is not None:
+                op["requestBody"] = {"required": True, "content": {spec.raw_body: {"schema": {"type": "string"}}}}
             responses: dict[str, Any] = {}
             for status, answer in sorted(spec.responses.items()):
                 entry: dict[str, Any] = {"description": _DESCRIPTIONS.get(status, "Answer")}
@@ -138,7 +141,7 @@ def build_document(app: Flask, *, title: str = "Notebook Press portal API", vers
 _DESCRIPTIONS = {
     200: "OK", 201: "Created", 204: "No content", 206: "Partial content", 304: "Not modified",
     400: "Malformed request", 401: "Missing or invalid credentials", 403: "Not allowed",
-    404: "Not found (or not granted)", 409: "Conflict", 413: "Too large", 415: "Not a PDF",
+    404: "Not found (or not granted)", 409: "Conflict", 413: "Too large", 415: "Unsupported media type (the body is not of the type this operation takes)",
     422: "Checksum or metadata mismatch", 429: "Rate limited",
     503: "Unavailable for a moment (mail server, database or rate-limit storage away): try again after Retry-After",
     507: "No room to store the file (try again later)",

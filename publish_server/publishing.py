@@ -7,8 +7,9 @@ publication, its grants and its audit row land in one transaction at the request
 Order of the checks, cheapest first and nothing stored before it is needed:
 
 1. the publisher token (401), 2. the metadata (400; its size and nesting before it is parsed),
-3. the report (404 when unknown and ``AUTO_CREATE_REPORTS`` is off), the audience (400 naming
-   unknown groups or users),
+3. the report (404 when unknown and ``AUTO_CREATE_REPORTS`` is off; 403 ``wrong_project`` when
+   the token acts for another project, see :mod:`report_runs.projects`), the audience (400
+   naming unknown groups or users),
 4. an earlier publication of the same run: same SHA-256 -> that publication again (idempotent,
    no new version), another SHA-256 -> 409,
 5. the bytes, streamed into the content-addressed store with the size cap (413), the PDF magic
@@ -46,6 +47,7 @@ from .errors import (
 )
 from .extensions import db
 from .models import Grant, Group, Publication, PublisherToken, Report, User, utcnow
+from .report_runs.projects import authorize as authorize_project
 from .storage import Store, store_for
 from .variants import LABEL_MAX, search_text, variant_label
 
@@ -393,9 +395,11 @@ def _write(meta: PublishMetadata, size: int, publisher: PublisherToken, audience
         try:
             report = _find_report(meta.report)
             if report is None:
-                report = Report(slug=meta.report, title=meta.title or meta.report.replace("_", " ").title(), description=meta.description or "")
+                report = Report(slug=meta.report, title=meta.title or meta.report.replace("_", " ").title(), description=meta.description or "",
+                                project=publisher.project)
                 db.session.add(report)
                 db.session.flush()
+            authorize_project(publisher, report)  # again: the report may have been made by another token meanwhile
             existing = _find_run(report.id, meta.run_id)
             if existing is not None:
                 publisher.last_used_at = utcnow()
@@ -449,6 +453,8 @@ def publish(token: str | None, read_upload: ReadUpload, policy: PublishPolicy) -
             message = (f"No report named {meta.report!r} on this portal, and reports are not created "
                        "automatically; ask an operator to create it.")
             raise _refusal(NotFound(message, code="unknown_report"), "unknown_report")
+        if report is not None:
+            authorize_project(publisher, report)  # 403 wrong_project before anything is read or stored
         audience, variant_audience = _audience_ids(meta.audience), _audience_ids(meta.variant_audience)
         existing = _find_run(report.id, meta.run_id) if report is not None else None
         if existing is not None:

@@ -1,4 +1,7 @@
-"""The sender's loop: ``nbpress portal mail-worker`` and the in-process thread of ``serve --dev``."""
+"""The sender's loop: ``nbpress portal mail-worker`` and the in-process thread of ``serve --dev``.
+
+Each pass also sweeps run requests whose worker is gone and mails requesters whose run request
+ended (:mod:`report_runs`)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import time
 from flask import Flask
 
 from ..extensions import db
+from ..report_runs import claims as run_claims, requester_mail
 from .sender import Sender, Totals
 
 __all__ = ["run", "start_thread"]
@@ -26,6 +30,7 @@ def run(app: Flask, *, once: bool, poll_seconds: float = 5, stop: threading.Even
         while not stop.is_set():
             try:
                 done = sender.run_once()
+                _run_requests(app)
             finally:
                 db.session.remove()
             totals.add(done)
@@ -35,6 +40,15 @@ def run(app: Flask, *, once: bool, poll_seconds: float = 5, stop: threading.Even
                 return totals
             stop.wait(poll_seconds)
     return totals
+
+
+def _run_requests(app: Flask) -> None:
+    """Runs from the portal: end what lapsed (no request may wait for a user to look), then tell
+    the requesters whose requests ended."""
+    swept = {k: v for k, v in run_claims.sweep().items() if v}
+    told = requester_mail.send_due(app)
+    if swept or told.sent or told.failed:
+        log.info("run requests: swept %s; requester mails %s", swept or "none", told)
 
 
 def _forever(app: Flask, poll_seconds: float) -> None:

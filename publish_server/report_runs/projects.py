@@ -1,0 +1,39 @@
+"""The project rule for publisher tokens.
+
+A token with a ``project`` acts only on that project's reports; a report without a project is
+taken by the first project token that acts on it (one conditional UPDATE, so two tokens racing
+for it cannot both win); a token without a project (made before projects existed) acts on
+every report, as it always did. Publishing, withdrawing, describing, run records and run
+requests all go through :func:`authorize`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from ..errors import Forbidden
+from ..extensions import db
+from ..models import PublisherToken, Report
+
+__all__ = ["WrongProject", "authorize", "acts_on"]
+
+
+class WrongProject(Forbidden):
+    code = "wrong_project"
+
+
+def acts_on(token: PublisherToken, report: Report) -> bool:
+    """May ``token`` act on ``report`` as it stands (no claiming)?"""
+    return token.project is None or report.project == token.project
+
+
+def authorize(token: PublisherToken, report: Report) -> None:
+    """Take a project-less report for the token's project, then refuse (403 wrong_project) a
+    report of another project. The caller commits."""
+    if token.project is not None and report.project is None:
+        db.session.execute(update(Report).where(Report.id == report.id, Report.project.is_(None)).values(project=token.project))
+        db.session.refresh(report, ["project"])  # the winner's project if another token was first
+    if not acts_on(token, report):
+        error = WrongProject(f"This token acts for project {token.project!r}; report {report.slug!r} belongs to another project.")
+        error.audit_reason = "wrong_project"
+        raise error
