@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tests.conftest import make_notebook
-from toolkit.deliver.run_profile import MAX_NEXT_RUNS, parameter_schema, report_profile, schedule_text
+from toolkit.deliver.run_profile import MAX_NEXT_RUNS, form_names, parameter_schema, report_profile, schedule_text
+from toolkit.inputs.prepare import read_inputs
 from toolkit.inputs.params import read_schema
 from toolkit.inputs.spec import Schedule, load_spec
 
@@ -33,20 +34,23 @@ flag: bool = False
 name: str
 limit: Optional[int] = None
 db_password: Secret = ""
+api_token: str = ""
+db_url: str = ""
 """
 
 
 @pytest.fixture
 def report(project):
     make_notebook(project.notebooks_dir / "weekly.ipynb", CELL, "print(week)")
-    spec = {"title": "Weekly", "owner": "analyst@example.com", "parameters": {"top_n": 5, "name": "all events"},
+    spec = {"title": "Weekly", "owner": "analyst@example.com",
+            "parameters": {"top_n": 5, "name": "all events", "db_url": "postgresql://bob:hunter2@db/events"},
             "schedule": {"cron": "0 6 * * MON", "timezone": "Europe/Berlin"}}
     (project.notebooks_dir / "weekly.yml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     return load_spec(project.notebooks_dir / "weekly.yml")
 
 
-def test_every_parameter_kind_in_cell_order_with_the_specs_defaults_and_no_secret(report):
-    fields = report_profile(report, environ={"NBPRESS_SECRET_DB_PASSWORD": "x"})["parameters"]
+def test_every_parameter_kind_in_cell_order_with_the_specs_defaults_and_no_secret_or_credential(report):
+    fields = report_profile(report)["parameters"]
     assert [f["name"] for f in fields] == ["week", "at", "regions", "sizes", "status", "level", "top_n", "ratio", "flag",
                                           "name", "limit"]
     by = {f["name"]: f for f in fields}
@@ -65,7 +69,9 @@ def test_every_parameter_kind_in_cell_order_with_the_specs_defaults_and_no_secre
     assert (by["name"]["required"], by["name"]["default"]) == (False, "all events")  # required in the notebook, set by the spec
     assert by["limit"] == {"name": "limit", "label": "", "type": {"kind": "int", "optional": True}, "required": False,
                            "default": None}
-    json.dumps(fields)  # JSON as it is, no custom encoder
+    # a Secret, a secret-looking name and a default with a URL password are not the requester's to set
+    assert form_names(read_inputs(report).schema, report.parameters) == set(by)
+    assert "hunter2" not in json.dumps(fields)  # JSON as it is, no custom encoder
 
 
 def test_a_required_parameter_has_no_default(tmp_path):
@@ -76,7 +82,7 @@ def test_a_required_parameter_has_no_default(tmp_path):
 
 def test_the_profile_carries_title_owners_schedule_and_the_next_fire_times_in_utc(report):
     now = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.timezone.utc)
-    profile = report_profile(report, now=now, environ={"NBPRESS_SECRET_DB_PASSWORD": "x"})
+    profile = report_profile(report, now=now)
     assert (profile["title"], profile["owners"], profile["runnable"]) == ("Weekly", ["analyst@example.com"], True)
     assert profile["schedule"] == {"cron": "0 6 * * MON", "timezone": "Europe/Berlin",
                                    "text": "every Monday at 06:00 (Europe/Berlin)"}
@@ -85,12 +91,15 @@ def test_the_profile_carries_title_owners_schedule_and_the_next_fire_times_in_ut
     assert set(profile) == {"title", "parameters", "schedule", "next_runs", "owners", "runnable"}
 
 
-def test_without_a_secrets_variable_here_the_report_is_not_runnable_and_without_a_schedule_none_is_sent(project, report):
-    assert report_profile(report, environ={})["runnable"] is False
-    make_notebook(project.notebooks_dir / "plain.ipynb", "n: int = 1", "print(n)")
+def test_a_report_whose_required_credential_has_no_default_is_not_runnable_and_without_a_schedule_none_is_sent(project):
+    make_notebook(project.notebooks_dir / "plain.ipynb", "n: int = 1\napi_key: str", "print(n)")
     (project.notebooks_dir / "plain.yml").write_text("title: Plain\n", encoding="utf-8")
-    profile = report_profile(load_spec(project.notebooks_dir / "plain.yml"), environ={})
-    assert (profile["schedule"], profile["next_runs"], profile["owners"], profile["runnable"]) == ({}, [], [], True)
+    spec = load_spec(project.notebooks_dir / "plain.yml")
+    profile = report_profile(spec)
+    assert (profile["schedule"], profile["next_runs"], profile["owners"], profile["runnable"]) == ({}, [], [], False)
+    assert [p["name"] for p in profile["parameters"]] == ["n"]  # api_key is never offered: no form could run it
+    (project.notebooks_dir / "plain.yml").write_text("title: Plain\nparameters: {api_key: k}\n", encoding="utf-8")
+    assert report_profile(load_spec(project.notebooks_dir / "plain.yml"))["runnable"] is True
 
 
 @pytest.mark.parametrize(("cron", "timezone", "text"), [

@@ -34,6 +34,7 @@ from tests.test_canaries import LEAKY, PARAMS, RAISES, Canaries
 GATED = """
 n: int = 2  # how many
 gate: str = ""
+api_token: str = ""
 """
 WAITS = """
 import os, time
@@ -154,12 +155,16 @@ def test_two_workers_serve_a_queue_each_request_once_and_the_toolkit_refuses_a_b
     gate = project.root / "gate"
     gate.touch()
     refused = portal.queue("quick", {"n": "zebra"})  # a value the portal let through: the toolkit checks again
+    kept_back = portal.queue("quick", {"gate": "x", "api_token": "t"})  # a credential the form never offered
     ids = [portal.queue("quick", {"n": n, "gate": str(gate)}) for n in (1, 2)]
     workers = [start_worker(project, portal) for _ in range(2)]
     try:
         bad = wait_for(lambda: (r := portal.request(refused)).status in FINAL and r, timeout=60, what="the bad request ends",
                        process=workers[0])
         assert (bad.status, bad.error_line, bad.attempts) == ("failed", "parameter 'n': got 'zebra', expected int", 1)
+        bad = wait_for(lambda: (r := portal.request(kept_back)).status in FINAL and r, timeout=60, what="the other ends")
+        assert (bad.status, bad.error_line) == ("failed", "parameter 'api_token': cannot be set from the portal "
+                                                          "(a secret or a credential: it keeps its default)")
         # both run at once, each its own request: the portal gave neither request to both
         owners = {running_in(portal, i, process=workers[0]).lease_owner for i in ids}
         assert len(owners) == 2
@@ -194,7 +199,10 @@ def test_two_workers_serve_a_queue_each_request_once_and_the_toolkit_refuses_a_b
 def test_a_failed_run_sends_its_masked_notebook_and_no_canary_reaches_the_portal(portal, project):
     canaries = Canaries()
     make_notebook(project.notebooks_dir / "leaky.ipynb", PARAMS, LEAKY, RAISES)
-    public_id = portal.queue("leaky", {"db_url": canaries.url, "api_token": canaries.token})
+    # the credentials come from the spec (the form never offers them); the requester sets n
+    (project.notebooks_dir / "leaky.yml").write_text(yaml.safe_dump({"parameters": {"db_url": canaries.url,
+                                                                                     "api_token": canaries.token}}))
+    public_id = portal.queue("leaky", {"n": 2})
     worker = start_worker(project, portal, "--once", env=canaries.env)
     assert finished(worker) == 1, output(worker)
     request = portal.request(public_id)

@@ -6,6 +6,9 @@ status, trigger, timings, the error line, the parameters as readers see them
 (:mod:`toolkit.render.shown`: no URL passwords, no secrets). A failed run also sends its
 executed notebook, which the pipeline already masked (:mod:`toolkit.runs.masking`).
 
+Each log goes after the report's profile (sent when it changed: :func:`describe_report`), as the
+issue has it: publishing tells the portal the report's form and schedule too.
+
 The log is news, not the run: when the portal cannot be reached or refuses it, one warning
 line is logged and the run keeps its status.
 """
@@ -24,6 +27,7 @@ from .portal_client import PublishConfig
 from ..inputs.sensitive import mask_url_passwords
 from ..render.shown import shown_parameters
 from ..runs.run_folder import RunRecord, load_run
+from .run_profile import describe_report
 from .run_reports import PortalRuns
 
 __all__ = ["run_log_body", "notebook_html", "send_run_log", "log_run", "one_line", "TRIGGERS"]
@@ -93,6 +97,7 @@ def send_run_log(portal: PortalRuns, run_dir: Path, spec: Any, *, status: str | 
     try:
         record = load_run(run_dir)
         body = run_log_body(record, spec, status=status, request_id=request_id)
+        _describe(portal, spec)
         portal.post_run_log(record.report, body)
         if body["status"] in NOTEBOOK_SENT_FOR and (html := notebook_html(run_dir)) is not None:
             portal.put_notebook(record.report, record.run_id, html)
@@ -103,6 +108,15 @@ def send_run_log(portal: PortalRuns, run_dir: Path, spec: Any, *, status: str | 
         log.warning("executed notebook of %s not sent to the portal (%s)", run_dir.name, type(exc).__name__)
         return False
     return True
+
+
+def _describe(portal: PortalRuns, spec: Any) -> None:
+    """The report's profile goes first (once per process while it stays the same): it also makes
+    the report on a portal that never saw it, whose first run may well be a failed one."""
+    try:
+        describe_report(portal, spec)
+    except NbpressError as exc:  # e.g. the notebook was edited into something unreadable: the log still goes
+        log.warning("%s: profile not sent to the portal: %s", spec.name, exc)
 
 
 def log_run(config: PublishConfig | None, run_dir: Path | None, spec: Any, *, status: str | None = None,

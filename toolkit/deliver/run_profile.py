@@ -4,7 +4,9 @@ The portal builds its "Run" form from this and checks submitted values with the 
 rules (the contract of issue 15). What goes out, per parameter in the notebook's cell order:
 name, label (the parameter's trailing comment), type (kind, optional, item, choices), required,
 and the default as JSON (the spec's ``parameters:`` over the notebook's, as ``nbpress params``
-shows). ``Secret`` parameters are left out entirely: the portal never learns they exist.
+shows). ``Secret`` parameters are left out entirely: the portal never learns they exist; so are
+secret-looking names and parameters whose default holds a URL's password (a form would show
+it, or send the masked ``***`` back as a value). A request may set only what the form offers.
 
 The schedule goes out as cron, time zone, a sentence ("every Monday at 06:00 (Europe/Berlin)")
 and its next fire times in UTC. The sentence follows a small rule for the common crontabs;
@@ -15,20 +17,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
+import hashlib
+import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import PublishError
-from ..inputs.params import ParamType, Schema, to_jsonable
+from ..inputs.params import Parameter, ParamType, Schema, to_jsonable
 from ..inputs.prepare import read_inputs
+from ..inputs.sensitive import looks_secret, shareable
 from ..inputs.spec import ReportSpec, Schedule
 from .run_reports import PortalRuns
 
-__all__ = ["report_profile", "parameter_schema", "schedule_text", "send_profiles", "MAX_NEXT_RUNS"]
+__all__ = ["report_profile", "describe_report", "parameter_schema", "form_names", "schedule_text", "send_profiles", "MAX_NEXT_RUNS"]
 
 log = logging.getLogger("nbpress.profile")
 MAX_NEXT_RUNS = 10  # the portal keeps at most this many
+MAX_LABEL, MAX_TITLE = 500, 200  # the portal's bounds
 _DAYS = {"MON": "Monday", "TUE": "Tuesday", "WED": "Wednesday", "THU": "Thursday", "FRI": "Friday",
          "SAT": "Saturday", "SUN": "Sunday"}
 _WEEK = list(_DAYS)
@@ -43,13 +49,28 @@ def _type_json(ptype: ParamType) -> dict[str, Any]:
     return found
 
 
+def _kept_back(p: Parameter, defaults: Mapping[str, Any]) -> bool:
+    """Not the requester's to set (nor to see): a ``Secret``, a secret-looking name (``api_token``),
+    a default holding a URL's password. Such parameters keep their defaults on a requested run."""
+    if p.type.secret or looks_secret(p.name):
+        return True
+    default = to_jsonable(defaults[p.name] if p.name in defaults else (None if p.required else p.default))
+    return shareable({p.name: default})[p.name] != default
+
+
+def form_names(schema: Schema, defaults: Mapping[str, Any]) -> set[str]:
+    """The parameters a run request may set: those the profile offers."""
+    return {p.name for p in schema.parameters if not _kept_back(p, defaults)}
+
+
 def parameter_schema(schema: Schema, defaults: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The form's parameters: ``defaults`` (the spec's) win over the notebook's; secrets left out."""
+    """The form's parameters: ``defaults`` (the spec's) win over the notebook's; secrets and
+    credentials left out (:func:`form_names`)."""
     fields = []
     for p in schema.parameters:
-        if p.type.secret:
+        if _kept_back(p, defaults):
             continue
-        entry: dict[str, Any] = {"name": p.name, "label": p.help, "type": _type_json(p.type)}
+        entry: dict[str, Any] = {"name": p.name, "label": p.help[:MAX_LABEL], "type": _type_json(p.type)}
         if p.name in defaults:  # a spec default makes a required notebook parameter optional
             entry["required"], entry["default"] = False, to_jsonable(schema.check(p.name, defaults[p.name]))
         elif p.required:
@@ -104,13 +125,14 @@ def _utc(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _runnable(secrets: Mapping[str, str], environ: Mapping[str, str]) -> bool:
-    """A request can run here only when every secret's variable is set in this process."""
-    return all(variable in environ for variable in secrets.values())
+def _runnable(schema: Schema, defaults: Mapping[str, Any]) -> bool:
+    """A request can run the report when the form offers every parameter that needs a value: a
+    credential kept back must have a default (a Secret comes from the worker's environment)."""
+    offered = form_names(schema, defaults)
+    return all(p.name in offered or p.type.secret or not p.required or p.name in defaults for p in schema.parameters)
 
 
-def report_profile(spec: ReportSpec, *, now: dt.datetime | None = None,
-                   environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def report_profile(spec: ReportSpec, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """The body of ``PUT /api/v1/reports/<name>/profile`` for ``spec``."""
     from ..scheduler.jobs import next_fire_times  # APScheduler's triggers: only for a schedule
 
@@ -121,13 +143,32 @@ def report_profile(spec: ReportSpec, *, now: dt.datetime | None = None,
         schedule = {"cron": spec.schedule.cron, "timezone": spec.schedule.timezone, "text": schedule_text(spec.schedule)}
         next_runs = [_utc(t) for t in next_fire_times(spec.schedule, MAX_NEXT_RUNS, now)]
     return {
-        "title": spec.title,
+        "title": spec.title[:MAX_TITLE],
         "parameters": parameter_schema(inputs.schema, spec.parameters),
         "schedule": schedule,
         "next_runs": next_runs,
         "owners": [spec.owner] if spec.owner else [],
-        "runnable": _runnable(inputs.secrets, os.environ if environ is None else environ),
+        "runnable": _runnable(inputs.schema, spec.parameters),
     }
+
+
+_described: dict[tuple[str, str], str] = {}  # (portal, report) -> the profile last sent from this process
+_described_lock = threading.Lock()
+
+
+def describe_report(portal: PortalRuns, spec: ReportSpec) -> None:
+    """Send ``spec``'s profile unless this process sent the same one already (a batch sends it once).
+
+    It also creates the report on the portal, so that a first run that failed can be logged."""
+    profile = report_profile(spec)
+    digest = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
+    key = (portal.base, spec.name)
+    with _described_lock:
+        if _described.get(key) == digest:
+            return
+    portal.put_profile(spec.name, profile)
+    with _described_lock:
+        _described[key] = digest
 
 
 def send_profiles(portal: PortalRuns, specs: list[ReportSpec]) -> int:
@@ -136,7 +177,7 @@ def send_profiles(portal: PortalRuns, specs: list[ReportSpec]) -> int:
     sent = 0
     for spec in specs:
         try:
-            portal.put_profile(spec.name, report_profile(spec))
+            describe_report(portal, spec)
         except PublishError as exc:
             if exc.status == 401:
                 raise

@@ -2,7 +2,8 @@
 
 The portal checked the values with the toolkit's rules; they are checked here once more with the
 toolkit's own :class:`~toolkit.inputs.params.Schema` (over the spec's defaults), and a value it
-refuses ends the request ``failed`` with the toolkit's message. Then the run goes as a scheduled
+refuses ends the request ``failed`` with the toolkit's message; so does a parameter the profile's
+form does not offer (a secret, a credential). Then the run goes as a scheduled
 one does: execute -> checks -> render -> publish (same metadata), owner mail for blocked and
 failed runs (:func:`toolkit.runs.finish.finish`, unattended), its log line to the portal.
 
@@ -26,8 +27,9 @@ from pathlib import Path
 from ..deliver.owner_notice import Mailer
 from ..deliver.portal_client import PublishConfig
 from ..deliver.run_log import log_run, one_line
+from ..deliver.run_profile import form_names
 from ..deliver.run_reports import ClaimedRequest, PortalRuns
-from ..errors import DataCheckError, NbpressError, PublishError
+from ..errors import DataCheckError, NbpressError, ParameterError, PublishError
 from ..inputs.prepare import read_inputs
 from ..inputs.spec import ReportSpec, find_report
 from ..progress import run_progress
@@ -83,6 +85,7 @@ def _run(worker: Worker, request: ClaimedRequest, control: Control, keeper: Leas
     try:
         spec = find_report(request.report, worker.project.notebooks_dir)
         inputs = read_inputs(spec)
+        _only_the_form(request.parameters, inputs.schema, spec)
         prepared = inputs.prepare(request.parameters)  # the toolkit's own check of the portal's values
     except NbpressError as exc:
         return Served("failed", str(exc))
@@ -113,6 +116,14 @@ def _run(worker: Worker, request: ClaimedRequest, control: Control, keeper: Leas
     error = done.error or PublishError("the run was not published")
     transient = error.status is None or error.status >= 500 or error.status == 429
     return Served("failed", str(error), run_dir) if not transient else Served("failed-transient", str(error), run_dir)
+
+
+def _only_the_form(given: dict, schema, spec: ReportSpec) -> None:
+    """A request sets only what the profile's form offers: never a secret or a credential."""
+    offered = form_names(schema, spec.parameters)
+    for name in given:
+        if name in schema.names and name not in offered:  # an unknown name gets the schema's own message
+            raise ParameterError(name, None, "", problem="cannot be set from the portal (a secret or a credential: it keeps its default)")
 
 
 def _failed(worker: Worker, spec: ReportSpec, policy: AfterRun, keeper: LeaseKeeper, control: Control,

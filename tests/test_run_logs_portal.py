@@ -1,0 +1,82 @@
+"""What the other ways of running tell a REAL portal: the schedule daemon's profiles at start,
+the log lines of a scheduled tick and of ``nbpress run --publish``.
+
+``nbpress worker``'s own requests are in tests/test_run_worker.py; the portal's side of these
+endpoints in tests/portal/test_run_requests_api.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+import yaml
+from click.testing import CliRunner
+
+from publish_server.extensions import db
+from publish_server.models import Publication, ReportProfile, RunLog
+from tests.conftest import make_notebook
+from tests.helpers import wait_for
+from tests.test_publish_client import portal, portal_app  # noqa: F401 (fixtures: a live portal)
+from toolkit.cli import main
+from toolkit.deliver.portal_client import PublishConfig
+from toolkit.scheduler.tick import Settings, run_tick
+
+
+def rows(portal, model) -> list:  # noqa: F811
+    with portal.app.app_context():
+        found = list(db.session.scalars(sa.select(model)))
+        for row in found:
+            db.session.expunge(row)
+        return found
+
+
+def test_the_schedule_daemon_sends_its_reports_profiles_at_start(portal, project):  # noqa: F811
+    make_notebook(project.notebooks_dir / "weekly.ipynb", "import datetime\nweek: datetime.date = datetime.date(2026, 11, 16)  # the Monday",
+                  "print(week)")
+    (project.notebooks_dir / "weekly.yml").write_text(yaml.safe_dump({
+        "title": "Weekly", "owner": "analyst@example.com", "schedule": {"cron": "0 6 * * MON", "timezone": "Europe/Berlin"}}))
+    exe = Path(sys.executable).with_name("nbpress")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NBPRESS_")}, "HOME": str(project.root),
+           "NBPRESS_PUBLISH_TOKEN": portal.token, "NBPRESS_PORTAL_URL": portal.url}
+    daemon = subprocess.Popen([str(exe), "schedule"], cwd=project.root, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        [profile] = wait_for(lambda: rows(portal, ReportProfile), timeout=60, what="the profile on the portal", process=daemon)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    said = daemon.stderr.read()
+    assert "profiles of 1 of 1 scheduled reports sent to the portal" in said, said
+    assert profile.schedule == {"cron": "0 6 * * MON", "timezone": "Europe/Berlin", "text": "every Monday at 06:00 (Europe/Berlin)"}
+    assert len(profile.next_runs) == 10 and profile.owners == ["analyst@example.com"]
+    assert profile.parameters == [{"name": "week", "label": "the Monday", "type": {"kind": "date", "optional": False},
+                                   "required": False, "default": "2026-11-16"}]
+    assert portal.token not in said
+
+
+def test_a_scheduled_tick_and_a_manual_run_leave_their_log_lines(portal, project):  # noqa: F811
+    make_notebook(project.notebooks_dir / "broken.ipynb", "n: int = 1", "raise ValueError(f'no data for {n}')")
+    config = PublishConfig(portal.url, portal.token)
+    result = run_tick(project, "broken", Settings(publish=config))
+    assert result.status == "failed"
+    make_notebook(project.notebooks_dir / "fine.ipynb", "n: int = 1", "import toolkit as tk\ntk.metric('n', n, label='N')")
+    runner = CliRunner(env={"NBPRESS_PUBLISH_TOKEN": portal.token})
+    done = runner.invoke(main, ["--project", str(project.root), "run", "fine", "-p", "n=4", "--publish", "--portal", portal.url])
+    assert done.exit_code == 0, done.output
+    logs = {log.trigger: log for log in rows(portal, RunLog)}
+    assert set(logs) == {"schedule", "manual"}
+    failed, manual = logs["schedule"], logs["manual"]
+    assert (failed.status, failed.run_id, failed.parameters) == ("failed", result.runs[0].name, {"n": 1})
+    assert "no data for 1" in failed.error_line and failed.duration_seconds > 0 and failed.publication_id is None
+    [publication] = rows(portal, Publication)
+    assert (manual.status, manual.parameters, manual.publication_id, manual.error_line) == ("succeeded", {"n": 4}, publication.id, "")
+    with portal.app.app_context():
+        notebook = db.session.get(RunLog, failed.id).notebook_html
+        assert db.session.get(RunLog, manual.id).notebook_html is None  # only a run that did not get through sends it
+    assert "no data for 1" in gzip.decompress(notebook).decode()
