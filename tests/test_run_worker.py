@@ -193,55 +193,48 @@ def test_two_workers_serve_a_queue_each_request_once_and_the_toolkit_refuses_a_b
     assert portal.token not in said
 
 
-# --- failed runs ----------------------------------------------------------------
+# --- cancel, a failed run, signals, a killed worker ---------------------------------------------
 
 
-def test_a_failed_run_sends_its_masked_notebook_and_no_canary_reaches_the_portal(portal, project):
+def test_a_cancelled_request_stops_its_kernel_and_the_next_one_fails_with_its_masked_notebook(portal, project):
     canaries = Canaries()
+    gated_report(project)
     make_notebook(project.notebooks_dir / "leaky.ipynb", PARAMS, LEAKY, RAISES)
     # the credentials come from the spec (the form never offers them); the requester sets n
     (project.notebooks_dir / "leaky.yml").write_text(yaml.safe_dump({"parameters": {"db_url": canaries.url,
                                                                                      "api_token": canaries.token}}))
-    public_id = portal.queue("leaky", {"n": 2})
-    worker = start_worker(project, portal, "--once", env=canaries.env)
-    assert finished(worker) == 1, output(worker)
-    request = portal.request(public_id)
-    assert request.status == "failed" and f"login failed: {canaries.masked_url} token=*** password=***" in request.error_line
-    [log] = portal.rows(RunLog)
-    assert (log.status, log.trigger, log.request_id, log.run_id) == ("failed", "request", request.id, request.run_id)
-    with portal.app.app_context():
-        html = gzip.decompress(db.session.get(RunLog, log.id).notebook_html).decode()
-        # every row but the request itself (what the user typed into the form is the portal's to keep)
-        stored = "\n".join(repr(row) for table in db.metadata.sorted_tables if table.name != "run_requests"
-                           for row in db.session.execute(sa.select(table)).all())
-    assert "login failed: postgresql://bob:***@db.example.org/events" in html.replace("&#x27;", "'")
-    assert [v for v in canaries.values if v in html or v in stored or v in output(worker)] == []
-
-
-# --- cancel, signals, a killed worker -----------------------------------------------------------
-
-
-def test_cancel_on_the_portal_stops_the_kernel_and_the_request_ends_cancelled(portal, project):
-    gated_report(project)
     gate = project.root / "gate"
     gate.touch()  # never opened: only the cancel ends this run
-    public_id = portal.queue("quick", {"gate": str(gate)})
-    worker = start_worker(project, portal)
+    cancelled = portal.queue("quick", {"gate": str(gate)})
+    worker = start_worker(project, portal, env=canaries.env)
     try:
-        running_in(portal, public_id, process=worker)
-        portal.update(public_id, cancel_requested=True)  # what the requester's Cancel button stores
-        request = wait_for(lambda: (r := portal.request(public_id)).status in FINAL and r, timeout=30,
+        running_in(portal, cancelled, process=worker)
+        portal.update(cancelled, cancel_requested=True)  # what the requester's Cancel button stores
+        request = wait_for(lambda: (r := portal.request(cancelled)).status in FINAL and r, timeout=30,
                            what="the request ends after its cancel", process=worker)
         assert request.status == "cancelled"
         [run_dir] = run_folders(project)
         assert run_status(run_dir) == "cancelled"
-        assert worker.poll() is None  # the worker goes on to the next request
+        # the worker goes on: the next request fails in the notebook, with canaries on the way
+        failed = portal.queue("leaky", {"n": 2})
+        request = wait_for(lambda: (r := portal.request(failed)).status in FINAL and r, timeout=60,
+                           what="the next request ends", process=worker)
     finally:
         worker.send_signal(signal.SIGTERM)
     assert finished(worker) == 0, output(worker)
-    [log] = portal.rows(RunLog)
-    assert (log.status, log.run_id) == ("cancelled", run_dir.name)
     assert "cancelled on the portal" in output(worker)
+    assert request.status == "failed" and f"login failed: {canaries.masked_url} token=*** password=***" in request.error_line
+    logs = {log.status: log for log in portal.rows(RunLog)}
+    assert logs["cancelled"].run_id == run_dir.name
+    log = logs["failed"]
+    assert (log.trigger, log.request_id, log.run_id) == ("request", request.id, request.run_id)
+    with portal.app.app_context():
+        html = gzip.decompress(db.session.get(RunLog, log.id).notebook_html).decode()
+        # every row but the requests themselves (what a user types into the form is the portal's to keep)
+        stored = "\n".join(repr(row) for table in db.metadata.sorted_tables if table.name != "run_requests"
+                           for row in db.session.execute(sa.select(table)).all())
+    assert "login failed: postgresql://bob:***@db.example.org/events" in html.replace("&#x27;", "'")
+    assert [v for v in canaries.values if v in html or v in stored or v in output(worker)] == []
 
 
 def test_a_stopped_worker_hands_its_request_back_and_a_killed_one_loses_it_to_the_lease(portal, project):

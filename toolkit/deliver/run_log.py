@@ -22,7 +22,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from ..errors import NbpressError
+from ..errors import NbpressError, PublishError
 from .portal_client import PublishConfig
 from ..inputs.sensitive import mask_url_passwords
 from ..render.shown import shown_parameters
@@ -115,6 +115,10 @@ def _describe(portal: PortalRuns, spec: Any) -> None:
     the report on a portal that never saw it, whose first run may well be a failed one."""
     try:
         describe_report(portal, spec)
+    except PublishError as exc:
+        if exc.status is None or exc.status >= 500:  # the portal is away: one warning line, for the log
+            raise
+        log.warning("%s: profile not sent to the portal: %s", spec.name, exc)
     except NbpressError as exc:  # e.g. the notebook was edited into something unreadable: the log still goes
         log.warning("%s: profile not sent to the portal: %s", spec.name, exc)
 
