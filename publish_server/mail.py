@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
-from flask import current_app, has_request_context, render_template, request
+from flask import current_app, has_request_context, render_template, request, url_for
 
 from .errors import ConfigError, MailError, MailRefused
 from .text import without_controls
 
 __all__ = ["MailTarget", "parse_mail_url", "SmtpMailer", "FileOutbox", "RecordingMailer",
-           "mailer", "compose", "send_template", "portal_url", "checked_sender", "checked_recipient"]
+           "mailer", "compose", "send_template", "portal_url", "portal_link", "checked_sender", "checked_recipient"]
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +271,15 @@ def portal_url() -> str:
     if configured or not has_request_context():
         return configured
     return request.url_root.rstrip("/")
+
+
+def portal_link(endpoint: str, **values: Any) -> str:
+    """An absolute link for a mail: ``PUBLIC_URL`` + the endpoint's path when set (the address
+    recipients reach, whatever host a proxy forwarded), else this request's own."""
+    configured = current_app.config["NBPRESS"]["PUBLIC_URL"]
+    if not configured:
+        return url_for(endpoint, _external=True, **values)
+    return configured + current_app.url_map.bind("localhost").build(endpoint, values)
 
 
 def compose(template: str, *, to_name: str, to_address: str, subject: str, **context: Any) -> EmailMessage:

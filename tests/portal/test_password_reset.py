@@ -184,3 +184,12 @@ def test_a_known_address_answers_as_fast_as_an_unknown_one_even_with_a_slow_mail
     known, unknown = (statistics.median(t) for t in times.values())
     assert known < unknown + 0.025, (known, unknown)
     assert len(app.extensions["nbpress.mailer"].sent) == 15
+
+
+def test_the_link_uses_public_url_when_it_is_set(app, client, ana, monkeypatch):
+    """A proxy may forward another host name than the one recipients use: PUBLIC_URL is the address."""
+    monkeypatch.setitem(app.config["NBPRESS"], "PUBLIC_URL", "https://reports.example.org/portal")
+    ask(client, EMAIL)
+    body = outbox(app)[-1].get_body(preferencelist=("plain",)).get_content()
+    assert re.search(r"https://reports\.example\.org/portal/password/reset/[A-Za-z0-9_-]{20,}", body)
+    assert "http://localhost" not in body

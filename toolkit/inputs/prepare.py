@@ -138,6 +138,11 @@ def read_inputs(spec: ReportSpec) -> Inputs:
             raise SpecError(where, "show_parameters", f"{key!r} is not a parameter of the notebook")
         if key in secret:
             raise SpecError(where, "show_parameters", f"{key!r} is a secret: it is never shown")
+    for key in spec.run_parameters or []:
+        if key not in schema.names:
+            raise SpecError(where, "run_parameters", f"{key!r} is not a parameter of the notebook")
+        if key in secret:
+            raise SpecError(where, "run_parameters", f"{key!r} is a secret: it comes from the environment only")
     if spec.show_parameters is not None:
         for key in spec.header_parameters:
             if key not in spec.show_parameters:

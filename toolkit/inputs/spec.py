@@ -26,6 +26,8 @@ For unattended operation a spec may also carry::
     show_parameters:            # the parameters the PDF shows, in this order, with these labels
       week: Week                #   (default: all but URLs, filesystem paths and secret-looking names)
       region: Region
+    run_parameters: [week, region]  # what a portal user may set when asking for a run (default: the
+                                #   shown parameters; the others keep the spec's or the worker's values)
     secrets:                    # where a `Secret` parameter's value comes from (default NBPRESS_SECRET_<NAME>)
       db_password: {env: WAREHOUSE_PASSWORD}
     locale: de_DE               # numbers, dates and the fixed words of the PDF (default en; see toolkit.render.locale)
@@ -238,6 +240,9 @@ class ReportSpec(_Strict):
     header_parameters: list[str] = []
     show_parameters: dict[str, str] | None = Field(
         None, description="parameters the PDF shows, in order: name -> label (default: all but URLs, paths, secrets)"
+    )
+    run_parameters: list[str] | None = Field(
+        None, description="parameters a portal user may set when asking for a run (default: the shown ones)"
     )
     period: str | None = Field(None, max_length=200, description='label of the period a run covers, e.g. "{week:%G-W%V}"')
     parameters: dict[str, Any] = {}

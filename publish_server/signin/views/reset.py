@@ -20,6 +20,7 @@ from flask import Blueprint, current_app, make_response, redirect, render_templa
 
 from ...errors import PasswordRejected
 from ...extensions import db
+from ...mail import portal_link
 from ...rate_limits import failures_per_ip, per_ip, per_key
 from .. import password_reset
 from ..password_step import normalise_email
@@ -73,7 +74,7 @@ def forgot_submit():
         return _render("forgot.html", status=403, error="This form has expired. Please try again.")
     outgoing = password_reset.request_link(
         request.form.get("email", ""), ip=client_ip(),
-        link_for=lambda token: url_for("reset.reset_form", token=token, _external=True))
+        link_for=lambda token: portal_link("reset.reset_form", token=token))
     db.session.commit()
     response = _render("forgot.html", sent=SENT)
     response.call_on_close(outgoing.send)  # after the answer has gone: its timing tells nothing
