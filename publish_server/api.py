@@ -22,13 +22,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from . import access, audit, publishing, withdrawal
 from .mail import portal_url
 from .notifications.queue import enqueue_publication
-from .errors import BadRequest, Gone, HTTPError, NotFound, PayloadTooLarge
+from .errors import BadRequest, Gone, HTTPError, NotFound, PayloadTooLarge, WrongProject
 from .extensions import db, limiter
 from .models import Publication, Report, User, utcnow
 from .openapi import ErrorOut, build_document, operation, parse_body
 from .pages import file_response, publication_path, search_condition
 from .rate_limits import failures_per_ip
-from .report_runs.projects import WrongProject, authorize as authorize_project
+from .report_runs.projects import authorize as authorize_project
 from .signin.session import api_user_required
 
 __all__ = ["bp", "PublicationOut", "PublishedOut", "ReadersOut", "PublicationList", "publication_json", "find_publications"]

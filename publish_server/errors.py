@@ -12,9 +12,11 @@ HTML or JSON with the class's public message, never the exception's internals.
         │   └── PasswordRejected    400 a new password is refused (policy, mismatch, wrong current one)
         ├── Unauthorized            401 no or bad credentials
         ├── Forbidden               403 authenticated but not allowed (CSRF, disabled account)
-        │   └── PasswordChangeRequired  403 a one-time password: the API allows only changing it
+        │   ├── PasswordChangeRequired  403 a one-time password: the API allows only changing it
+        │   └── WrongProject        403 a publisher token acting on another project's report
         ├── NotFound                404 missing *or not granted*: existence is never leaked
         ├── Conflict                409 a state conflict
+        │   └── LeaseLost           409 a run request no longer running under this worker (lease lapsed, or ended)
         ├── Gone                    410 a withdrawn publication (the message is the reason)
         ├── PayloadTooLarge         413 upload over the cap
         ├── UnsupportedMediaType    415 not a PDF
@@ -89,6 +91,18 @@ class NotFound(HTTPError):
 
 class Conflict(HTTPError):
     status, code, message = 409, "conflict", "That conflicts with the current state."
+
+
+class WrongProject(Forbidden):
+    """A publisher token acting on a report of another project (see :mod:`report_runs.projects`)."""
+
+    code = "wrong_project"
+
+
+class LeaseLost(Conflict):
+    """A worker's progress or finish for a run request it no longer holds (see :mod:`report_runs.claims`)."""
+
+    code, message = "lease_lost", "This request is no longer running under this worker (its lease lapsed, or it ended)."
 
 
 class Gone(HTTPError):

@@ -14,6 +14,7 @@ from ..models import Grant, Group, Membership, Publication, Report, User
 from ..publishing import REPORT_SLUG
 from ..variants import LABEL_MAX
 from .common import TEXT, checked_name, fail, find_group, find_publication, find_report, find_user, print_table
+from .run_grants import add_run_grant, revoke_run_grant, run_grant_rows
 
 __all__ = ["groups", "grant", "revoke_grant", "grants_list", "GRANT_RULE"]
 
@@ -90,6 +91,9 @@ def _grant_options(func):
                      help="Adds this one publication (its id from `publications list`)."),
         click.option("--user", "email", metavar="EMAIL", type=TEXT, help="To this user."),
         click.option("--group", "group_name", metavar="NAME", type=TEXT, help="To this group."),
+        click.option("--run", "run", is_flag=True,
+                     help="With --report: the right to ask for runs of the report on the portal (a run grant; `grant --run` "
+                          "adds the read grant too when missing, `revoke-grant --run` removes only the run grant)."),
     )):
         func = option(func)
     return func
@@ -109,6 +113,15 @@ def _report_to_grant(slug: str) -> Report:
     audit.record("report_created", "ok", report=slug, by="grant")
     click.echo(f"note: report {slug} is not published yet; created it empty, its first publication fills it in", err=True)
     return report
+
+
+def _run_grant_fields(report_slug, variant, public_id, email, group_name) -> tuple[dict, str]:
+    if not report_slug or variant is not None or public_id:
+        raise click.UsageError("--run goes with --report alone (runs are granted per report, not per variant or publication)")
+    if bool(email) == bool(group_name):
+        raise click.UsageError("give exactly one of --user or --group")
+    subject = {"user_id": find_user(email).id} if email else {"group_id": find_group(group_name).id}
+    return subject, f"runs of report {report_slug} to {'user ' + email if email else 'group ' + group_name}"
 
 
 def _grant_fields(report_slug, variant, public_id, email, group_name, *, create_report: bool = False) -> tuple[dict, str]:
@@ -143,10 +156,17 @@ def _find_grants(fields: dict) -> list[Grant]:
     return list(db.session.scalars(stmt))
 
 
-@click.command("grant", help=f"Let a user or group read a report, one variant of it, or one publication.\n\n{GRANT_RULE}")
+@click.command("grant", help=f"Let a user or group read a report, one variant of it, or one publication; with --run, "
+                             f"ask for runs of a report (and read it).\n\n{GRANT_RULE}")
 @_grant_options
 @with_appcontext
-def grant(report_slug, variant, public_id, email, group_name) -> None:
+def grant(report_slug, variant, public_id, email, group_name, run) -> None:
+    if run:
+        subject, label = _run_grant_fields(report_slug, variant, public_id, email, group_name)
+        added_run, added_read = add_run_grant(_report_to_grant(report_slug), subject)
+        db.session.commit()
+        click.echo(("granted " if added_run else "already granted: ") + label + (" (and reading it)" if added_read else ""))
+        return
     fields, label = _grant_fields(report_slug, variant, public_id, email, group_name, create_report=True)
     if _find_grants(fields):
         click.echo(f"already granted: {label}")
@@ -160,9 +180,16 @@ def grant(report_slug, variant, public_id, email, group_name) -> None:
 @click.command("revoke-grant")
 @_grant_options
 @with_appcontext
-def revoke_grant(report_slug, variant, public_id, email, group_name) -> None:
+def revoke_grant(report_slug, variant, public_id, email, group_name, run) -> None:
     """Remove a grant given with `grant` (same options): a report grant, a variant grant
-    (--report with --variant) or a publication grant."""
+    (--report with --variant), a publication grant, or with --run a run grant (reading stays)."""
+    if run:
+        subject, label = _run_grant_fields(report_slug, variant, public_id, email, group_name)
+        if not revoke_run_grant(find_report(report_slug), subject):
+            fail(f"no such grant: {label}")
+        db.session.commit()
+        click.echo(f"revoked {label} (reading it stays)")
+        return
     fields, label = _grant_fields(report_slug, variant, public_id, email, group_name)
     found = _find_grants(fields)
     if not found:
@@ -178,7 +205,7 @@ def revoke_grant(report_slug, variant, public_id, email, group_name) -> None:
 @click.option("--report", "report_slug", metavar="SLUG", type=TEXT, help="Only this report's grants (and its publications').")
 @with_appcontext
 def grants_list(report_slug: str | None) -> None:
-    """List grants: what (report, variant or publication) to whom."""
+    """List grants: what (report, variant, publication, or runs of a report) to whom."""
     stmt = select(Grant).order_by(Grant.report_id, Grant.variant, Grant.publication_id, Grant.id)
     if report_slug:
         report = find_report(report_slug)
@@ -191,4 +218,5 @@ def grants_list(report_slug: str | None) -> None:
         what = "publication " + publication.public_id if publication else ("variant" if g.variant else "report")
         subject = "user " + db.session.get(User, g.user_id).email if g.user_id else "group " + db.session.get(Group, g.group_id).name
         rows.append([report.slug, g.variant or ("-" if publication is None else publication.variant_label or "-"), what, subject])
+    rows += run_grant_rows(find_report(report_slug) if report_slug else None)
     print_table(["report", "variant", "grant", "to"], rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -20,19 +22,32 @@ __all__ = ["tokens", "publications"]
 tokens = AppGroup("tokens", help="Publisher tokens the toolkit publishes with.")
 
 
+_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
+
+
 @tokens.command("create")
 @click.argument("name", type=TEXT)
-def tokens_create(name: str) -> None:
-    """Create a publisher token named NAME (1 to 80 characters); prints it once (only its hash is stored)."""
+@click.option("--project", metavar="PROJECT", type=TEXT,
+              help="The project it acts for: it publishes, describes and runs only that project's reports (a report "
+                   "nobody's yet becomes the project's when the token first acts on it). Without: every report.")
+def tokens_create(name: str, project: str | None) -> None:
+    """Create a publisher token named NAME (1 to 80 characters); prints it once (only its hash is stored).
+    `tokens add` is the same command."""
     cleaned = checked_name(name, "token")
+    if project is not None and not _PROJECT.fullmatch(project):
+        fail(f"--project: a project name is a letter or digit, then letters, digits, '_', '.', '-' (at most 80): {project!r}")
     if db.session.scalars(select(PublisherToken).where(PublisherToken.name == cleaned)).first():
         fail(f"a publisher token named {cleaned!r} already exists")
     row, plaintext = create_publisher_token(cleaned)
-    audit.record("publisher_token_created", "ok", name=row.name, prefix=row.prefix)
+    row.project = project
+    audit.record("publisher_token_created", "ok", name=row.name, prefix=row.prefix, project=project)
     db.session.commit()
-    click.echo(f"created publisher token {row.name} ({row.prefix}...)")
+    click.echo(f"created publisher token {row.name} ({row.prefix}...)" + (f" for project {project}" if project else ""))
     click.echo(f"token: {plaintext}")  # stdout only, never a logger or the audit log
     click.echo("Shown once; give it to `nbpress publish` (NBPRESS_PUBLISH_TOKEN or its config file).", err=True)
+
+
+tokens.add_command(tokens_create, "add")
 
 
 @tokens.command("revoke")
@@ -49,10 +64,11 @@ def tokens_revoke(name: str) -> None:
 
 @tokens.command("list")
 def tokens_list() -> None:
-    """List publisher tokens (names and prefixes; the tokens themselves are not stored)."""
-    rows = [[t.name, t.prefix + "...", when(t.created_at), when(t.last_used_at), "revoked " + when(t.revoked_at) if t.revoked_at else "active"]
+    """List publisher tokens (names, prefixes, projects; the tokens themselves are not stored)."""
+    rows = [[t.name, t.prefix + "...", t.project or "(every report)", when(t.created_at), when(t.last_used_at),
+             "revoked " + when(t.revoked_at) if t.revoked_at else "active"]
             for t in db.session.scalars(select(PublisherToken).order_by(PublisherToken.name))]
-    print_table(["name", "prefix", "created (UTC)", "last used", "state"], rows)
+    print_table(["name", "prefix", "project", "created (UTC)", "last used", "state"], rows)
 
 
 # --- publications and audit --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``users``: add, disable, enable, reset-password, rename, list."""
+"""``users``: add, disable, enable, reset-password, rename, set-role, list."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from .common import (
     print_table, when,
 )
 
-__all__ = ["users"]
+__all__ = ["users", "ROLES"]
+
+ROLES = ("recipient", "operator", "admin")
 
 users = AppGroup("users", help="Recipients and administrators. Names and emails may not hold control characters (CR, LF, ...).")
 
@@ -29,10 +31,13 @@ users = AppGroup("users", help="Recipients and administrators. Names and emails 
 @click.argument("email", type=TEXT)
 @click.option("--name", default="", type=TEXT, help="Display name: at most 120 characters, no control characters [default: the part before @].")
 @click.option("--admin", is_flag=True, help="Administrator: sees every publication.")
+@click.option("--operator", is_flag=True, help="Operator: sees every report's schedule, runs and failed notebooks (not its PDFs: those follow the grants).")
 @click.option("--group", "group_names", multiple=True, metavar="GROUP", type=TEXT, help="Add to an existing group (repeatable).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin instead of generating a one-time one.")
-def users_add(email: str, name: str, admin: bool, group_names: tuple[str, ...], password_stdin: bool) -> None:
+def users_add(email: str, name: str, admin: bool, operator: bool, group_names: tuple[str, ...], password_stdin: bool) -> None:
     """Add a user; prints a generated one-time password once (they must change it)."""
+    if admin and operator:
+        raise click.UsageError("give at most one of --admin and --operator")
     address = normal_email(email)
     if db.session.scalars(select(User).where(User.email == address)).first():
         fail(f"a user with email {address!r} already exists")
@@ -48,7 +53,7 @@ def users_add(email: str, name: str, admin: bool, group_names: tuple[str, ...], 
     else:
         password = one_time_password(passwords)
     user = User(email=address, display_name=display_name, password_hash=passwords.hash(password),
-                role="admin" if admin else "recipient", must_change_password=not password_stdin, groups=member_of)
+                role="admin" if admin else "operator" if operator else "recipient", must_change_password=not password_stdin, groups=member_of)
     db.session.add(user)
     db.session.flush()
     audit.record("user_added", "ok", user_id=user.id, role=user.role, groups=[g.name for g in member_of])
@@ -112,6 +117,22 @@ def users_rename(email: str, name: str) -> None:
     audit.record("user_renamed", "ok", user_id=user.id)
     db.session.commit()
     click.echo(f"renamed {user.email}: {display_name}")
+
+
+@users.command("set-role")
+@click.argument("email", type=TEXT)
+@click.argument("role", type=click.Choice(ROLES))
+def users_set_role(email: str, role: str) -> None:
+    """Make a user a recipient (reads what is granted), an operator (also sees every report's
+    schedule, runs and failed notebooks) or an admin (reads everything)."""
+    user = find_user(email)
+    if user.role == role:
+        click.echo(f"{user.email} is already {role}")
+        return
+    before, user.role = user.role, role
+    audit.record("user_role_changed", "ok", user_id=user.id, before=before, role=role)
+    db.session.commit()
+    click.echo(f"{user.email}: {before} -> {role}")
 
 
 @users.command("list")

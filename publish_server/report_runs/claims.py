@@ -24,23 +24,18 @@ from flask import current_app
 from sqlalchemy import and_, func, select, update
 
 from .. import audit
-from ..errors import BadRequest, Conflict, NotFound
+from ..errors import BadRequest, LeaseLost, NotFound
 from ..extensions import db
 from ..models import Publication, PublisherToken, Report, RunRequest, User, utcnow
 from .projects import authorize
 from .shapes import FinishIn
 
-__all__ = ["LeaseLost", "Claimed", "claim", "progress", "finish", "sweep", "find_request",
+__all__ = ["Claimed", "claim", "progress", "finish", "sweep", "find_request",
            "LAPSE_RETRY", "LAPSE_FAILED"]
 
 LAPSE_RETRY = "the worker stopped answering; queued again"
 LAPSE_FAILED = "the worker stopped answering"
 LAPSE_CANCELLED = "cancelled; the worker stopped answering"
-
-
-class LeaseLost(Conflict):
-    code = "lease_lost"
-    message = "This request is no longer running under this worker (its lease lapsed, or it ended)."
 
 
 @dataclass(frozen=True)

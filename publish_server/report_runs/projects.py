@@ -11,15 +11,11 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from ..errors import Forbidden
+from ..errors import WrongProject
 from ..extensions import db
 from ..models import PublisherToken, Report
 
-__all__ = ["WrongProject", "authorize", "acts_on"]
-
-
-class WrongProject(Forbidden):
-    code = "wrong_project"
+__all__ = ["authorize", "acts_on"]
 
 
 def acts_on(token: PublisherToken, report: Report) -> bool:

@@ -153,8 +153,8 @@ def claim_request(token: PublisherToken):
            body=ProgressIn, responses={200: ProgressOut, **_COMMON, 409: ErrorOut}, security="publisher", tags=("runs",))
 @_publisher_view("run_progress", audit_refusals=False)  # chatty: only refused credentials are audited
 def request_progress(token: PublisherToken, public_id: str):
+    body = parse_body(ProgressIn)  # the body first: a malformed one is a 400 whatever the id
     found = claims.find_request(token, _checked(public_id, PUBLIC_ID))
-    body = parse_body(ProgressIn)
     cancel, lease_seconds = claims.progress(token, found, body.worker, body.stage)
     return jsonify(ProgressOut(cancel=cancel, lease_seconds=lease_seconds).model_dump())
 
@@ -164,6 +164,6 @@ def request_progress(token: PublisherToken, public_id: str):
            body=FinishIn, responses={200: FinishOut, **_COMMON, 409: ErrorOut}, security="publisher", tags=("runs",))
 @_publisher_view("run_finished")
 def finish_request(token: PublisherToken, public_id: str):
+    body = parse_body(FinishIn)  # the body first: a malformed one is a 400 whatever the id
     found = claims.find_request(token, _checked(public_id, PUBLIC_ID))
-    body = parse_body(FinishIn)
     return jsonify(FinishOut(status=claims.finish(token, found, body)).model_dump())

@@ -155,12 +155,13 @@ class Field:
     data: bytes | None = None
     content_type: str | None = None
     query: dict | None = None
-    auth: str | None = None  # "alice": send her access token
+    auth: str | None = None  # "alice": send her access token; "publisher": the seed's publisher token
     error: str | None = None
     mails: int = 0  # codes emailed by this request
 
 
 LOGIN = "/api/v1/auth/login"
+REPORTS, RUNS = "/api/v1/reports", "/api/v1/run-requests"
 FIELDS = [
     Field("email of the wrong type", "POST", LOGIN, 400, "types are checked (StrictStr)", json={"email": 42, "password": TEST_PASSWORD}),
     Field("password as a list", "POST", LOGIN, 400, "types are checked", json={"email": "alice@example.com", "password": [TEST_PASSWORD]}),
@@ -191,6 +192,42 @@ FIELDS = [
     Field("unknown query parameter", "GET", API, 400, "a typo such as limt=5 is refused, not silently ignored (found by schemathesis)",
           query={"limt": "5"}, auth="alice"),
     Field("search with LIKE wildcards", "GET", API, 200, "% and _ are searched literally, not as wildcards", query={"q": "%_%"}, auth="alice"),
+    # Runs from the portal: the worker's endpoints (publisher token).
+    Field("profile nested 5,000 deep", "PUT", f"{REPORTS}/weekly_statistics/profile", 400, "the nesting cap holds on the profile's larger body cap",
+          data=DEEP.encode(), content_type="application/json", auth="publisher", error="bad_request"),
+    Field("profile body over 1 MiB", "PUT", f"{REPORTS}/weekly_statistics/profile", 400, "a profile is capped before it is parsed",
+          data=b'{"parameters": []}' + b" " * (1024 * 1024), content_type="application/json", auth="publisher", error="bad_request"),
+    Field("profile with an unknown key", "PUT", f"{REPORTS}/weekly_statistics/profile", 400, "profile bodies are strict: a typo is refused",
+          json={"parameters": [], "schedul": {}}, auth="publisher", error="bad_request"),
+    Field("profile parameter named like code", "PUT", f"{REPORTS}/weekly_statistics/profile", 400, "parameter names are identifiers",
+          json={"parameters": [{"name": "__import__('os')", "type": {"kind": "str"}}]}, auth="publisher", error="bad_request"),
+    Field("profile label with NUL", "PUT", f"{REPORTS}/weekly_statistics/profile", 400, "NUL never reaches PostgreSQL or a page",
+          json={"parameters": [{"name": "week", "label": "a\x00b", "type": {"kind": "str"}}]}, auth="publisher", error="bad_request"),
+    Field("profile with 5,000 choices", "PUT", f"{REPORTS}/weekly_statistics/profile", 400, "choices are capped (100)",
+          json={"parameters": [{"name": "x", "type": {"kind": "literal", "choices": list(range(5000))}}]}, auth="publisher", error="bad_request"),
+    Field("profile slug with NUL", "PUT", f"{REPORTS}/weekly%00/profile", 404, "a slug of the wrong shape is not looked up",
+          json={"parameters": []}, auth="publisher", error="not_found"),
+    Field("run record with a 501-character error line", "POST", f"{REPORTS}/weekly_statistics/runs", 400, "error lines are capped",
+          json={"run_id": "r1", "status": "failed", "trigger": "manual", "started_at": "2026-12-02T06:00:00Z", "error_line": "e" * 501},
+          auth="publisher", error="bad_request"),
+    Field("run record started 'yesterday'", "POST", f"{REPORTS}/weekly_statistics/runs", 400, "times are ISO 8601",
+          json={"run_id": "r1", "status": "failed", "trigger": "manual", "started_at": "yesterday"}, auth="publisher", error="bad_request"),
+    Field("notebook that is not HTML", "PUT", f"{REPORTS}/weekly_statistics/runs/r1/notebook", 415, "the notebook is text/html only",
+          data=b"%PDF-1.7", content_type="application/pdf", auth="publisher", error="unsupported_media_type"),
+    Field("claim by a worker named with CR/LF", "POST", f"{RUNS}/claim", 400, "worker names cannot reach logs as more than text",
+          json={"worker": "host:1\r\nX-Injected: 1"}, auth="publisher", error="bad_request"),
+    Field("claim by a 65-character worker", "POST", f"{RUNS}/claim", 400, "worker names are capped (64)", json={"worker": "w" * 65},
+          auth="publisher", error="bad_request"),
+    Field("claim filtered by a path", "POST", f"{RUNS}/claim", 400, "report filters are slugs", json={"worker": "w:1", "reports": ["../x"]},
+          auth="publisher", error="bad_request"),
+    Field("claim with a recipient's token", "POST", f"{RUNS}/claim", 401, "a user's JWT takes no run request", json={"worker": "w:1"},
+          auth="alice", error="unauthorized"),
+    Field("progress of an unknown request", "POST", f"{RUNS}/nosuchrequest/progress", 404, "an unknown id is a 404",
+          json={"worker": "w:1", "stage": "execute"}, auth="publisher", error="not_found"),
+    Field("finish with a made-up status", "POST", f"{RUNS}/nosuchrequest/finish", 400, "statuses are a closed list (checked before the id)",
+          json={"worker": "w:1", "status": "exploded"}, auth="publisher", error="bad_request"),
+    Field("finish with transient as text", "POST", f"{RUNS}/nosuchrequest/finish", 400, "bodies are strict: 'yes' is not true",
+          json={"worker": "w:1", "status": "failed", "transient": "yes"}, auth="publisher", error="bad_request"),
 ]
 
 
@@ -198,7 +235,8 @@ FIELDS = [
 def test_form_and_json_fields(app, client, seeded, row, proof):
     proof.case("form and JSON fields", row.case, f"{row.status}: {row.proves}; earlier publications intact")
     mails_before = _sent(app)
-    headers = {"Authorization": f"Bearer {seeded.access(row.auth)}"} if row.auth else {}
+    token = seeded.publisher_token if row.auth == "publisher" else seeded.access(row.auth) if row.auth else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     if row.json is not None:
         response = client.open(row.path, method=row.method, json=row.json, headers=headers)
     else:
