@@ -16,7 +16,7 @@ from tests.conftest import make_notebook
 from toolkit.deliver.run_profile import MAX_NEXT_RUNS, form_names, parameter_schema, report_profile, schedule_text
 from toolkit.inputs.prepare import read_inputs
 from toolkit.inputs.params import read_schema
-from toolkit.inputs.spec import Schedule, load_spec
+from toolkit.inputs.spec import ReportSpec, Schedule, load_spec
 
 CELL = """
 import datetime
@@ -69,15 +69,23 @@ def test_every_parameter_kind_in_cell_order_with_the_specs_defaults_and_no_secre
     assert (by["name"]["required"], by["name"]["default"]) == (False, "all events")  # required in the notebook, set by the spec
     assert by["limit"] == {"name": "limit", "label": "", "type": {"kind": "int", "optional": True}, "required": False,
                            "default": None}
-    # a Secret, a secret-looking name and a default with a URL password are not the requester's to set
-    assert form_names(read_inputs(report).schema, report.parameters) == set(by)
+    # a Secret, a secret-looking name and a location are not the requester's to set (toolkit.inputs.settable)
+    assert form_names(report, read_inputs(report).schema) == set(by)
     assert "hunter2" not in json.dumps(fields)  # JSON as it is, no custom encoder
 
 
-def test_a_required_parameter_has_no_default(tmp_path):
-    schema = read_schema(make_notebook(tmp_path / "nb.ipynb", "import datetime\nweek: datetime.date  # the Monday"))
-    assert parameter_schema(schema, {}) == [{"name": "week", "label": "the Monday", "type": {"kind": "date", "optional": False},
-                                             "required": True}]
+def test_a_required_parameter_has_no_default_and_the_workers_values_come_first(tmp_path):
+    notebook = make_notebook(tmp_path / "nb.ipynb", "import datetime\nweek: datetime.date  # the Monday\nn: int = 1")
+    spec, schema = ReportSpec(name="nb", title="Nb", notebook=notebook, parameters={"n": 2}), read_schema(notebook)
+    assert parameter_schema(spec, schema) == [
+        {"name": "week", "label": "the Monday", "type": {"kind": "date", "optional": False}, "required": True},
+        {"name": "n", "label": "", "type": {"kind": "int", "optional": False}, "required": False, "default": 2}]
+    assert [f.get("default") for f in parameter_schema(spec, schema, {"n": 3, "week": dt.date(2026, 11, 9)})] == ["2026-11-09", 3]
+
+
+def test_the_specs_run_parameters_choose_the_form(report):
+    spec = report.model_copy(update={"run_parameters": ["status", "week"]})
+    assert [f["name"] for f in report_profile(spec)["parameters"]] == ["week", "status"]  # in the notebook's order
 
 
 def test_the_profile_carries_title_owners_schedule_and_the_next_fire_times_in_utc(report):

@@ -35,6 +35,7 @@ GATED = """
 n: int = 2  # how many
 gate: str = ""
 api_token: str = ""
+data_url: str
 """
 WAITS = """
 import os, time
@@ -42,6 +43,7 @@ import toolkit as tk
 while gate and os.path.exists(gate):
     time.sleep(0.05)
 tk.metric("n", n, label="Count")
+assert data_url == "sqlite:///data.db"  # the worker's -p: no request may choose the data
 """
 FINAL = {"succeeded", "failed", "cancelled", "expired"}
 
@@ -112,7 +114,8 @@ def start_worker(project, portal: Portal, *args: str, env: dict | None = None) -
     exe = Path(sys.executable).with_name("nbpress")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NBPRESS_")}
     log = (project.root / f"worker-{len(list(project.root.glob('worker-*.log')))}.log").open("w")
-    process = subprocess.Popen([str(exe), "worker", "--portal", portal.url, "--poll", "0.2", *args], cwd=project.root,
+    process = subprocess.Popen([str(exe), "worker", "--portal", portal.url, "--poll", "0.2", "-p", "data_url=sqlite:///data.db",
+                                *args], cwd=project.root,
                                env={**clean, "HOME": str(project.root), "NBPRESS_PUBLISH_TOKEN": portal.token, **(env or {})},
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     process.log_path = Path(log.name)
@@ -155,7 +158,7 @@ def test_two_workers_serve_a_queue_each_request_once_and_the_toolkit_refuses_a_b
     gate = project.root / "gate"
     gate.touch()
     refused = portal.queue("quick", {"n": "zebra"})  # a value the portal let through: the toolkit checks again
-    kept_back = portal.queue("quick", {"gate": "x", "api_token": "t"})  # a credential the form never offered
+    kept_back = portal.queue("quick", {"gate": "x", "api_token": "t"})  # a parameter the form never offered
     ids = [portal.queue("quick", {"n": n, "gate": str(gate)}) for n in (1, 2)]
     workers = [start_worker(project, portal) for _ in range(2)]
     try:
@@ -164,7 +167,7 @@ def test_two_workers_serve_a_queue_each_request_once_and_the_toolkit_refuses_a_b
         assert (bad.status, bad.error_line, bad.attempts) == ("failed", "parameter 'n': got 'zebra', expected int", 1)
         bad = wait_for(lambda: (r := portal.request(kept_back)).status in FINAL and r, timeout=60, what="the other ends")
         assert (bad.status, bad.error_line) == ("failed", "parameter 'api_token': cannot be set from the portal "
-                                                          "(a secret or a credential: it keeps its default)")
+                                                          "(it keeps the spec's or the worker's value)")
         # both run at once, each its own request: the portal gave neither request to both
         owners = {running_in(portal, i, process=workers[0]).lease_owner for i in ids}
         assert len(owners) == 2

@@ -6,8 +6,9 @@ status, trigger, timings, the error line, the parameters as readers see them
 (:mod:`toolkit.render.shown`: no URL passwords, no secrets). A failed run also sends its
 executed notebook, which the pipeline already masked (:mod:`toolkit.runs.masking`).
 
-Each log goes after the report's profile (sent when it changed: :func:`describe_report`), as the
-issue has it: publishing tells the portal the report's form and schedule too.
+Profiles come from the processes that serve or schedule a report (``nbpress worker`` with its
+``-p``, ``nbpress schedule``) at their start; a log for a report the portal does not know yet
+(its first run failed before anything was published) sends the profile first, which makes it.
 
 The log is news, not the run: when the portal cannot be reached or refuses it, one warning
 line is logged and the run keeps its status.
@@ -22,12 +23,12 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from ..errors import NbpressError, PublishError
+from ..errors import NbpressError, PublishError, UsageError
 from .portal_client import PublishConfig
 from ..inputs.sensitive import mask_url_passwords
 from ..render.shown import shown_parameters
 from ..runs.run_folder import RunRecord, load_run
-from .run_profile import describe_report
+from .run_profile import report_profile
 from .run_reports import PortalRuns
 
 __all__ = ["run_log_body", "notebook_html", "send_run_log", "log_run", "one_line", "TRIGGERS"]
@@ -97,8 +98,7 @@ def send_run_log(portal: PortalRuns, run_dir: Path, spec: Any, *, status: str | 
     try:
         record = load_run(run_dir)
         body = run_log_body(record, spec, status=status, request_id=request_id)
-        _describe(portal, spec)
-        portal.post_run_log(record.report, body)
+        _post(portal, record.report, body, spec)
         if body["status"] in NOTEBOOK_SENT_FOR and (html := notebook_html(run_dir)) is not None:
             portal.put_notebook(record.report, record.run_id, html)
     except NbpressError as exc:
@@ -110,17 +110,20 @@ def send_run_log(portal: PortalRuns, run_dir: Path, spec: Any, *, status: str | 
     return True
 
 
-def _describe(portal: PortalRuns, spec: Any) -> None:
-    """The report's profile goes first (once per process while it stays the same): it also makes
-    the report on a portal that never saw it, whose first run may well be a failed one."""
+def _post(portal: PortalRuns, report: str, body: dict[str, Any], spec: Any) -> None:
+    """The log line; for a report the portal does not know yet (its first run failed before any
+    publication), its profile first, which makes it."""
     try:
-        describe_report(portal, spec)
+        portal.post_run_log(report, body)
+        return
     except PublishError as exc:
-        if exc.status is None or exc.status >= 500:  # the portal is away: one warning line, for the log
+        if exc.status != 404:
             raise
-        log.warning("%s: profile not sent to the portal: %s", spec.name, exc)
-    except NbpressError as exc:  # e.g. the notebook was edited into something unreadable: the log still goes
-        log.warning("%s: profile not sent to the portal: %s", spec.name, exc)
+    try:
+        portal.put_profile(report, report_profile(spec))
+    except UsageError as exc:  # e.g. the notebook was edited into something unreadable since
+        raise PublishError(f"the portal does not know {report} yet and its profile cannot be made: {exc}") from None
+    portal.post_run_log(report, body)
 
 
 def log_run(config: PublishConfig | None, run_dir: Path | None, spec: Any, *, status: str | None = None,

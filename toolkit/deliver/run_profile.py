@@ -1,12 +1,12 @@
 """A report's profile for the portal: its parameter form, its schedule in words, its owners.
 
 The portal builds its "Run" form from this and checks submitted values with the toolkit's
-rules (the contract of issue 15). What goes out, per parameter in the notebook's cell order:
-name, label (the parameter's trailing comment), type (kind, optional, item, choices), required,
-and the default as JSON (the spec's ``parameters:`` over the notebook's, as ``nbpress params``
-shows). ``Secret`` parameters are left out entirely: the portal never learns they exist; so are
-secret-looking names and parameters whose default holds a URL's password (a form would show
-it, or send the masked ``***`` back as a value). A request may set only what the form offers.
+rules (the contract of issue 15). What goes out, per parameter a portal user may set
+(:mod:`toolkit.inputs.settable`: the spec's ``run_parameters``, else the shown ones; never a
+``Secret``, which the portal never learns exists) in the notebook's cell order: name, label (the
+parameter's trailing comment), type (kind, optional, item, choices), required, and the default
+as JSON (the worker's ``-p`` over the spec's ``parameters:`` over the notebook's, as ``nbpress
+params`` shows). A request may set only what the form offers.
 
 The schedule goes out as cron, time zone, a sentence ("every Monday at 06:00 (Europe/Berlin)")
 and its next fire times in UTC. The sentence follows a small rule for the common crontabs;
@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import hashlib
-import json
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import PublishError
-from ..inputs.params import Parameter, ParamType, Schema, to_jsonable
+from ..inputs.params import ParamType, Schema, to_jsonable
 from ..inputs.prepare import read_inputs
-from ..inputs.sensitive import looks_secret, shareable
+from ..inputs.settable import settable_parameters
 from ..inputs.spec import ReportSpec, Schedule
 from .run_reports import PortalRuns
 
-__all__ = ["report_profile", "describe_report", "parameter_schema", "form_names", "schedule_text", "send_profiles", "MAX_NEXT_RUNS"]
+__all__ = ["report_profile", "parameter_schema", "form_names", "schedule_text", "send_profiles", "MAX_NEXT_RUNS"]
 
 log = logging.getLogger("nbpress.profile")
 MAX_NEXT_RUNS = 10  # the portal keeps at most this many
@@ -49,27 +46,18 @@ def _type_json(ptype: ParamType) -> dict[str, Any]:
     return found
 
 
-def _kept_back(p: Parameter, defaults: Mapping[str, Any]) -> bool:
-    """Not the requester's to set (nor to see): a ``Secret``, a secret-looking name (``api_token``),
-    a default holding a URL's password. Such parameters keep their defaults on a requested run."""
-    if p.type.secret or looks_secret(p.name):
-        return True
-    default = to_jsonable(defaults[p.name] if p.name in defaults else (None if p.required else p.default))
-    return shareable({p.name: default})[p.name] != default
+def form_names(spec: ReportSpec, schema: Schema) -> set[str]:
+    """The parameters a run request may set: those the profile's form offers
+    (:func:`toolkit.inputs.settable.settable_parameters`: never a Secret, by default no location)."""
+    return {p.name for p in settable_parameters(spec, schema)}
 
 
-def form_names(schema: Schema, defaults: Mapping[str, Any]) -> set[str]:
-    """The parameters a run request may set: those the profile offers."""
-    return {p.name for p in schema.parameters if not _kept_back(p, defaults)}
-
-
-def parameter_schema(schema: Schema, defaults: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The form's parameters: ``defaults`` (the spec's) win over the notebook's; secrets and
-    credentials left out (:func:`form_names`)."""
+def parameter_schema(spec: ReportSpec, schema: Schema, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The form's parameters in cell order; defaults: ``values`` (the worker's ``-p``) over the
+    spec's over the notebook's."""
+    defaults = {**spec.parameters, **(values or {})}
     fields = []
-    for p in schema.parameters:
-        if _kept_back(p, defaults):
-            continue
+    for p in settable_parameters(spec, schema):
         entry: dict[str, Any] = {"name": p.name, "label": p.help[:MAX_LABEL], "type": _type_json(p.type)}
         if p.name in defaults:  # a spec default makes a required notebook parameter optional
             entry["required"], entry["default"] = False, to_jsonable(schema.check(p.name, defaults[p.name]))
@@ -125,15 +113,17 @@ def _utc(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _runnable(schema: Schema, defaults: Mapping[str, Any]) -> bool:
-    """A request can run the report when the form offers every parameter that needs a value: a
-    credential kept back must have a default (a Secret comes from the worker's environment)."""
-    offered = form_names(schema, defaults)
-    return all(p.name in offered or p.type.secret or not p.required or p.name in defaults for p in schema.parameters)
+def _runnable(spec: ReportSpec, schema: Schema, values: Mapping[str, Any]) -> bool:
+    """A request can run the report when every parameter that needs a value gets one: from the
+    form, a default (the spec's, the worker's ``-p``) or, for a Secret, the worker's environment."""
+    offered = form_names(spec, schema)
+    given = {**spec.parameters, **values}
+    return all(p.name in offered or p.type.secret or not p.required or p.name in given for p in schema.parameters)
 
 
-def report_profile(spec: ReportSpec, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """The body of ``PUT /api/v1/reports/<name>/profile`` for ``spec``."""
+def report_profile(spec: ReportSpec, *, values: Mapping[str, Any] | None = None,
+                   now: dt.datetime | None = None) -> dict[str, Any]:
+    """The body of ``PUT /api/v1/reports/<name>/profile`` for ``spec`` (``values``: the worker's ``-p``)."""
     from ..scheduler.jobs import next_fire_times  # APScheduler's triggers: only for a schedule
 
     inputs = read_inputs(spec)  # the spec checked against its notebook, as before any run
@@ -144,40 +134,21 @@ def report_profile(spec: ReportSpec, *, now: dt.datetime | None = None) -> dict[
         next_runs = [_utc(t) for t in next_fire_times(spec.schedule, MAX_NEXT_RUNS, now)]
     return {
         "title": spec.title[:MAX_TITLE],
-        "parameters": parameter_schema(inputs.schema, spec.parameters),
+        "parameters": parameter_schema(spec, inputs.schema, values),
         "schedule": schedule,
         "next_runs": next_runs,
         "owners": [spec.owner] if spec.owner else [],
-        "runnable": _runnable(inputs.schema, spec.parameters),
+        "runnable": _runnable(spec, inputs.schema, values or {}),
     }
 
 
-_described: dict[tuple[str, str], str] = {}  # (portal, report) -> the profile last sent from this process
-_described_lock = threading.Lock()
-
-
-def describe_report(portal: PortalRuns, spec: ReportSpec) -> None:
-    """Send ``spec``'s profile unless this process sent the same one already (a batch sends it once).
-
-    It also creates the report on the portal, so that a first run that failed can be logged."""
-    profile = report_profile(spec)
-    digest = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
-    key = (portal.base, spec.name)
-    with _described_lock:
-        if _described.get(key) == digest:
-            return
-    portal.put_profile(spec.name, profile)
-    with _described_lock:
-        _described[key] = digest
-
-
-def send_profiles(portal: PortalRuns, specs: list[ReportSpec]) -> int:
+def send_profiles(portal: PortalRuns, specs: list[ReportSpec], values: Mapping[str, Mapping[str, Any]] | None = None) -> int:
     """Send each spec's profile; returns how many the portal took. A refusal is a warning line per
     report, except a 401: a token the portal does not know stops everything that would follow."""
     sent = 0
     for spec in specs:
         try:
-            describe_report(portal, spec)
+            portal.put_profile(spec.name, report_profile(spec, values=(values or {}).get(spec.name)))
         except PublishError as exc:
             if exc.status == 401:
                 raise

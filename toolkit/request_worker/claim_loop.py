@@ -19,12 +19,14 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ..deliver.owner_notice import Mailer
 from ..deliver.portal_client import PublishConfig
 from ..deliver.run_profile import send_profiles
 from ..deliver.run_reports import PortalRuns
-from ..errors import PublishError
+from ..errors import PublishError, UsageError
+from ..inputs.prepare import read_inputs
 from ..inputs.spec import ReportSpec, find_report
 from ..notebook.run_env import RUN_ENV
 from ..project import Project
@@ -32,7 +34,7 @@ from ..scheduler.control import Control
 from ..scheduler.jobs import project_specs
 from .served_request import Served, Worker, serve_request
 
-__all__ = ["serve_requests", "served_specs", "worker_name"]
+__all__ = ["serve_requests", "served_specs", "worker_values", "worker_name"]
 
 log = logging.getLogger("nbpress.worker")
 FATAL = {401, 403, 404}  # the token is unknown or may not claim, or the portal has no run requests: no use polling
@@ -48,6 +50,21 @@ def served_specs(project: Project, reports: tuple[str, ...]) -> list[ReportSpec]
     if reports:
         return [find_report(name, project.notebooks_dir) for name in dict.fromkeys(reports)]
     return project_specs(project)
+
+
+def worker_values(specs: list[ReportSpec], assignments: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``-p NAME=VALUE``, typed per report that has NAME (e.g. the database a request may not choose).
+
+    A name no served report has is refused, and so is a Secret's (its value comes from the environment)."""
+    values: dict[str, dict[str, Any]] = {spec.name: {} for spec in specs}
+    for assignment in assignments:
+        name = assignment.partition("=")[0].strip()
+        takers = [spec for spec in specs if name in read_inputs(spec).schema.names]
+        if not takers:
+            raise UsageError(f"-p {name}: no report served here has this parameter")
+        for spec in takers:
+            values[spec.name].update(read_inputs(spec).given(None, [assignment]))
+    return values
 
 
 class _Signals:
@@ -77,12 +94,14 @@ class _Signals:
 
 
 def serve_requests(project: Project, config: PublishConfig, specs: list[ReportSpec], *, once: bool, poll: float,
-                   mailer: Mailer | None = None, say: Callable[[str], None] = log.info) -> int:
-    """Serve run requests for ``specs`` until a signal (``once``: at most one); the exit status."""
+                   values: dict[str, dict[str, Any]] | None = None, mailer: Mailer | None = None,
+                   say: Callable[[str], None] = log.info) -> int:
+    """Serve run requests for ``specs`` until a signal (``once``: at most one); the exit status.
+    ``values``: report -> the worker's ``-p`` values (:func:`worker_values`)."""
     portal = PortalRuns(config)
     names = [spec.name for spec in specs]
-    worker = Worker(project, portal, config, worker_name(), mailer)
-    sent = send_profiles(portal, specs)
+    worker = Worker(project, portal, config, worker_name(), mailer, values or {})
+    sent = send_profiles(portal, specs, worker.values)
     say(f"worker {worker.name}: serving {', '.join(names) or 'no report'} for {portal.base} "
         f"({sent} of {len(specs)} profiles sent); polling every {poll:g} s")
     os.environ.setdefault(RUN_ENV, "requested")  # as the scheduler does: set once for every run's kernel

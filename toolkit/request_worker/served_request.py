@@ -3,7 +3,7 @@
 The portal checked the values with the toolkit's rules; they are checked here once more with the
 toolkit's own :class:`~toolkit.inputs.params.Schema` (over the spec's defaults), and a value it
 refuses ends the request ``failed`` with the toolkit's message; so does a parameter the profile's
-form does not offer (a secret, a credential). Then the run goes as a scheduled
+form does not offer (:mod:`toolkit.inputs.settable`). Then the run goes as a scheduled
 one does: execute -> checks -> render -> publish (same metadata), owner mail for blocked and
 failed runs (:func:`toolkit.runs.finish.finish`, unattended), its log line to the portal.
 
@@ -21,8 +21,9 @@ The portal hears each stage, and the outcome:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..deliver.owner_notice import Mailer
 from ..deliver.portal_client import PublishConfig
@@ -68,6 +69,7 @@ class Worker:
     config: PublishConfig
     name: str  # "host:pid", as the portal knows this worker
     mailer: Mailer | None = None
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)  # report -> the worker's -p values
 
 
 def serve_request(worker: Worker, request: ClaimedRequest, control: Control) -> Served:
@@ -86,7 +88,8 @@ def _run(worker: Worker, request: ClaimedRequest, control: Control, keeper: Leas
         spec = find_report(request.report, worker.project.notebooks_dir)
         inputs = read_inputs(spec)
         _only_the_form(request.parameters, inputs.schema, spec)
-        prepared = inputs.prepare(request.parameters)  # the toolkit's own check of the portal's values
+        # the toolkit's own check of the portal's values, over the worker's -p and the spec's defaults
+        prepared = inputs.prepare({**worker.values.get(spec.name, {}), **request.parameters})
     except NbpressError as exc:
         return Served("failed", str(exc))
     policy = AfterRun(publish=worker.config, mailer=worker.mailer, unattended=True, retries=spec.retries.max,
@@ -119,11 +122,11 @@ def _run(worker: Worker, request: ClaimedRequest, control: Control, keeper: Leas
 
 
 def _only_the_form(given: dict, schema, spec: ReportSpec) -> None:
-    """A request sets only what the profile's form offers: never a secret or a credential."""
-    offered = form_names(schema, spec.parameters)
+    """A request sets only what the profile's form offers (never a Secret, by default no location)."""
+    offered = form_names(spec, schema)
     for name in given:
         if name in schema.names and name not in offered:  # an unknown name gets the schema's own message
-            raise ParameterError(name, None, "", problem="cannot be set from the portal (a secret or a credential: it keeps its default)")
+            raise ParameterError(name, None, "", problem="cannot be set from the portal (it keeps the spec's or the worker's value)")
 
 
 def _failed(worker: Worker, spec: ReportSpec, policy: AfterRun, keeper: LeaseKeeper, control: Control,
