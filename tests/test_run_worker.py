@@ -245,29 +245,28 @@ def test_a_stopped_worker_hands_its_request_back_and_a_killed_one_loses_it_to_th
     gate = project.root / "gate"
     gate.touch()
     public_id = portal.queue("quick", {"gate": str(gate)})
-    # SIGTERM: the kernel is stopped, the request finished failed + transient: queued again at once
     first = start_worker(project, portal)
     running_in(portal, public_id, process=first)
+    second = start_worker(project, portal)  # polling already: it takes whatever is queued
+    # SIGTERM: the kernel is stopped, the request finished failed + transient: the portal queues it at once
     first.send_signal(signal.SIGTERM)
     assert finished(first, timeout=30) == 0, output(first)
-    request = portal.request(public_id)
-    assert (request.status, request.attempts) == ("queued", 1)
-    assert request.error_line.startswith("attempt 1 failed: the worker was stopped")
+    assert f"request {public_id}: queued (the worker was stopped before the run finished" in output(first)
+    request = running_in(portal, public_id, process=second)
+    assert (request.attempts, request.lease_owner.endswith(f":{second.pid}")) == (2, True)
+    third = start_worker(project, portal)
     # SIGKILL: nothing is said; the lease lapses and the portal queues it again (never stuck running;
     # the killed worker's own run.json stays "running": nobody was left to write it)
-    second = start_worker(project, portal)
-    running_in(portal, public_id, process=second)
     os.killpg(second.pid, signal.SIGKILL)  # the worker and its kernel: the whole session, as a lost machine
     second.wait(timeout=10)
-    assert portal.request(public_id).status == "running"  # until the lease passes
-    # a third worker's claims sweep the lapsed lease: queued again, then taken and finished
     gate.unlink()
-    third = start_worker(project, portal)
-    try:
+    assert portal.request(public_id).status == "running"  # until the lease passes
+    try:  # the third worker's claims sweep the lapsed lease: queued again, then taken and finished
         request = wait_for(lambda: (r := portal.request(public_id)).status in FINAL and r, timeout=60,
                            what="the request ends after the killed worker's lease lapsed", process=third)
     finally:
         third.send_signal(signal.SIGTERM)
     assert finished(third) == 0, output(third)
     assert (request.status, request.attempts) == ("succeeded", 3)
+    assert f"request {public_id}: succeeded" in output(third)
     assert sorted(run_status(d) for d in run_folders(project)) == ["cancelled", "running", "succeeded"]
