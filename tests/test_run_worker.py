@@ -199,7 +199,7 @@ def test_two_workers_serve_a_queue_each_request_once_and_the_toolkit_refuses_a_b
 # --- cancel, a failed run, signals, a killed worker ---------------------------------------------
 
 
-def test_a_cancelled_request_stops_its_kernel_and_the_next_one_fails_with_its_masked_notebook(portal, project):
+def test_a_cancelled_or_lost_request_stops_its_kernel_and_the_next_one_fails_with_its_masked_notebook(portal, project):
     canaries = Canaries()
     gated_report(project)
     make_notebook(project.notebooks_dir / "leaky.ipynb", PARAMS, LEAKY, RAISES)
@@ -218,7 +218,15 @@ def test_a_cancelled_request_stops_its_kernel_and_the_next_one_fails_with_its_ma
         assert request.status == "cancelled"
         [run_dir] = run_folders(project)
         assert run_status(run_dir) == "cancelled"
-        # the worker goes on: the next request fails in the notebook, with canaries on the way
+        # the worker goes on. A request the portal gave to another worker meanwhile (409 lease_lost):
+        # its run stops, and the request is left to its new owner
+        stolen = portal.queue("quick", {"gate": str(gate)})
+        running_in(portal, stolen, process=worker)
+        portal.update(stolen, lease_owner="elsewhere:1")
+        wait_for(lambda: len(run_folders(project)) == 2 and run_status(run_folders(project)[1]) == "cancelled", timeout=30,
+                 what="the run of the lost request stops", process=worker)
+        assert (portal.request(stolen).status, portal.request(stolen).lease_owner) == ("running", "elsewhere:1")
+        # next: a request that fails in the notebook, with canaries on the way
         failed = portal.queue("leaky", {"n": 2})
         request = wait_for(lambda: (r := portal.request(failed)).status in FINAL and r, timeout=60,
                            what="the next request ends", process=worker)
@@ -226,10 +234,11 @@ def test_a_cancelled_request_stops_its_kernel_and_the_next_one_fails_with_its_ma
         worker.send_signal(signal.SIGTERM)
     assert finished(worker) == 0, output(worker)
     assert "cancelled on the portal" in output(worker)
+    assert output(worker).count(f"request {stolen}: the portal gave it to another worker or ended it") == 1
     assert request.status == "failed" and f"login failed: {canaries.masked_url} token=*** password=***" in request.error_line
-    logs = {log.status: log for log in portal.rows(RunLog)}
-    assert logs["cancelled"].run_id == run_dir.name
-    log = logs["failed"]
+    logs = portal.rows(RunLog)
+    assert sorted(log.run_id for log in logs if log.status == "cancelled") == [d.name for d in run_folders(project)[:2]]
+    [log] = [log for log in logs if log.status == "failed"]
     assert (log.trigger, log.request_id, log.run_id) == ("request", request.id, request.run_id)
     with portal.app.app_context():
         html = gzip.decompress(db.session.get(RunLog, log.id).notebook_html).decode()
