@@ -76,8 +76,7 @@ def serve_request(worker: Worker, request: ClaimedRequest, control: Control) -> 
     """Run ``request`` and tell the portal how it ended; ``control`` lets a signal stop its kernel."""
     with LeaseKeeper(worker.portal, request, worker.name, control) as keeper:
         served = _run(worker, request, control, keeper)
-    if served.status == "lost" or keeper.lost.is_set():
-        log.warning("request %s: %s; not reported as ours", request.id, LOST_REASON)
+    if served.status == "lost" or keeper.lost.is_set():  # the keeper said so: one line is enough
         return Served("lost", LOST_REASON, served.run_dir)
     _tell_portal(worker, request, served)
     return served
@@ -110,6 +109,10 @@ def _run(worker: Worker, request: ClaimedRequest, control: Control, keeper: Leas
             return Served("failed", str(exc), exc.run_dir)
         except NbpressError as exc:
             return _failed(worker, spec, policy, keeper, control, exc)
+        except Exception as exc:  # a surprise (run.json has it): this request fails, the worker goes on
+            log.exception("request %s: unexpected error", request.id)
+            first = (str(exc).splitlines() or [""])[0]
+            return Served("failed", f"unexpected {type(exc).__name__}: {first}", getattr(exc, "run_dir", None))
     if control.cancelled.is_set() or not keeper.checkpoint("publish"):  # nothing goes out for a stopped request
         return _stopped(worker, spec, keeper, run_dir)
     log.info("request %s: publish", request.id)
