@@ -399,7 +399,7 @@ def _write(meta: PublishMetadata, size: int, publisher: PublisherToken, audience
                                 project=publisher.project)
                 db.session.add(report)
                 db.session.flush()
-            authorize_project(publisher, report)  # again: the report may have been made by another token meanwhile
+            authorize_project(publisher, report, take=True)  # again: the report may have been made by another token meanwhile
             existing = _find_run(report.id, meta.run_id)
             if existing is not None:
                 publisher.last_used_at = utcnow()
@@ -454,7 +454,7 @@ def publish(token: str | None, read_upload: ReadUpload, policy: PublishPolicy) -
                        "automatically; ask an operator to create it.")
             raise _refusal(NotFound(message, code="unknown_report"), "unknown_report")
         if report is not None:
-            authorize_project(publisher, report)  # 403 wrong_project before anything is read or stored
+            authorize_project(publisher, report, take=True)  # 403 wrong_project before anything is read or stored
         audience, variant_audience = _audience_ids(meta.audience), _audience_ids(meta.variant_audience)
         existing = _find_run(report.id, meta.run_id) if report is not None else None
         if existing is not None:

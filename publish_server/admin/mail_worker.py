@@ -27,6 +27,9 @@ __all__ = ["mail_worker"]
 def mail_worker(once: bool, poll_seconds: float, batch_size: int, lease_seconds: float, retry_seconds: float) -> None:
     """Send notification mails from the queue until stopped (SIGTERM / Ctrl-C).
 
+    Each pass also ends run requests whose worker stopped answering or that no worker took in
+    time, and mails each requester whose run request ended (once).
+
     Run one or more next to the portal (any number may run at once: each mail goes out once).
     Mail goes through NBPRESS_MAIL_URL; NBPRESS_NOTIFY_MAX_PER_MINUTE caps each worker. SIGTERM or
     Ctrl-C finishes the mail in hand and gives the rest of the batch back to the queue.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, case, or_, select, update
 
 from .. import audit
 from ..errors import BadRequest, LeaseLost, NotFound
@@ -73,18 +73,23 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     max_attempts = _settings()["RUN_MAX_ATTEMPTS"]
     lapsed = and_(RunRequest.status == "running", RunRequest.lease_until < now)
-    counts = {}
+    expired = and_(RunRequest.status == "queued", RunRequest.expires_at < now)
+    counts = dict.fromkeys(("requeued", "failed", "cancelled", "expired"), 0)
+    # Read first: workers poll often and nearly always find nothing to sweep, and on SQLite even
+    # an UPDATE that changes no row takes the database's one write lock.
+    if db.session.scalar(select(RunRequest.id).where(or_(lapsed, expired)).limit(1)) is None:
+        return counts
+    window = _requeue_window(now)
     steps = [
         ("requeued", "run_requeued", and_(lapsed, RunRequest.cancel_requested.is_(False), RunRequest.attempts < max_attempts),
          dict(status="queued", stage="", lease_owner=None, lease_until=None, error_line=LAPSE_RETRY,
-              expires_at=func.max(RunRequest.expires_at, _requeue_window(now)) if _sqlite() else
-              func.greatest(RunRequest.expires_at, _requeue_window(now)))),
+              expires_at=case((RunRequest.expires_at > window, RunRequest.expires_at), else_=window))),
         ("failed", "run_finished", and_(lapsed, RunRequest.cancel_requested.is_(False), RunRequest.attempts >= max_attempts),
          dict(status="failed", lease_until=None, finished_at=now, error_line=LAPSE_FAILED)),
         # Cancelled while its worker died: what the requester asked for, so it ends cancelled.
         ("cancelled", "run_finished", and_(lapsed, RunRequest.cancel_requested.is_(True)),
          dict(status="cancelled", lease_until=None, finished_at=now, error_line=LAPSE_CANCELLED)),
-        ("expired", "run_expired", and_(RunRequest.status == "queued", RunRequest.expires_at < now),
+        ("expired", "run_expired", expired,
          dict(status="expired", finished_at=now,
               error_line=f"no worker took this request within {_settings()['RUN_QUEUE_MINUTES']} minutes")),
     ]
@@ -95,10 +100,6 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
         counts[name] = len(ids)
     db.session.commit()
     return counts
-
-
-def _sqlite() -> bool:
-    return db.engine.dialect.name == "sqlite"
 
 
 # --- taking a request ----------------------------------------------------------------------------
@@ -118,8 +119,11 @@ def claim(token: PublisherToken, worker: str, slugs: list[str] | None) -> Claime
     """Lease the oldest queued request this token may run to ``worker``; None when there is none (committed)."""
     sweep()
     lease = _lease()
+    taken: list[int] = []
     for _ in range(3):  # on PostgreSQL a candidate may be taken between the read and the UPDATE: look again
         now = utcnow()
+        if db.session.scalar(select(RunRequest.id).where(_takeable(token, slugs, now)).limit(1)) is None:
+            break  # nothing queued (the usual poll): no UPDATE, so no write lock on SQLite
         picked = (select(RunRequest.id).where(_takeable(token, slugs, now)).order_by(RunRequest.created_at, RunRequest.id)
                   .limit(1).with_for_update(skip_locked=True).cte("picked"))
         taken = db.session.scalars(
@@ -129,10 +133,6 @@ def claim(token: PublisherToken, worker: str, slugs: list[str] | None) -> Claime
             .returning(RunRequest.id)).all()
         if taken:
             break
-        if not db.session.scalar(select(func.count()).select_from(RunRequest).where(_takeable(token, slugs, now))):
-            break
-    else:
-        taken = []
     if not taken:
         db.session.commit()
         return None

@@ -36,7 +36,7 @@ def report_for_profile(token: PublisherToken, slug: str, title: str | None, *, a
     for _ in range(3):
         report = db.session.scalars(select(Report).where(Report.slug == slug)).first()
         if report is not None:
-            authorize(token, report)
+            authorize(token, report, take=True)
             if not report.title and title:  # created empty by an operator's grant
                 report.title = title
             return report

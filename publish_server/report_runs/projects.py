@@ -1,10 +1,11 @@
 """The project rule for publisher tokens.
 
 A token with a ``project`` acts only on that project's reports; a report without a project is
-taken by the first project token that acts on it (one conditional UPDATE, so two tokens racing
-for it cannot both win); a token without a project (made before projects existed) acts on
-every report, as it always did. Publishing, withdrawing, describing, run records and run
-requests all go through :func:`authorize`.
+taken by the first project token that publishes or describes it (one conditional UPDATE, so
+two tokens racing for it cannot both win), and until then no project token may withdraw from
+it, report its runs or serve its requests; a token without a project (made before projects
+existed) acts on every report, as it always did. Every publisher endpoint goes through
+:func:`authorize`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ def acts_on(token: PublisherToken, report: Report) -> bool:
     return token.project is None or report.project == token.project
 
 
-def authorize(token: PublisherToken, report: Report) -> None:
-    """Take a project-less report for the token's project, then refuse (403 wrong_project) a
-    report of another project. The caller commits."""
-    if token.project is not None and report.project is None:
+def authorize(token: PublisherToken, report: Report, *, take: bool = False) -> None:
+    """Refuse (403 wrong_project) a report of another project; with ``take`` (publishing and
+    describing) first take a project-less report for the token's project. The caller commits."""
+    if take and token.project is not None and report.project is None:
         db.session.execute(update(Report).where(Report.id == report.id, Report.project.is_(None)).values(project=token.project))
         db.session.refresh(report, ["project"])  # the winner's project if another token was first
     if not acts_on(token, report):

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import audit
 from ..errors import BadRequest, HTTPError, NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -119,12 +120,17 @@ def _read_capped(limit: int) -> bytes:
     too_large = PayloadTooLarge(f"The notebook is larger than {limit // (1024 * 1024)} MiB.")
     if (request.content_length or 0) > limit:
         raise too_large
+    # This cap, not the app's (MAX_UPLOAD_MB + 1, for PDFs): a notebook cap may be the larger.
+    request.max_content_length = limit + 1
     chunks, size = [], 0
-    while chunk := request.stream.read(min(1024 * 1024, limit + 1 - size) or 1):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise too_large
+    try:
+        while chunk := request.stream.read(min(1024 * 1024, limit + 1 - size) or 1):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+    except RequestEntityTooLarge:
+        raise too_large from None
     if not size:
         raise BadRequest("The notebook is empty.")
     return b"".join(chunks)

@@ -6,12 +6,13 @@ Every test runs on SQLite and on the test PostgreSQL (tests/portal/conftest.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 
 import sqlalchemy as sa
 
 from publish_server.extensions import db
-from publish_server.models import AuditEvent, Publication, Report, ReportProfile, RunLog
+from publish_server.models import AuditEvent, Publication, Report, ReportProfile, RunLog, utcnow
 from publish_server.report_runs import claims as run_claims
 from tests.portal.run_helpers import (
     PROFILE, bearer, claim, finish, lapse, progress, project_token, queue, report, stored,
@@ -46,14 +47,20 @@ def test_a_project_token_takes_a_new_report_and_another_project_may_not_touch_it
     assert db.session.get(Publication, 1).withdrawn_at is None
 
     publish_ok(client, legacy, run_id="l1")  # a token from before projects acts on every report
-    publish_ok(client, legacy, report="monthly", run_id="m1")  # ... and leaves the report without a project
+    monthly = publish_ok(client, legacy, report="monthly", run_id="m1")  # ... and leaves the report without a project
+    assert db.session.scalars(sa.select(Report.project).where(Report.slug == "monthly")).one() is None
+    # Only publishing or describing takes a report without a project: withdrawing or reporting runs does not.
+    assert client.post(f"/api/v1/publications/{monthly['id']}/withdraw", json={"reason": "mine now?"},
+                       headers=bearer(beta)).status_code == 403
+    run = {"run_id": "m1", "status": "succeeded", "trigger": "manual", "started_at": "2026-12-02T06:00:00Z"}
+    assert client.post("/api/v1/reports/monthly/runs", json=run, headers=bearer(beta)).status_code == 403
     assert db.session.scalars(sa.select(Report.project).where(Report.slug == "monthly")).one() is None
     assert client.put("/api/v1/reports/monthly/profile", json=PROFILE, headers=bearer(beta)).status_code == 200
     assert db.session.scalars(sa.select(Report.project).where(Report.slug == "monthly")).one() == "beta"  # described first: beta's
     assert client.put("/api/v1/reports/monthly/profile", json=PROFILE, headers=bearer(alpha)).status_code == 403
     reasons = [e.detail.get("reason") for e in _events("publish", "refused") + _events("publication_withdrawn", "refused")
                + _events("run_profile", "refused")]
-    assert reasons.count("wrong_project") == 4
+    assert reasons.count("wrong_project") == 5
 
 
 def test_a_user_jwt_opens_no_worker_endpoint(app, client, make_user, api_token):
@@ -146,6 +153,10 @@ def test_run_records_are_upserted_and_a_failed_runs_notebook_is_stored_capped(ap
     assert huge.status_code == 413 and huge.get_json()["error"] == "too_large"
     db.session.expire_all()
     assert gzip.decompress(db.session.scalars(sa.select(RunLog)).one().notebook_html) == html  # the earlier one stays
+    app.config["NBPRESS"] = {**app.config["NBPRESS"], "RUN_NOTEBOOK_MAX_MB": 2}
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # the PDF cap: a notebook's own cap rules its endpoint
+    big = b"<p>" + b"x" * (1536 * 1024) + b"</p>"
+    assert client.put(path, data=big, content_type="text/html", headers=bearer(token)).status_code == 204
     other = project_token("beta", "beta")
     assert client.post("/api/v1/reports/weekly/runs", json=run, headers=bearer(other)).status_code == 403
     assert client.put(path, data=html, content_type="text/html", headers=bearer(other)).status_code == 403
@@ -240,12 +251,13 @@ def test_a_transient_failure_is_tried_again_once_then_fails(app, client, make_us
 
 def test_a_lapsed_lease_queues_the_request_again_then_fails_it(app, client, make_user):
     token = project_token("alpha", "alpha")
-    request = queue("weekly", make_user("alice@example.com"), project="alpha")
+    request = queue("weekly", make_user("alice@example.com"), minutes=1, project="alpha")
     claim(client, token)
     lapse(request.public_id)
     again = claim(client, token, worker="host-b:2")  # the claim sweeps first
     assert again.status_code == 200 and again.get_json()["request"]["attempt"] == 2
     assert stored(request.public_id).error_line == run_claims.LAPSE_RETRY
+    assert stored(request.public_id).expires_at > utcnow() + dt.timedelta(minutes=25)  # queued again: a fresh window
     gone = progress(client, token, request.public_id)  # the first worker came back: too late
     assert gone.status_code == 409 and gone.get_json()["error"] == "lease_lost"
     lapse(request.public_id)
@@ -265,3 +277,28 @@ def test_a_request_no_worker_takes_expires(app, client, make_user):
     row = stored(old.public_id)
     assert (row.status, row.error_line) == ("expired", "no worker took this request within 30 minutes")
     assert [e.detail["request"] for e in _events("run_expired")] == [old.public_id]
+
+
+def test_no_token_kind_opens_the_other_kinds_endpoints(app, client, make_user, api_token):
+    """Read from the OpenAPI document, so the user side's endpoints are held to it too: a
+    publisher token opens no user endpoint, a user's access token no publisher endpoint."""
+    from publish_server.openapi import build_document
+
+    make_user("alice@example.com")
+    tokens = {"publisher": project_token("alpha", None), "bearer": api_token(client, "alice@example.com")}
+    with app.test_request_context():
+        document = build_document(app)
+    checked = {"publisher": 0, "bearer": 0}
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            kind = next(iter(op["security"][0]), None) if op.get("security") else None
+            if kind not in tokens:
+                continue
+            other = tokens["bearer" if kind == "publisher" else "publisher"]
+            url = path.replace("{slug}", "weekly").replace("{run_id}", "r1")
+            url = url.replace("{public_id}", "x" * 22).replace("{device_id}", "x" * 22).replace("{", "").replace("}", "")
+            response = client.open(url, method=method.upper(), json={}, headers=bearer(other))
+            assert response.status_code == 401, (method, path, response.status_code)
+            assert b"%PDF" not in response.get_data()
+            checked[kind] += 1
+    assert checked["publisher"] >= 8 and checked["bearer"] >= 5
