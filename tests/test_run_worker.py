@@ -279,3 +279,30 @@ def test_a_stopped_worker_hands_its_request_back_and_a_killed_one_loses_it_to_th
     assert (request.status, request.attempts) == ("succeeded", 3)
     assert f"request {public_id}: succeeded" in output(third)
     assert sorted(run_status(d) for d in run_folders(project)) == ["cancelled", "running", "succeeded"]
+
+
+# --- bad input: one line, before the portal hears of the worker ------------------------------------
+
+
+@pytest.mark.parametrize(("args", "env", "code", "line"), [
+    (["-p", "nosuch=1"], {"NBPRESS_PUBLISH_TOKEN": "t"}, 2, "-p nosuch: no report served here has this parameter"),
+    (["-p", "n=zebra"], {"NBPRESS_PUBLISH_TOKEN": "t"}, 2, "parameter 'n': got 'zebra', expected int"),
+    (["--report", "nosuch"], {"NBPRESS_PUBLISH_TOKEN": "t"}, 2, "no report named 'nosuch' in "),
+    ([], {}, 1, "no publisher token: set NBPRESS_PUBLISH_TOKEN or put token = "),
+    (["--portal", "http://reports.example.org"], {"NBPRESS_PUBLISH_TOKEN": "t"}, 1,
+     "refusing to send the publisher token over plain HTTP to reports.example.org"),
+])
+def test_bad_input_is_one_line_before_anything_is_sent(project, monkeypatch, args, env, code, line):
+    from click.testing import CliRunner
+
+    from toolkit.cli import main
+
+    gated_report(project)
+    for name in [k for k in os.environ if k.startswith("NBPRESS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(project.root))
+    portal_args = [] if "--portal" in args else ["--portal", "http://127.0.0.1:9"]  # nothing listens: nothing may be sent
+    result = CliRunner(env=env).invoke(main, ["--project", str(project.root), "worker", *portal_args, *args])
+    assert result.exit_code == code, result.output
+    [said] = result.output.splitlines()
+    assert said.startswith("nbpress: error: " + line), said

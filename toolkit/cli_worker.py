@@ -43,15 +43,17 @@ def worker(ctx: click.Context, portal: str | None, reports: tuple[str, ...], ass
     request handed back to the portal (queued again), then the worker exits 0.
     """
     from .deliver.portal_client import load_publish_config
+    from .deliver.run_reports import PortalRuns
     from .request_worker.claim_loop import served_specs, serve_requests, worker_values
     from .scheduler.tick import owner_mail
 
     project = _project(ctx)
     config = load_publish_config(portal)  # a missing token or URL: one line, before anything runs
+    endpoints = PortalRuns(config)  # and a URL the token may not go to
     specs = served_specs(project, reports)
     values = worker_values(specs, assignments)  # a bad -p is one line and exit 2, before the portal hears of us
     _logging()
     mailer, mail_line = owner_mail()
     click.echo(mail_line, err=True)
-    sys.exit(serve_requests(project, config, specs, once=once, poll=poll, values=values, mailer=mailer,
+    sys.exit(serve_requests(project, config, specs, once=once, poll=poll, values=values, mailer=mailer, portal=endpoints,
                             say=lambda line: click.echo(f"nbpress: {line}", err=True)))

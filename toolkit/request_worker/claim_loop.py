@@ -95,10 +95,11 @@ class _Signals:
 
 def serve_requests(project: Project, config: PublishConfig, specs: list[ReportSpec], *, once: bool, poll: float,
                    values: dict[str, dict[str, Any]] | None = None, mailer: Mailer | None = None,
-                   say: Callable[[str], None] = log.info) -> int:
+                   say: Callable[[str], None] = log.info, portal: PortalRuns | None = None) -> int:
     """Serve run requests for ``specs`` until a signal (``once``: at most one); the exit status.
-    ``values``: report -> the worker's ``-p`` values (:func:`worker_values`)."""
-    portal = PortalRuns(config)
+    ``values``: report -> the worker's ``-p`` values (:func:`worker_values`); ``portal``: the
+    endpoints of ``config.portal`` (made here when not given)."""
+    portal = portal or PortalRuns(config)
     names = [spec.name for spec in specs]
     worker = Worker(project, portal, config, worker_name(), mailer, values or {})
     sent = send_profiles(portal, specs, worker.values)
