@@ -153,7 +153,10 @@ def run_status(run_dir: Path) -> str:
 # --- the good path, two workers --------------------------------------------------------------
 
 
-def test_two_workers_serve_a_queue_each_request_once_and_the_toolkit_refuses_a_bad_value(portal, project):
+def test_two_workers_serve_a_queue_each_request_once_and_the_toolkit_refuses_a_bad_value(portal, project, proof):
+    proof.case("faults", "two nbpress worker processes claim one queue at once",
+               "each request runs once (one run folder, one run log, attempt 1), a value the portal let through "
+               "is refused with the toolkit's message before any kernel starts")
     gated_report(project)
     gate = project.root / "gate"
     gate.touch()
@@ -199,7 +202,10 @@ def test_two_workers_serve_a_queue_each_request_once_and_the_toolkit_refuses_a_b
 # --- cancel, a failed run, signals, a killed worker ---------------------------------------------
 
 
-def test_a_cancelled_or_lost_request_stops_its_kernel_and_the_next_one_fails_with_its_masked_notebook(portal, project):
+def test_a_cancelled_or_lost_request_stops_its_kernel_and_the_next_one_fails_with_its_masked_notebook(portal, project, proof):
+    proof.case("faults", "a request cancelled on the portal, or given to another worker, while its kernel runs",
+               "the kernel is stopped at the next heartbeat, run.json says cancelled, nothing is published, the "
+               "worker goes on; a failed run's notebook reaches the portal masked, no canary anywhere")
     canaries = Canaries()
     gated_report(project)
     make_notebook(project.notebooks_dir / "leaky.ipynb", PARAMS, LEAKY, RAISES)
@@ -249,7 +255,10 @@ def test_a_cancelled_or_lost_request_stops_its_kernel_and_the_next_one_fails_wit
     assert [v for v in canaries.values if v in html or v in stored or v in output(worker)] == []
 
 
-def test_a_stopped_worker_hands_its_request_back_and_a_killed_one_loses_it_to_the_lease(portal, project):
+def test_a_stopped_worker_hands_its_request_back_and_a_killed_one_loses_it_to_the_lease(portal, project, proof):
+    proof.case("faults", "nbpress worker SIGTERMed, then another SIGKILLed, mid-run",
+               "SIGTERM: the request is queued again at once (exit 0); SIGKILL: queued again when the lease "
+               "lapses; a third worker finishes it (attempt 3), never stuck running")
     gated_report(project)
     gate = project.root / "gate"
     gate.touch()
