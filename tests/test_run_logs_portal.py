@@ -7,6 +7,7 @@ endpoints in tests/portal/test_run_requests_api.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import os
 import signal
@@ -21,11 +22,15 @@ from click.testing import CliRunner
 from publish_server.extensions import db
 from publish_server.models import Publication, ReportProfile, RunLog
 from tests.conftest import make_notebook
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 from tests.test_publish_client import portal, portal_app  # noqa: F401 (fixtures: a live portal)
 from toolkit.cli import main
 from toolkit.deliver.portal_client import PublishConfig
-from toolkit.scheduler.tick import Settings, run_tick
+from toolkit.deliver.run_profile import send_profiles
+from toolkit.deliver.run_reports import PortalRuns
+from toolkit.inputs.spec import find_report
+from toolkit.scheduler import tick
+from toolkit.scheduler.tick import Settings
 
 
 def rows(portal, model) -> list:  # noqa: F811
@@ -60,11 +65,17 @@ def test_the_schedule_daemon_sends_its_reports_profiles_at_start(portal, project
     assert portal.token not in said
 
 
-def test_a_scheduled_tick_and_a_manual_run_leave_their_log_lines(portal, project):  # noqa: F811
+def test_a_scheduled_tick_and_a_manual_run_leave_their_log_lines(portal, project, monkeypatch):  # noqa: F811
     make_notebook(project.notebooks_dir / "broken.ipynb", "n: int = 1", "raise ValueError(f'no data for {n}')")
+    (project.notebooks_dir / "broken.yml").write_text(yaml.safe_dump({"schedule": {"cron": "0 6 * * *", "timezone": "UTC"}}))
     config = PublishConfig(portal.url, portal.token)
-    result = run_tick(project, "broken", Settings(publish=config))
-    assert result.status == "failed"
+    # the report as the daemon described it at its start, long ago
+    PortalRuns(config).put_profile("broken", {"title": "Broken", "next_runs": ["2020-01-01T06:00:00Z"]})
+    monkeypatch.setattr(tick, "_settings", Settings(publish=config))
+    tick.scheduled_tick(str(project.root), "broken")  # what APScheduler calls at a fire time
+    [profile] = rows(portal, ReportProfile)
+    assert len(profile.next_runs) == 10 and profile.next_runs[0] > dt.datetime.now(dt.timezone.utc).isoformat()[:19]
+    [run_dir] = (project.runs_dir / "broken").iterdir()
     make_notebook(project.notebooks_dir / "fine.ipynb", "n: int = 1", "import toolkit as tk\ntk.metric('n', n, label='N')")
     runner = CliRunner(env={"NBPRESS_PUBLISH_TOKEN": portal.token})
     done = runner.invoke(main, ["--project", str(project.root), "run", "fine", "-p", "n=4", "--publish", "--portal", portal.url])
@@ -72,7 +83,7 @@ def test_a_scheduled_tick_and_a_manual_run_leave_their_log_lines(portal, project
     logs = {log.trigger: log for log in rows(portal, RunLog)}
     assert set(logs) == {"schedule", "manual"}
     failed, manual = logs["schedule"], logs["manual"]
-    assert (failed.status, failed.run_id, failed.parameters) == ("failed", result.runs[0].name, {"n": 1})
+    assert (failed.status, failed.run_id, failed.parameters) == ("failed", run_dir.name, {"n": 1})
     assert "no data for 1" in failed.error_line and failed.duration_seconds > 0 and failed.publication_id is None
     [publication] = rows(portal, Publication)
     assert (manual.status, manual.parameters, manual.publication_id, manual.error_line) == ("succeeded", {"n": 4}, publication.id, "")
@@ -80,3 +91,14 @@ def test_a_scheduled_tick_and_a_manual_run_leave_their_log_lines(portal, project
         notebook = db.session.get(RunLog, failed.id).notebook_html
         assert db.session.get(RunLog, manual.id).notebook_html is None  # only a run that did not get through sends it
     assert "no data for 1" in gzip.decompress(notebook).decode()
+
+
+def test_profiles_a_portal_did_not_take_are_kept_for_later_with_one_warning(portal, project, caplog):  # noqa: F811
+    for name in ("one", "two"):
+        make_notebook(project.notebooks_dir / f"{name}.ipynb", "n: int = 1", "print(n)")
+    specs = [find_report(name, project.notebooks_dir) for name in ("one", "two")]
+    away = PortalRuns(PublishConfig(f"http://127.0.0.1:{free_port()}", portal.token), retries=0)
+    assert send_profiles(away, specs) == specs  # tried once, for the first report only
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.name == "nbpress.profile"] == ["profiles not sent to the portal"]
+    assert send_profiles(PortalRuns(PublishConfig(portal.url, portal.token)), specs) == []  # the worker sends them again
+    assert sorted(p.report_id for p in rows(portal, ReportProfile)) == [1, 2]

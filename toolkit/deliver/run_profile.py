@@ -142,17 +142,23 @@ def report_profile(spec: ReportSpec, *, values: Mapping[str, Any] | None = None,
     }
 
 
-def send_profiles(portal: PortalRuns, specs: list[ReportSpec], values: Mapping[str, Mapping[str, Any]] | None = None) -> int:
-    """Send each spec's profile; returns how many the portal took. A refusal is a warning line per
-    report, except a 401: a token the portal does not know stops everything that would follow."""
-    sent = 0
-    for spec in specs:
+def send_profiles(portal: PortalRuns, specs: list[ReportSpec], values: Mapping[str, Mapping[str, Any]] | None = None
+                  ) -> list[ReportSpec]:
+    """Send each spec's profile; returns the specs the portal did not take (to send again later).
+
+    A refusal is a warning line per report, except a 401: a token the portal does not know stops
+    everything that would follow. A portal that cannot be reached is tried for the first report
+    only: the others would wait as long for the same answer."""
+    unsent: list[ReportSpec] = []
+    for index, spec in enumerate(specs):
         try:
             portal.put_profile(spec.name, report_profile(spec, values=(values or {}).get(spec.name)))
         except PublishError as exc:
             if exc.status == 401:
                 raise
+            if exc.status is None:
+                log.warning("profiles not sent to the portal: %s", exc)
+                return unsent + specs[index:]
             log.warning("%s: profile not sent to the portal: %s", spec.name, exc)
-            continue
-        sent += 1
-    return sent
+            unsent.append(spec)
+    return unsent

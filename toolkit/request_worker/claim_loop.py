@@ -102,9 +102,9 @@ def serve_requests(project: Project, config: PublishConfig, specs: list[ReportSp
     portal = portal or PortalRuns(config)
     names = [spec.name for spec in specs]
     worker = Worker(project, portal, config, worker_name(), mailer, values or {})
-    sent = send_profiles(portal, specs, worker.values)
+    unsent = send_profiles(portal, specs, worker.values)
     say(f"worker {worker.name}: serving {', '.join(names) or 'no report'} for {portal.base} "
-        f"({sent} of {len(specs)} profiles sent); polling every {poll:g} s")
+        f"({len(specs) - len(unsent)} of {len(specs)} profiles sent); polling every {poll:g} s")
     os.environ.setdefault(RUN_ENV, "requested")  # as the scheduler does: set once for every run's kernel
     with _Signals().installed() as signals:
         while not signals.stop.is_set():
@@ -116,6 +116,8 @@ def serve_requests(project: Project, config: PublishConfig, specs: list[ReportSp
                 log.warning("no claim: %s; trying again in %g s", exc, poll)
                 signals.stop.wait(poll)
                 continue
+            if unsent:  # the portal answers again: the profiles it missed at start
+                unsent = send_profiles(portal, unsent, worker.values)
             if request is None:
                 if once:
                     say("no request queued")

@@ -127,11 +127,11 @@ def _send_profiles(config, specs) -> None:
     from ..deliver.run_reports import PortalRuns
 
     try:
-        sent = send_profiles(PortalRuns(config, retries=1), specs)
+        unsent = send_profiles(PortalRuns(config, retries=1), specs)
     except NbpressError as exc:
         log.warning("profiles not sent to the portal: %s", exc)
         return
-    log.info("profiles of %d of %d scheduled reports sent to the portal", sent, len(specs))
+    log.info("profiles of %d of %d scheduled reports sent to the portal", len(specs) - len(unsent), len(specs))
 
 
 def _open(scheduler, jobs_url: str) -> None:

@@ -25,6 +25,8 @@ from ..deliver.owner_mail import owner_mailer_from_env
 from ..deliver.owner_notice import Mailer
 from ..deliver.portal_client import CONFIG_ENV, DEFAULT_CONFIG, TOKEN_ENV, load_publish_config
 from ..deliver.run_log import log_run
+from ..deliver.run_profile import send_profiles
+from ..deliver.run_reports import PortalRuns
 from ..errors import DataCheckError, NbpressError
 from ..inputs.prepare import prepare
 from ..inputs.spec import ReportSpec, find_report
@@ -79,6 +81,17 @@ def scheduled_tick(root: str, report: str) -> None:
     result = run_tick(Project(Path(root)), report, _settings)
     level = logging.INFO if result.ok or result.status == "skipped" else logging.WARNING
     log.log(level, "%s: %s%s", report, result.status, f" ({result.message})" if result.message else "")
+    _refresh_profile(Project(Path(root)), report, _settings)
+
+
+def _refresh_profile(project: Project, report: str, settings: Settings) -> None:
+    """After a tick the report's next fire times moved on: the portal shows the new ones."""
+    if settings.publish is None:
+        return
+    try:
+        send_profiles(PortalRuns(settings.publish, retries=1), [find_report(report, project.notebooks_dir)])
+    except NbpressError as exc:  # the warning is the whole story: the run is done
+        log.warning("%s: profile not sent to the portal: %s", report, exc)
 
 
 def publishing() -> tuple[object | None, str]:
