@@ -125,8 +125,8 @@ def serve_requests(project: Project, config: PublishConfig, specs: list[ReportSp
                 signals.stop.wait(poll)
                 continue
             served = _serve(worker, request, signals, say)
-            if once:
-                return 0 if served.status == "succeeded" else 1
+            if once:  # a signal is a clean stop (the request went back to the queue), not a failure
+                return 0 if served.status in {"succeeded", "stopped"} else 1
     say("stopped")
     return 0
 
