@@ -50,6 +50,21 @@ def tokens_create(name: str, project: str | None) -> None:
 tokens.add_command(tokens_create, "add")
 
 
+@tokens.command("set-project")
+@click.argument("name", type=TEXT)
+@click.argument("project", type=TEXT)
+def tokens_set_project(name: str, project: str) -> None:
+    """Limit publisher token NAME (e.g. one made before projects) to PROJECT's reports from now on,
+    without issuing a new token."""
+    row = one(select(PublisherToken).where(PublisherToken.name == name.strip()), f"no publisher token named {name.strip()!r}")
+    if not _PROJECT.fullmatch(project):
+        fail(f"a project name is a letter or digit, then letters, digits, '_', '.', '-' (at most 80): {project!r}")
+    before, row.project = row.project, project
+    audit.record("publisher_token_project_set", "ok", name=row.name, prefix=row.prefix, before=before, project=project)
+    db.session.commit()
+    click.echo(f"publisher token {row.name} acts for project {project} (before: {before or 'every report'})")
+
+
 @tokens.command("revoke")
 @click.argument("name", type=TEXT)
 def tokens_revoke(name: str) -> None:

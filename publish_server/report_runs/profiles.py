@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, Conflict, NotFound
 from ..extensions import db
 from ..models import Publication, PublisherToken, Report, ReportProfile, RunLog, RunRequest, utcnow
 from .projects import authorize
@@ -51,7 +51,7 @@ def report_for_profile(token: PublisherToken, slug: str, title: str | None, *, a
             return report
         except IntegrityError:  # another request created it first: take that one
             continue
-    raise BadRequest("The report was being created by others at the same moment; try again.")
+    raise Conflict("The report was being created by others at the same moment; try again.")
 
 
 def _parameter(p: ParameterIn) -> dict[str, Any]:
@@ -62,17 +62,24 @@ def _parameter(p: ParameterIn) -> dict[str, Any]:
 
 
 def save_profile(token: PublisherToken, report: Report, body: ProfileIn) -> ReportProfile:
-    profile = db.session.get(ReportProfile, report.id)
-    if profile is None:
-        profile = ReportProfile(report_id=report.id)
-        db.session.add(profile)
-    profile.parameters = [_parameter(p) for p in body.parameters]
-    profile.schedule = body.schedule.model_dump(exclude_none=True)
-    profile.next_runs = [parse_instant(t).isoformat(timespec="seconds") + "Z" for t in body.next_runs]
-    profile.owners = body.owners
-    profile.runnable = body.runnable
-    profile.publisher_id = token.id
-    profile.updated_at = utcnow()
+    values = dict(parameters=[_parameter(p) for p in body.parameters], schedule=body.schedule.model_dump(exclude_none=True),
+                  next_runs=[parse_instant(t).isoformat(timespec="seconds") + "Z" for t in body.next_runs],
+                  owners=body.owners, runnable=body.runnable, publisher_id=token.id, updated_at=utcnow())
+    for _ in range(3):
+        profile = db.session.get(ReportProfile, report.id, populate_existing=True)
+        try:
+            with db.session.begin_nested():
+                if profile is None:
+                    profile = ReportProfile(report_id=report.id, **values)
+                    db.session.add(profile)
+                else:
+                    for name, value in values.items():
+                        setattr(profile, name, value)
+            break
+        except IntegrityError:  # two workers described a new report at once: update the other's row
+            continue
+    else:
+        raise Conflict("The report was being described by others at the same moment; try again.")
     token.last_used_at = utcnow()
     audit.record("run_profile", "ok", report=report.slug, publisher=token.name, parameters=len(body.parameters),
                  scheduled=bool(body.schedule.cron), runnable=body.runnable)
@@ -112,7 +119,7 @@ def save_run_log(token: PublisherToken, report: Report, body: RunLogIn) -> RunLo
         except IntegrityError:  # the same run reported twice at once: update the other's row
             row = None
     else:
-        raise BadRequest("The run was being reported by others at the same moment; try again.")
+        raise Conflict("The run was being reported by others at the same moment; try again.")
     token.last_used_at = utcnow()
     audit.record("run_log", "ok", report=report.slug, run_id=body.run_id, status=body.status, trigger=body.trigger,
                  publisher=token.name)

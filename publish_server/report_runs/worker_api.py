@@ -76,7 +76,7 @@ def _checked(value: str, pattern: str) -> str:
 
 @bp.put("/reports/<slug>/profile")
 @operation("Describe a report: parameter schema, schedule, next runs, owners (publisher token; creates the report when new)",
-           body=ProfileIn, responses={200: ProfileOut, **_COMMON, 503: ErrorOut}, security="publisher", tags=("runs",))
+           body=ProfileIn, responses={200: ProfileOut, **_COMMON, 409: ErrorOut, 503: ErrorOut}, security="publisher", tags=("runs",))
 @_publisher_view("run_profile")
 def put_profile(token: PublisherToken, slug: str):
     slug = _checked(slug, REPORT_SLUG)
@@ -89,7 +89,7 @@ def put_profile(token: PublisherToken, slug: str):
 
 @bp.post("/reports/<slug>/runs")
 @operation("Record a run of a report, or update its record (publisher token)", body=RunLogIn,
-           responses={200: RunLogOut, **_COMMON}, security="publisher", tags=("runs",))
+           responses={200: RunLogOut, **_COMMON, 409: ErrorOut}, security="publisher", tags=("runs",))
 @_publisher_view("run_log")
 def post_run(token: PublisherToken, slug: str):
     report = profiles.find_report(token, _checked(slug, REPORT_SLUG))

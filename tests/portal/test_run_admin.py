@@ -25,6 +25,10 @@ def test_a_token_made_for_a_project_acts_only_for_it(cli, client):
     other = printed_secret(cli("tokens", "add", "other", "--project", "sales"), "token")
     assert client.put("/api/v1/reports/ledger/profile", json=PROFILE, headers=bearer(other)).get_json()["error"] == "wrong_project"
     assert "a project name is" in one_line_error(cli("tokens", "add", "bad", "--project", "../x"))
+    moved = cli("tokens", "set-project", "old", "sales")
+    assert moved.exit_code == 0 and "acts for project sales (before: every report)" in moved.stdout
+    assert client.put("/api/v1/reports/ledger/profile", json=PROFILE, headers=bearer(legacy)).get_json()["error"] == "wrong_project"
+    assert "no publisher token named" in one_line_error(cli("tokens", "set-project", "nope", "sales"))
 
 
 def test_grant_run_adds_the_run_and_read_grants_and_revoke_removes_only_the_run_grant(cli, make_user):

@@ -1,5 +1,5 @@
-"""Run requests with real parts: workers claiming at once against a served portal (threads, real
-HTTP, SQLite and PostgreSQL), and the requester's mail through a real SMTP server (aiosmtpd),
+"""Run requests with real parts: workers claiming (and describing, and reporting runs) at once
+against a served portal (threads, real HTTP, SQLite and PostgreSQL), and the requester's mail through a real SMTP server (aiosmtpd),
 sent by the mail worker's loop once per request, and later when SMTP was down.
 """
 
@@ -11,10 +11,10 @@ import requests
 import sqlalchemy as sa
 
 from publish_server.extensions import db
-from publish_server.models import RunRequest
+from publish_server.models import Report, RunLog, RunRequest
 from publish_server.notifications import worker as mail_worker
 from tests.helpers import free_port
-from tests.portal.run_helpers import bearer, claim, finish, project_token, queue, stored
+from tests.portal.run_helpers import PROFILE, bearer, claim, finish, project_token, queue, stored
 from tests.portal.smtp_server import SmtpServer, text_of
 from tests.portal.test_publishing import publish_ok, serve
 
@@ -116,3 +116,27 @@ def test_a_disabled_requester_gets_no_mail(app, client, make_user):
         _use_smtp(app, server.port)
         mail_worker.run(app, once=True)
     assert server.inbox.messages == [] and stored(request.public_id).notified_at is not None
+
+
+def test_workers_describing_and_reporting_at_once_make_one_report_and_one_record(app):
+    token = project_token("alpha", "alpha")
+    run = {"run_id": "r-1", "status": "running", "trigger": "schedule", "started_at": "2026-12-02T06:00:00Z"}
+    start = threading.Barrier(WORKERS)
+    answers: list[int] = []
+
+    def work(base: str) -> None:
+        with requests.Session() as http:
+            start.wait()
+            answers.append(http.put(f"{base}/api/v1/reports/fresh/profile", json=PROFILE, headers=bearer(token), timeout=30).status_code)
+            answers.append(http.post(f"{base}/api/v1/reports/fresh/runs", json=run, headers=bearer(token), timeout=30).status_code)
+
+    with serve(app) as base:
+        threads = [threading.Thread(target=work, args=(base,)) for _ in range(WORKERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert answers == [200] * 2 * WORKERS
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(Report.project).where(Report.slug == "fresh")).all() == ["alpha"]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RunLog)) == 1
