@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
@@ -22,10 +24,12 @@ from click.testing import CliRunner
 from publish_server.extensions import db
 from publish_server.models import Publication, ReportProfile, RunLog
 from tests.conftest import make_notebook
+from tests.portal.test_publishing import serve
 from tests.helpers import free_port, wait_for
 from tests.test_publish_client import portal, portal_app  # noqa: F401 (fixtures: a live portal)
 from toolkit.cli import main
 from toolkit.deliver.portal_client import PublishConfig
+from toolkit.errors import LeaseLostError
 from toolkit.deliver.run_profile import send_profiles
 from toolkit.deliver.run_reports import PortalRuns
 from toolkit.inputs.spec import find_report
@@ -102,3 +106,25 @@ def test_profiles_a_portal_did_not_take_are_kept_for_later_with_one_warning(port
     assert [r.getMessage().split(":")[0] for r in caplog.records if r.name == "nbpress.profile"] == ["profiles not sent to the portal"]
     assert send_profiles(PortalRuns(PublishConfig(portal.url, portal.token)), specs) == []  # the worker sends them again
     assert sorted(p.report_id for p in rows(portal, ReportProfile)) == [1, 2]
+
+
+def test_a_409_conflict_is_tried_again_and_a_409_lease_lost_is_not(portal):  # noqa: F811
+    answers = [("conflict", "The report was being described by others at the same moment; try again."),
+               ("lease_lost", "This run request is not running under this worker any more.")]
+    seen = []
+
+    def racing(environ, start_response):  # the portal behind one scripted 409 per request kind
+        seen.append(environ["PATH_INFO"])
+        if len(seen) in (1, 3):
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            code, message = answers[0 if len(seen) == 1 else 1]
+            start_response("409 Conflict", [("Content-Type", "application/json")])
+            return [json.dumps({"error": code, "message": message}).encode()]
+        return portal.app(environ, start_response)
+
+    with serve(racing) as url:
+        runs = PortalRuns(PublishConfig(url, portal.token), backoff=0.01)
+        assert runs.put_profile("racy", {"title": "Racy"})["report"] == "racy"
+        with pytest.raises(LeaseLostError, match="another worker or ended it: This run request is not running"):
+            runs.progress("abc", "host:1", "execute")
+    assert seen == ["/api/v1/reports/racy/profile"] * 2 + ["/api/v1/run-requests/abc/progress"]

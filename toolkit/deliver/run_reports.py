@@ -9,8 +9,9 @@
 
 Same rules as publishing (:mod:`.portal_client`, whose config and URL checks are reused): the
 publisher token only over HTTPS or to this machine, never to a redirect, never in a message;
-connection failures, timeouts, 5xx and 429 retried with exponential backoff; any other 4xx is
-final. A 409 ``lease_lost`` is :class:`LeaseLostError`: the run belongs to someone else now.
+connection failures, timeouts, 5xx, 429 and a 409 ``conflict`` (another writer at the same
+moment) retried with exponential backoff; any other 4xx is final. A 409 ``lease_lost`` is
+:class:`LeaseLostError`: the run belongs to someone else now.
 """
 
 from __future__ import annotations
@@ -154,9 +155,13 @@ class PortalRuns:
         if 300 <= status < 400:
             raise PublishError(f"portal answered {status} (a redirect): pass the portal's final URL with --portal",
                                status=status, attempts=attempt)
-        if status == 409 and _error_code(response) == "lease_lost":
-            raise LeaseLostError(f"the portal gave this request to another worker or ended it: {_message(response)}",
-                                 status=status, attempts=attempt)
+        if status == 409 and (code := _error_code(response)) != "conflict":  # "conflict": racing another writer, try again
+            if code == "lease_lost":
+                raise LeaseLostError(f"the portal gave this request to another worker or ended it: {_message(response)}",
+                                     status=status, attempts=attempt)
+            raise PublishError(f"portal refused {what} ({status}): {_message(response)}", status=status, attempts=attempt)
+        if status == 409:
+            return _RETRY
         if status != 429 and status < 500:
             raise PublishError(f"portal refused {what} ({status}): {_message(response)}", status=status, attempts=attempt)
         return _RETRY
