@@ -58,11 +58,11 @@ def _error_line(record: RunRecord) -> str | None:
     return one_line(record.error.message) or record.error.type
 
 
-def run_log_body(record: RunRecord, spec: Any, *, status: str | None = None, request_id: str | None = None) -> dict[str, Any]:
-    """The body of ``POST /api/v1/reports/<report>/runs`` for ``record`` (``status`` overrides its own)."""
+def run_log_body(record: RunRecord, spec: Any, *, request_id: str | None = None) -> dict[str, Any]:
+    """The body of ``POST /api/v1/reports/<report>/runs`` for ``record``."""
     body: dict[str, Any] = {
         "run_id": record.run_id,
-        "status": status or record.status,
+        "status": record.status,
         "trigger": record.trigger if record.trigger in TRIGGERS else "manual",
         "started_at": _iso(record.started),
         "parameters": shown_parameters(spec, record.parameters),
@@ -92,12 +92,11 @@ def notebook_html(run_dir: Path) -> bytes | None:
     return html.encode("utf-8")
 
 
-def send_run_log(portal: PortalRuns, run_dir: Path, spec: Any, *, status: str | None = None,
-                 request_id: str | None = None) -> bool:
+def send_run_log(portal: PortalRuns, run_dir: Path, spec: Any, *, request_id: str | None = None) -> bool:
     """Send ``run_dir``'s log (and, when it did not get through, its notebook); False after a warning line."""
     try:
         record = load_run(run_dir)
-        body = run_log_body(record, spec, status=status, request_id=request_id)
+        body = run_log_body(record, spec, request_id=request_id)
         _post(portal, record.report, body, spec)
         if body["status"] in NOTEBOOK_SENT_FOR and (html := notebook_html(run_dir)) is not None:
             portal.put_notebook(record.report, record.run_id, html)
@@ -126,8 +125,7 @@ def _post(portal: PortalRuns, report: str, body: dict[str, Any], spec: Any) -> N
     portal.post_run_log(report, body)
 
 
-def log_run(config: PublishConfig | None, run_dir: Path | None, spec: Any, *, status: str | None = None,
-            request_id: str | None = None) -> bool:
+def log_run(config: PublishConfig | None, run_dir: Path | None, spec: Any, *, request_id: str | None = None) -> bool:
     """:func:`send_run_log` to the portal runs publish to; nothing without one (or without a run folder).
 
     One retry only: a portal that is down already cost the publish its retries, and a batch
@@ -140,4 +138,4 @@ def log_run(config: PublishConfig | None, run_dir: Path | None, spec: Any, *, st
     except NbpressError as exc:
         log.warning("run log of %s not sent to the portal: %s", Path(run_dir).name, exc)
         return False
-    return send_run_log(portal, Path(run_dir), spec, status=status, request_id=request_id)
+    return send_run_log(portal, Path(run_dir), spec, request_id=request_id)
