@@ -28,7 +28,7 @@ test: $(VENV)/.test
 # The proof suite (tests/proof) with its full profiles: longer fuzzing, more and longer load;
 # then docs/reliability.md is written from the run's results. `make test` runs the quick profiles.
 # The scheduler's fault cases live beside its other tests.
-PROOF_TESTS := tests/proof tests/test_schedule_ticks.py tests/test_schedule_daemon.py tests/test_schedule_leader.py tests/test_dask_tls.py
+PROOF_TESTS := tests/proof tests/test_schedule_ticks.py tests/test_schedule_daemon.py tests/test_schedule_leader.py tests/test_dask_tls.py tests/test_run_worker.py
 proof: $(VENV)/.test
 	NBPRESS_PROOF=full $(BIN)/python -m pytest -n 2 --durations=10 $(PROOF_TESTS) $(PYTEST_ARGS); \
 	status=$$?; $(BIN)/python -m tests.proof.report; exit $$status

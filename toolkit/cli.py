@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -24,7 +23,8 @@ import click
 import yaml
 
 from .cli_runs import runs
-from .cli_support import _project, handle_errors
+from .cli_support import _logging, _project, handle_errors
+from .cli_worker import worker
 from .errors import DataCheckError, NbpressError, SchedulerError, UsageError
 from .version import __version__
 
@@ -178,6 +178,11 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     except DataCheckError as exc:
         finish(exc.run_dir, spec, policy)  # the owner hears about a blocked run
         raise
+    except NbpressError as exc:  # never published; with --publish its log still reaches the portal
+        from .deliver.run_log import log_run
+
+        log_run(config, getattr(exc, "run_dir", None), spec)
+        raise
     variant = f"{variant_label(record.variant)}, " if record.variant else ""
     click.echo(f"{run_dir / 'report.pdf'}  ({variant}{record.pages} pages, {sum(record.timings.values()):.1f} s)")
     done = finish(run_dir, spec, policy)  # a failed run raised above: it is never published
@@ -291,12 +296,6 @@ def inspect(pdf: Path, as_json: bool) -> None:
         click.echo(f"{key:>16}: {value}")
     for key, value in provenance.items():
         click.echo(f"{key:>16}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
-
-
-def _logging() -> None:
-    """Timestamped lines on stderr for the daemon (APScheduler's own only when they matter)."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    logging.getLogger("nbpress").setLevel(logging.INFO)  # papermill's and WeasyPrint's INFO lines are noise here
 
 
 @main.command()
@@ -453,3 +452,4 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 main.add_command(runs)  # `nbpress runs` and `runs prune` live in cli_runs (this module stays under 500 lines)
+main.add_command(worker)  # `nbpress worker` lives in cli_worker

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from . import settings
 from .errors import NbpressError
 from .project import Project
 
-__all__ = ["handle_errors", "_fail", "_project"]
+__all__ = ["handle_errors", "_fail", "_project", "_logging"]
 
 
 def _fail(message: str, code: int) -> None:
@@ -49,3 +50,9 @@ def _kept_in(exc: NbpressError) -> str:
 
 def _project(ctx: click.Context) -> Project:
     return Project(Path(ctx.obj["project"]).resolve())
+
+
+def _logging() -> None:
+    """Timestamped lines on stderr for the daemons (APScheduler's own only when they matter)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("nbpress").setLevel(logging.INFO)  # papermill's and WeasyPrint's INFO lines are noise here

@@ -26,7 +26,9 @@
     │   └── MissingGlyphError       text no font can draw, with the spec's ``missing_glyphs: fail``
     │                               (``missing``: the characters and where they are)
     └── PublishError                the portal could not be reached or refused the upload
-                                    (``status``: the HTTP status, ``attempts``: requests made)
+        │                           (``status``: the HTTP status, ``attempts``: requests made)
+        └── LeaseLostError          the portal gave a run request to another worker, or ended it
+                                    (409 ``lease_lost``): this worker stops that run
 
 A run's failure as ``run.json`` keeps it is :class:`toolkit.runs.run_folder.FailureRecord`, a
 record (not one of these exceptions) naming the error's class in ``type``.
@@ -138,3 +140,7 @@ class PublishError(NbpressError):
     def __init__(self, message: str, *, status: int | None = None, attempts: int = 0):
         self.status, self.attempts = status, attempts
         super().__init__(message)
+
+
+class LeaseLostError(PublishError):
+    """The portal no longer counts this worker as running the request (409 ``lease_lost``)."""

@@ -1,4 +1,5 @@
-"""The demo: event data -> Weekly Statistics PDFs for recent weeks -> a local portal serving them.
+"""The demo: event data -> Weekly Statistics PDFs for recent weeks -> a local portal serving them,
+and the demo's own ``nbpress worker`` running the report when the demo recipient asks for it.
 
 The portal runs as its own process (``python -m publish_server.admin``); the toolkit talks to it
 only through its command line and its HTTP API, as any publisher would.
@@ -30,6 +31,7 @@ __all__ = ["build_demo_runs", "DemoPortal", "run_demo"]
 
 DEMO_EMAIL = "demo@example.org"
 DEMO_GROUP = "demo"
+REPORT = "weekly_statistics"
 
 
 def run_demo(project: Project, weeks: int, *, serve: bool, port: int, say: Callable[[str], None]) -> None:
@@ -42,13 +44,16 @@ def run_demo(project: Project, weeks: int, *, serve: bool, port: int, say: Calla
     portal.start()
     try:
         email, password = portal.demo_recipient()
-        portal.publish(run_dirs, portal.publisher_token(), say)
+        token = portal.publisher_token()
+        portal.publish(run_dirs, token, say)
+        portal.start_worker(token)
     except BaseException:
         portal.stop()
         raise
     say(f"\nPortal: {portal.url}/  (development server, mail goes to {portal.instance / 'outbox'})")
     say(f"Sign in as {email} with the password {password}  (shown once)")
-    say("Ctrl-C stops the portal.")
+    say(f"Run Weekly Statistics from its page: the demo's worker takes the request (log: {portal.instance / 'worker.log'})")
+    say("Ctrl-C stops the portal and the worker.")
     portal.wait()
 
 
@@ -87,6 +92,7 @@ class DemoPortal:
         self.instance = self.project.root / "instance"
         self.env = {**os.environ, "NBPRESS_INSTANCE": str(self.instance)}
         self.process: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None  # `nbpress worker`, serving the demo report's Run button
 
     @property
     def url(self) -> str:
@@ -143,6 +149,19 @@ class DemoPortal:
             readers = f" (readable by {result.readers_text()})" if result.readers_text() else ""
             say(f"published {result.name}: {result.link}{readers}")
 
+    def start_worker(self, token: str) -> None:
+        """The demo group may run the report; ``nbpress worker`` serves it (the data is the worker's ``-p``:
+        no request chooses it). Its own process, as on a machine holding the notebooks."""
+        self._admin("grant", "--report", REPORT, "--group", DEMO_GROUP, "--run")
+        database = (self.project.root / "data" / "events.sqlite").resolve()
+        log = open(self.instance / "worker.log", "ab")
+        command = [sys.executable, "-c", "from toolkit.cli import main; main()", "--project", str(self.project.root), "worker",
+                   "--portal", self.url, "--report", REPORT, "-p", f"database_url=sqlite:///{database}", "--poll", "1"]
+        # the token in the environment, never on the command line (`ps` shows that)
+        self.worker = subprocess.Popen(command, env={**os.environ, "NBPRESS_PUBLISH_TOKEN": token}, stdout=log, stderr=log,
+                                       stdin=subprocess.DEVNULL)
+        log.close()
+
     def wait(self) -> None:
         """Serve until Ctrl-C or SIGTERM, then stop the portal too."""
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -154,9 +173,10 @@ class DemoPortal:
             self.stop()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        for process in (self.worker, self.process):  # the worker first: it hands a running request back
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30 if process is self.worker else 10)
+                except subprocess.TimeoutExpired:
+                    process.kill()

@@ -8,6 +8,9 @@
   at stage ``publish`` (the PDF is kept; ``nbpress publish RUN_DIR`` sends it later) and, when
   unattended, the owner is told.
 
+With a portal configured, every run ends with its log line there (:mod:`toolkit.deliver.run_log`;
+a portal that does not take it costs a warning line, never the run).
+
 Everything runs on the submitting side (never on a batch worker).
 """
 
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from ..deliver.owner_notice import Mailer, notify_owner
 from ..deliver.portal_client import PublishConfig, PublishedRun, publish_run
+from ..deliver.run_log import log_run
 from ..errors import NbpressError
 from ..inputs.spec import ReportSpec
 from .run_folder import FailureRecord, load_run, save_run
@@ -37,6 +41,7 @@ class AfterRun:
     unattended: bool = False  # failures go to the owner (nobody watches the terminal)
     retries: int = 4  # the publish client's retries of a portal that is down, 5xx or 429
     backoff: float = 0.5
+    request_id: str | None = None  # the portal's run request this run answers (nbpress worker)
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,14 @@ class Finished:
 
 
 def finish(run_dir: Path, spec: ReportSpec, policy: AfterRun) -> Finished:
-    """Apply the policy to the run in ``run_dir`` (its status is read from ``run.json``)."""
+    """Apply the policy to the run in ``run_dir`` (its status is read from ``run.json``); then
+    its log line goes to the portal."""
+    done = _finish(run_dir, spec, policy)
+    log_run(policy.publish, run_dir, spec, request_id=policy.request_id)
+    return done
+
+
+def _finish(run_dir: Path, spec: ReportSpec, policy: AfterRun) -> Finished:
     record = load_run(run_dir)
     if record.status == "blocked" or (record.status == "failed" and policy.unattended):
         notify_owner(run_dir, record, spec.owner, policy.mailer)

@@ -118,7 +118,7 @@ class RunRecord(BaseModel):
     error: FailureRecord | None = None
     publication: PublicationRef | None = None
     checks: list[CheckResult] = []
-    trigger: str = "manual"  # manual | batch | schedule | preview
+    trigger: str = "manual"  # manual | batch | schedule | request (nbpress worker) | preview
     attempt: int = 1  # retries of a scheduled run get new folders with attempt 2, 3, ...
 
 

@@ -11,6 +11,9 @@ On SIGTERM/SIGINT:
 3. then what still runs is cancelled: kernels shut down, ``run.json`` says ``cancelled``;
 4. the lease is released (a follower takes over at once); exit 0. The job store keeps every
    next run time for the next start.
+
+With publishing configured, each scheduled report's profile (schedule in words, next fire
+times, parameter form) goes to the portal at start (:mod:`toolkit.deliver.run_profile`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import settings
-from ..errors import SchedulerError
+from ..errors import NbpressError, SchedulerError
 from ..notebook.run_env import RUN_ENV
 from ..project import Project
 from .control import Control
@@ -72,6 +75,8 @@ def serve(project: Project, *, jobs_url: str, max_runs: int, grace: float) -> in
         leadership = _lead(scheduler, project, specs, jobs_url, lease_seconds)
         log.info(publish_line)
         log.info(mail_line)
+        if config is not None:
+            _send_profiles(config, specs)
         log.info("waiting for ticks (at most %d runs at a time; SIGTERM or Ctrl-C stops)", max_runs)
         while not stop.wait(0.5):
             leadership.check()
@@ -114,6 +119,19 @@ def _lead(scheduler, project: Project, specs, jobs_url: str, lease_seconds: int)
         raise SchedulerError(f"job store {_describe(jobs_url)}: the schedule lease cannot be used ({type(exc).__name__})") from None
     leadership.start()
     return leadership
+
+
+def _send_profiles(config, specs) -> None:
+    """The portal shows each report's schedule and next fire times; a portal that is down costs a warning."""
+    from ..deliver.run_profile import send_profiles
+    from ..deliver.run_reports import PortalRuns
+
+    try:
+        unsent = send_profiles(PortalRuns(config, retries=1), specs)
+    except NbpressError as exc:
+        log.warning("profiles not sent to the portal: %s", exc)
+        return
+    log.info("profiles of %d of %d scheduled reports sent to the portal", len(specs) - len(unsent), len(specs))
 
 
 def _open(scheduler, jobs_url: str) -> None:

@@ -21,7 +21,7 @@ from ..errors import UsageError
 from ..inputs.spec import ReportSpec, Schedule, load_spec
 from ..project import Project
 
-__all__ = ["JOB_FUNC", "TABLE", "default_jobs_url", "scheduled_specs", "make_scheduler", "sync_jobs", "next_fire_times",
+__all__ = ["JOB_FUNC", "TABLE", "default_jobs_url", "project_specs", "scheduled_specs", "make_scheduler", "sync_jobs", "next_fire_times",
            "SyncReport"]
 
 log = logging.getLogger("nbpress.schedule")
@@ -33,15 +33,14 @@ def default_jobs_url(project: Project) -> str:
     return f"sqlite:///{project.runs_dir / '.schedule.sqlite'}"
 
 
+def project_specs(project: Project) -> list[ReportSpec]:
+    """Every spec in notebooks/, by file name (an invalid spec refuses the start: exit 2)."""
+    return [load_spec(path) for path in sorted(project.notebooks_dir.glob("*.y*ml")) if path.suffix in {".yml", ".yaml"}]
+
+
 def scheduled_specs(project: Project) -> list[ReportSpec]:
     """Every spec in notebooks/ that has a schedule (an invalid spec refuses the start: exit 2)."""
-    specs = []
-    for path in sorted(project.notebooks_dir.glob("*.y*ml")):
-        if path.suffix in {".yml", ".yaml"}:
-            spec = load_spec(path)
-            if spec.schedule is not None:
-                specs.append(spec)
-    return specs
+    return [spec for spec in project_specs(project) if spec.schedule is not None]
 
 
 def make_scheduler(jobs_url: str, *, max_runs: int, background: bool = True):

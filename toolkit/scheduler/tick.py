@@ -24,6 +24,9 @@ from ..batch.executors import make_executor
 from ..deliver.owner_mail import owner_mailer_from_env
 from ..deliver.owner_notice import Mailer
 from ..deliver.portal_client import CONFIG_ENV, DEFAULT_CONFIG, TOKEN_ENV, load_publish_config
+from ..deliver.run_log import log_run
+from ..deliver.run_profile import send_profiles
+from ..deliver.run_reports import PortalRuns
 from ..errors import DataCheckError, NbpressError
 from ..inputs.prepare import prepare
 from ..inputs.spec import ReportSpec, find_report
@@ -78,6 +81,17 @@ def scheduled_tick(root: str, report: str) -> None:
     result = run_tick(Project(Path(root)), report, _settings)
     level = logging.INFO if result.ok or result.status == "skipped" else logging.WARNING
     log.log(level, "%s: %s%s", report, result.status, f" ({result.message})" if result.message else "")
+    _refresh_profile(Project(Path(root)), report, _settings)
+
+
+def _refresh_profile(project: Project, report: str, settings: Settings) -> None:
+    """After a tick the report's next fire times moved on: the portal shows the new ones."""
+    if settings.publish is None:
+        return
+    try:
+        send_profiles(PortalRuns(settings.publish, retries=1), [find_report(report, project.notebooks_dir)])
+    except NbpressError as exc:  # the warning is the whole story: the run is done
+        log.warning("%s: profile not sent to the portal: %s", report, exc)
 
 
 def publishing() -> tuple[object | None, str]:
@@ -149,10 +163,12 @@ def _single(project: Project, spec: ReportSpec, settings: Settings) -> TickResul
             runs += [run_dir] if run_dir else []
             if control.cancelled.is_set() and run_dir:
                 mark_cancelled(run_dir, CANCEL_REASON)
+                log_run(settings.publish, run_dir, spec)
                 return TickResult(spec.name, "cancelled", runs, CANCEL_REASON)
             if attempt <= spec.retries.max and is_transient(type(exc).__name__, getattr(exc, "ename", None)):
                 delay = _delay(spec, attempt)
                 log.warning("%s: attempt %d failed (%s); retrying in %.1f s", spec.name, attempt, exc, delay)
+                log_run(settings.publish, run_dir, spec)  # each attempt is a run the owners see
                 if control.pause(delay):
                     continue
                 log.warning("%s: not retried: the scheduler is stopping", spec.name)
@@ -183,6 +199,7 @@ def _grid(project: Project, spec: ReportSpec, settings: Settings) -> TickResult:
             if outcome.status == "failed" and outcome.run_dir is not None:
                 mark_cancelled(outcome.run_dir, CANCEL_REASON)
                 outcome.status = "cancelled"
+                log_run(settings.publish, outcome.run_dir, spec)
     batch.after_batch([o for o in outcomes if o.status != "cancelled"], spec, _policy(spec, settings))
     statuses = [o.status for o in outcomes] + (["failed"] if broken else [])
     worst = next((s for s in ("cancelled", "failed", "blocked") if s in statuses), "succeeded")
