@@ -17,7 +17,7 @@ from flask_jwt_extended import get_current_user
 from sqlalchemy import or_
 from werkzeug.http import is_resource_modified
 
-from . import access, audit, variants
+from . import access, audit, download_gate, variants
 from .errors import Gone, NotFound
 from .extensions import db, limiter
 from .models import Publication, Report, User
@@ -26,7 +26,7 @@ from .object_downloads import object_response
 from .storage import StoredObject, relative_path, store_for
 
 __all__ = ["bp", "ReportGroup", "VariantGroup", "PeriodGroup", "list_groups", "report_history", "report_variants", "search_condition",
-           "download_name", "publication_path", "file_response"]
+           "download_name", "publication_path", "file_response", "audited_download"]
 
 log = logging.getLogger(__name__)
 
@@ -291,33 +291,35 @@ def report(slug: str):
                            variant_labels=report_variants(user, group.report))
 
 
-def _send(public_id: str, *, inline: bool) -> Response:
-    user = _signed_in()
-    mode = "inline" if inline else "attachment"
+def audited_download(public_id: str, checked: download_gate.Checked, *, via: str, inline: bool = False, **detail) -> Response:
+    """The file answer of a checked download (pages and API), its audit row committed first:
+    404 for what this reader cannot see (or a lost file), 410 with the reason once withdrawn."""
+    user_id = checked.reader.id
     try:
-        if not _PUBLIC_ID.fullmatch(public_id):  # cheap refusal of traversal strings and junk
+        publication = checked.publication  # None: unknown, malformed or not granted (one query: download_gate)
+        if publication is None:
             raise NotFound()
-        publication = access.get_downloadable(user, public_id)  # grant check, one query
-        path = publication_path(publication)
+        access.refuse_withdrawn(publication.withdrawn_at, publication.withdrawn_reason)
+        path = publication_path(publication)  # found by the stored SHA-256, never by client input
     except (NotFound, Gone) as exc:
         requested = public_id if _PUBLIC_ID.fullmatch(public_id) else "(malformed)"
-        audit.insert("download", "refused", user_id=user.id, via="page", mode=mode, reason=exc.code, requested=requested)
+        audit.insert("download", "refused", user_id=user_id, via=via, **detail, reason=exc.code, requested=requested)
         db.session.commit()
         raise
-    audit.insert("download", "ok", user_id=user.id, via="page", mode=mode, publication=publication.public_id)
+    audit.insert("download", "ok", user_id=user_id, via=via, **detail, publication=publication.public_id)
     db.session.commit()  # the request boundary: the audit row is stored before bytes go out
     return file_response(publication, path, inline=inline)
 
 
 @bp.get("/p/<public_id>/download")
 @limiter.exempt  # no limit applies to it: skip the limiter's per-request resolution
-@login_required_page
-def download(public_id: str):
-    return _send(public_id, inline=False)
+@download_gate.page_download  # the token state and the grant rule in one query
+def download(public_id: str, checked: download_gate.Checked):
+    return audited_download(public_id, checked, via="page", mode="attachment")
 
 
 @bp.get("/p/<public_id>/view")
 @limiter.exempt  # no limit applies to it: skip the limiter's per-request resolution
-@login_required_page
-def view(public_id: str):
-    return _send(public_id, inline=True)
+@download_gate.page_download
+def view(public_id: str, checked: download_gate.Checked):
+    return audited_download(public_id, checked, via="page", mode="inline", inline=True)

@@ -1,4 +1,4 @@
-"""The download hot path: its query budget, one-query grant check, sendfile, and X-Accel-Redirect.
+"""The download hot path: its query budget, one query for token state and grant, sendfile, and X-Accel-Redirect.
 
 Every rule of a download still holds on the fast path (JWT, deny-list, grant, audit row, headers);
 these tests pin what makes it fast, so a change that quietly brings back a query per request, or a
@@ -47,8 +47,8 @@ def _downloads(outcome: str) -> list[AuditEvent]:
 # --- cost -------------------------------------------------------------------------------------------
 
 
-def test_a_signed_in_download_costs_three_sql_statements(client, login, world, statements):
-    """Token state (deny-list, user, device) in one query, the grant in one, the audit INSERT."""
+def test_a_signed_in_download_costs_two_sql_statements(client, login, world, statements):
+    """The token state (user, deny-list, device) and the grant + publication in one SELECT, then the audit INSERT."""
     login(client, "alice@example.org")
     url = f"/p/{world['weekly'][0][0].public_id}/download"
     client.get(url).close()  # warm up
@@ -56,9 +56,10 @@ def test_a_signed_in_download_costs_three_sql_statements(client, login, world, s
     response = client.get(url)
     assert response.status_code == 200
     queries = [s for s in statements if not s.upper().startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))]
-    assert len(queries) == 3, queries
-    assert "revoked_tokens" in queries[0] and "devices" in queries[0] and "FROM users" in queries[0]
-    assert "grants" in queries[1] and queries[2].startswith("INSERT INTO audit_events")
+    assert len(queries) == 2, queries
+    for part in ("FROM users", "revoked_tokens", "devices", "grants", "publications", "reports"):
+        assert part in queries[0], part
+    assert queries[1].startswith("INSERT INTO audit_events")
 
 
 def test_a_download_verifies_its_token_with_one_decode(client, login, world, monkeypatch):
