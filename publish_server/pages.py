@@ -9,13 +9,15 @@ Files are found by the server-stored SHA-256 only; nothing a client sends become
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 
-from flask import Blueprint, Response, current_app, render_template, request, send_file
+from flask import Blueprint, Response, current_app, render_template, request
 from flask_jwt_extended import get_current_user
 from sqlalchemy import or_
 from werkzeug.http import is_resource_modified
+from werkzeug.wsgi import wrap_file
 
 from . import access, audit, download_gate, variants
 from .errors import Gone, NotFound
@@ -190,11 +192,30 @@ def publication_path(publication: Publication | access.Downloadable):
 _INLINE_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 
+def _sent_file(path, *, etag: str, last_modified, disposition: str) -> Response:
+    """Werkzeug's ``send_file`` for a file whose type, name and cache rule are known: the same
+    open file in the server's ``wsgi.file_wrapper`` (sendfile under gunicorn) and the same
+    ``make_conditional`` (304, 206 ranges, 416), without guessing a MIME type, encoding a name
+    that is ASCII by construction, or building cache headers that the answer then replaces."""
+    file = open(path, "rb")
+    try:
+        size = os.fstat(file.fileno()).st_size
+        response = Response(wrap_file(request.environ, file), mimetype="application/pdf", direct_passthrough=True)
+        response.content_length = size
+        response.last_modified = last_modified
+        response.set_etag(etag)
+        response.headers["Content-Disposition"] = disposition
+        return response.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+    except BaseException:
+        file.close()
+        raise
+
+
 def file_response(publication: access.Downloadable, path, *, inline: bool = False) -> Response:
     """The PDF answer, once access is checked and the download audited.
 
-    By default Werkzeug sends the file (conditional requests, ranges; gunicorn hands the open
-    file to ``sendfile``). With ``ACCEL_REDIRECT_PREFIX`` set, the answer carries the same headers
+    By default the portal sends the file (:func:`_sent_file`: conditional requests, ranges;
+    gunicorn hands the open file to ``sendfile``). With ``ACCEL_REDIRECT_PREFIX`` set, the answer carries the same headers
     and no body, and ``X-Accel-Redirect`` names the stored file for the front server to send: a
     path made only of the prefix and the server-recorded SHA-256, never of anything the client sent.
     """
@@ -204,10 +225,8 @@ def file_response(publication: access.Downloadable, path, *, inline: bool = Fals
         response = object_response(path, etag=publication.sha256, last_modified=publication.created_at,
                                    disposition=f"{'inline' if inline else 'attachment'}; filename={name}")  # name is [A-Za-z0-9._-]
     elif not prefix:
-        response = send_file(
-            path, mimetype="application/pdf", as_attachment=not inline, download_name=name,
-            conditional=True, etag=publication.sha256, max_age=0, last_modified=publication.created_at,
-        )
+        response = _sent_file(path, etag=publication.sha256, last_modified=publication.created_at,
+                              disposition=f"{'inline' if inline else 'attachment'}; filename={name}")  # name is [A-Za-z0-9._-]
     elif not is_resource_modified(request.environ, etag=publication.sha256, last_modified=publication.created_at):
         response = Response(status=304)  # answered here: nothing for the front server to send
     else:
