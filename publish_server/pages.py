@@ -21,7 +21,8 @@ from werkzeug.wsgi import wrap_file
 
 from . import access, audit, download_gate, variants
 from .errors import Gone, NotFound
-from .extensions import db, limiter
+from .extensions import db
+from .rate_limits import unlimited
 from .models import Publication, Report, User
 from .signin.session import login_required_page
 from .object_downloads import object_response
@@ -331,14 +332,14 @@ def audited_download(public_id: str, checked: download_gate.Checked, *, via: str
 
 
 @bp.get("/p/<public_id>/download")
-@limiter.exempt  # no limit applies to it: skip the limiter's per-request resolution
+@unlimited  # no limit applies to it: the limiter does not even look
 @download_gate.page_download  # the token state and the grant rule in one query
 def download(public_id: str, checked: download_gate.Checked):
     return audited_download(public_id, checked, via="page", mode="attachment")
 
 
 @bp.get("/p/<public_id>/view")
-@limiter.exempt  # no limit applies to it: skip the limiter's per-request resolution
+@unlimited  # no limit applies to it: the limiter does not even look
 @download_gate.page_download
 def view(public_id: str, checked: download_gate.Checked):
     return audited_download(public_id, checked, via="page", mode="inline", inline=True)

@@ -8,6 +8,7 @@ middleware that reads the file in Python, fails here.
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 import sqlalchemy as sa
@@ -81,6 +82,33 @@ def test_a_download_verifies_its_token_with_one_decode(client, login, world, mon
     assert response.status_code == 200
     response.close()
     assert decodes == [True]
+
+
+def _limiter_resolutions(call) -> int:
+    """How often Flask-Limiter resolved a request's limits during ``call()`` (observed with a
+    profile hook: the limiter itself runs unchanged)."""
+    seen = []
+
+    def hook(frame, event, _arg):
+        if event == "call" and frame.f_code.co_name == "_check_request_limit":
+            seen.append(1)
+
+    sys.setprofile(hook)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return len(seen)
+
+
+def test_downloads_skip_the_limiters_resolution_and_limited_views_keep_it(client, login, make_user, api_token, world):
+    login(client, "alice@example.org")
+    token = api_token(client, "alice@example.org")
+    public_id = world["weekly"][0][0].public_id
+    for path, headers in ((f"/p/{public_id}/download", {}), (f"/p/{public_id}/view", {}),
+                          (f"/api/v1/publications/{public_id}/download", {"Authorization": f"Bearer {token}"})):
+        assert _limiter_resolutions(lambda: client.get(path, headers=headers).close()) == 0, path
+    assert _limiter_resolutions(lambda: client.post("/api/v1/auth/login", json={"email": "x@example.org", "password": "x"})) >= 1
 
 
 def test_the_file_goes_out_through_the_servers_file_wrapper(app, client, login, world):
