@@ -30,7 +30,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 DOWNLOAD_GOAL = 0.4  # issue 17: >= 0.4x nginx static, direct and behind nginx
 
 
-def _when(path: Path) -> str:
+def _when(path: Path, data: dict | None = None) -> str:
+    """When the run finished: recorded in the file, else the file's modification time."""
+    if data and data.get("finished"):
+        return data["finished"]
     return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -45,7 +48,7 @@ def _downloads_wrk(runs: list[tuple[Path, dict]]) -> list[str]:
     first = runs[0][1]
     lines = [
         f"`python -m benchmarks.portal --json benchmarks/results/portal-N.json`, {len(runs)} run(s), the last at "
-        f"{_when(runs[-1][0])}: a {first['pdf_bytes']:,}-byte PDF, {first['duration_s']} s per server, "
+        f"{_when(*runs[-1])}: a {first['pdf_bytes']:,}-byte PDF, {first['duration_s']} s per server, "
         f"{first['connections']} connections ({first['client']}), gunicorn {first['workers']} workers x {first['threads']} threads "
         f"(SQLite), nginx {first['workers']} workers; load average at the start of each run: "
         + ", ".join(_load(data.get("load_average")) for _, data in runs) + ".",
@@ -81,8 +84,10 @@ def _downloads_profile(found: tuple[Path, dict] | None) -> list[str]:
         before, after = data["before"], data["after"]
         rounds = data["cpu_ms_rounds"]
         lines = [
-            f"`python -m benchmarks.portal_profile --against {data['before_tree']} --rounds {data['rounds']} --json "
-            f"benchmarks/results/portal_profile.json`, {_when(path)}: the portal of `{data['before_tree']}` (before) and of this "
+            f"`python -m benchmarks.portal_profile --against {data['before_tree']} --rounds {data['rounds']} "
+            f"{'--label ' + repr(data['before_label']) + ' ' if data.get('before_label') else ''}--json "
+            f"benchmarks/results/portal_profile.json`, {_when(path, data)}: the portal of `{data['before_tree']}` "
+            f"{'(' + data['before_label'] + ') ' if data.get('before_label') else ''}(before) and of this "
             "tree (after), alternately in fresh processes, in-process downloads through Flask's test client (no network); "
             "the quietest round of each. Load average at the start: " + _load(data.get("load_average")) + ".",
             "",

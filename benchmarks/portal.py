@@ -483,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps({
                 "pdf_bytes": len(pdf), "duration_s": args.duration, "connections": args.connections, "client": client_name,
                 "workers": args.workers, "threads": args.threads, "ratio": ratio, "ratio_accel": ratios["accel"], "load_average": load_average,
+                "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 **{name: {"rps": r.rps, "p95_ms": r.p95_ms, "requests": r.requests, "errors": r.errors, "server_cpu_ms_per_request": cpu[name]}
                    for name, r in results.items()},
             }, indent=2))

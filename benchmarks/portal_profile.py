@@ -89,7 +89,7 @@ STAGES = (
     ("file location", ("publish_server/pages.py", "publication_path")),
     ("audit row", ("publish_server/audit.py", "insert")),
     ("commit", ("sqlalchemy/orm/scoping.py", "commit")),
-    ("response (send_file / X-Accel-Redirect)", ("publish_server/pages.py", "file_response")),
+    ("response (the file answer / X-Accel-Redirect)", ("publish_server/pages.py", "file_response")),
 )
 WHOLE = ("flask/app.py", "wsgi_app")
 
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", type=Path, metavar="TREE",
                         help="profile TREE's portal and this one alternately (--rounds each, in subprocesses) and print both")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per tree with --against [3]")
+    parser.add_argument("--label", default="", help="what the --against tree is, for the results (e.g. 'main at 98c05eb')")
     parser.add_argument("--json", type=Path, help="also write the figures here (e.g. benchmarks/results/portal_profile.json)")
     args = parser.parse_args(argv)
     if args.against:
@@ -130,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -161,7 +166,7 @@ def compare(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"before": best["before"], "after": best["after"], "rounds": args.rounds, "load_average": load_average,
-                                         "before_tree": str(args.against), "cpu_ms_rounds": {n: [r["cpu_ms"] for r in rounds[n]] for n in trees}},
+                                         "before_tree": str(args.against), "before_label": args.label, "finished": _now(), "cpu_ms_rounds": {n: [r["cpu_ms"] for r in rounds[n]] for n in trees}},
                                         indent=2) + "\n")
     return 0
 
@@ -244,7 +249,7 @@ def measure(args: argparse.Namespace) -> dict:
                 response = client.get(path)
                 response.close()
                 profiler.disable()
-        figures = {"load_average": os.getloadavg()[0], "database": engine.dialect.name, "statements": len(statements), "requests": args.requests,
+        figures = {"finished": _now(), "load_average": os.getloadavg()[0], "database": engine.dialect.name, "statements": len(statements), "requests": args.requests,
                    "cpu_ms": round(cpu, 3), "wall_median_ms": round(median, 3), "stages": []}
         if profiler:
             print("--- cProfile: own time by package ---")
