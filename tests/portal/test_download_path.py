@@ -264,3 +264,25 @@ def test_the_accel_prefix_loses_a_trailing_slash(tmp_path):
 def test_only_server_databases_ping_pooled_connections(app, database_url):
     """A SQLite file connection cannot go stale; PostgreSQL ones can (restarts, idle timeouts)."""
     assert db.engine.pool._pre_ping is bool(database_url)
+
+
+def test_the_file_answer_keeps_head_conditional_and_range(client, login, world):
+    """The lean file answer (pages._sent_file) in place of send_file: HEAD, 304, 206 and 416 as before."""
+    login(client, "alice@example.org")
+    publication, data = world["weekly"][1]
+    url = f"/p/{publication.public_id}/download"
+    first = client.get(url)
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    first.close()
+    for _ in range(2):
+        head = client.head(url)
+        assert head.status_code == 200 and head.get_data() == b"" and head.headers["Content-Length"] == str(len(data))
+        assert head.headers["Accept-Ranges"] == "bytes" and head.headers["ETag"] == etag
+        head.close()
+        assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+        assert client.get(url, headers={"If-Modified-Since": modified}).status_code == 304
+        part = client.get(url, headers={"Range": "bytes=-6"})
+        assert part.status_code == 206 and part.get_data() == data[-6:]
+        assert part.headers["Content-Range"] == f"bytes {len(data) - 6}-{len(data) - 1}/{len(data)}"
+        part.close()
+        assert client.get(url, headers={"Range": f"bytes={len(data) + 10}-"}).status_code == 416
