@@ -46,11 +46,15 @@ bench-batch: $(VENV)/.test
 bench-capacity: $(VENV)/.test
 	$(BIN)/python -m benchmarks.capacity $(BENCH_ARGS)
 
-# Signed-in 1 MB downloads: gunicorn direct and behind nginx (X-Accel-Redirect) vs nginx static; then where one download's CPU goes.
+# Signed-in 1 MB downloads: gunicorn direct and behind nginx (X-Accel-Redirect) vs nginx static, three runs
+# (the page quotes medians); then where one download's CPU goes (BEFORE=<another checkout>: that tree's
+# portal and this one, stage by stage); then docs/performance.md from benchmarks/results/.
 bench-portal: $(VENV)/.test
 	@.ci/debian-packages $(DEBIAN_BENCH)
-	$(BIN)/python -m benchmarks.portal $(BENCH_ARGS)
-	$(BIN)/python -m benchmarks.portal_profile --profile --top 15
+	rm -f benchmarks/results/portal-*.json
+	for run in 1 2 3; do $(BIN)/python -m benchmarks.portal $(BENCH_ARGS) --json benchmarks/results/portal-$$run.json || exit 1; done
+	$(BIN)/python -m benchmarks.portal_profile --profile --top 15 $(if $(BEFORE),--against $(BEFORE)) --json benchmarks/results/portal_profile.json
+	$(BIN)/python -m benchmarks.performance_doc
 
 # The README's pictures, made from the demo (nbpress demo, Chromium, pdftoppm): docs/screenshots/*.png.
 screenshots: $(VENV)/.test

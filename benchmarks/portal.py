@@ -444,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         if fetch(accel_port, stored, {"Cookie": cookie})[0] != 404:
             raise SystemExit("benchmark: nginx serves the file store to clients directly (the location must be `internal`)")
 
+        load_average = os.getloadavg()[0]  # how busy the machine was: quote the ratios with it
         print(f"portal benchmark: {len(pdf):,}-byte PDF, {args.duration} s per server, {args.connections} connections, "
               f"{client_name}; gunicorn {args.workers} workers x {args.threads} threads (SQLite), nginx {args.workers} workers; "
               f"{os.cpu_count()} CPUs shared with the load generator", flush=True)
@@ -481,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({
                 "pdf_bytes": len(pdf), "duration_s": args.duration, "connections": args.connections, "client": client_name,
-                "workers": args.workers, "threads": args.threads, "ratio": ratio, "ratio_accel": ratios["accel"],
+                "workers": args.workers, "threads": args.threads, "ratio": ratio, "ratio_accel": ratios["accel"], "load_average": load_average,
+                "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 **{name: {"rps": r.rps, "p95_ms": r.p95_ms, "requests": r.requests, "errors": r.errors, "server_cpu_ms_per_request": cpu[name]}
                    for name, r in results.items()},
             }, indent=2))

@@ -1,6 +1,7 @@
 """Where one signed-in download spends its time, in-process (no server, no network).
 
-    python -m benchmarks.portal_profile [--requests 300] [--profile] [--top 25] [--database-url URL]
+    python -m benchmarks.portal_profile [--requests 300] [--profile] [--top 25] [--database-url URL] [--json FILE]
+    python -m benchmarks.portal_profile --against OTHER_TREE [--rounds 3] [--json FILE]
 
 Seeds a temporary instance like ``benchmarks.portal`` (one recipient, one report granted to
 them, one ~1 MB PDF), signs in through the real forms (password, then the emailed code read
@@ -15,6 +16,10 @@ from the development outbox) with Flask's test client, then:
   token state query, grant query, audit row, commit, response ...: the profiled ms of each and
   its estimated share of the unprofiled CPU) and cProfile's top functions.
 
+With ``--against OTHER_TREE`` (a checkout of another commit, e.g. ``git worktree add /tmp/main
+main``), that tree's portal and this one are profiled alternately in fresh processes, and the
+quietest round of each is printed stage by stage: before and after, from the same run.
+
 Cheap on a shared machine: one process, one core, a few seconds.
 """
 
@@ -23,10 +28,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
+import os
 import pstats
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,15 +78,18 @@ def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
 
 # The stages of one download, each the cumulative time of the function that does it (cProfile key:
 # file name ending, function name). Listed outermost first; "rest" is what no stage covers.
+# Stages that a tree does not have (the one-query gate before it existed, the two queries after)
+# measure 0, so two trees profile side by side with one table (--against).
 STAGES = (
     ("JWT verify (decode, checks)", ("flask_jwt_extended/utils.py", "decode_token")),
     ("token state query (user, deny-list, device)", ("signin/session_tokens.py", "_denied")),
     ("rate limiter", ("flask_limiter/_extension.py", "_check_request_limit")),
     ("grant + publication query", ("publish_server/access.py", "get_downloadable")),
+    ("token state + grant + publication, one query", ("publish_server/download_gate.py", "_state_and_grant")),
     ("file location", ("publish_server/pages.py", "publication_path")),
     ("audit row", ("publish_server/audit.py", "insert")),
     ("commit", ("sqlalchemy/orm/scoping.py", "commit")),
-    ("response (send_file / X-Accel-Redirect)", ("publish_server/pages.py", "file_response")),
+    ("response (the file answer / X-Accel-Redirect)", ("publish_server/pages.py", "file_response")),
 )
 WHOLE = ("flask/app.py", "wsgi_app")
 
@@ -106,9 +117,67 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25, help="functions listed per cProfile table [25]")
     parser.add_argument("--database-url", default="", help="SQLAlchemy URL of an empty database [SQLite in the temporary instance]")
     parser.add_argument("--size-mb", type=float, default=1.0)
+    parser.add_argument("--code", type=Path, help="profile the portal of this source tree (a checkout of another commit) [this one]")
+    parser.add_argument("--against", type=Path, metavar="TREE",
+                        help="profile TREE's portal and this one alternately (--rounds each, in subprocesses) and print both")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per tree with --against [3]")
+    parser.add_argument("--label", default="", help="what the --against tree is, for the results (e.g. 'main at 98c05eb')")
+    parser.add_argument("--json", type=Path, help="also write the figures here (e.g. benchmarks/results/portal_profile.json)")
     args = parser.parse_args(argv)
+    if args.against:
+        return compare(args)
+    figures = measure(args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
 
-    sys.path.insert(0, str(ROOT))
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def compare(args: argparse.Namespace) -> int:
+    """This tree and ``--against`` alternately, each round in fresh subprocesses; the quietest round
+    (least CPU) of each is kept, with its per-stage estimate."""
+    trees = {"before": args.against.resolve(), "after": ROOT}
+    load_average = os.getloadavg()[0]
+    rounds: dict[str, list[dict]] = {name: [] for name in trees}
+    with tempfile.TemporaryDirectory(prefix="nbpress-profile-compare-") as scratch:
+        for number in range(args.rounds):
+            for name, tree in trees.items():
+                out = Path(scratch) / f"{name}-{number}.json"
+                command = [sys.executable, "-m", "benchmarks.portal_profile", "--code", str(tree), "--profile", "--top", "0",
+                           "--requests", str(args.requests), "--size-mb", str(args.size_mb), "--json", str(out)]
+                if args.database_url:
+                    command += ["--database-url", args.database_url]
+                subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                rounds[name].append(json.loads(out.read_text()))
+    best = {name: min(runs, key=lambda r: r["cpu_ms"]) for name, runs in rounds.items()}
+    print(f"--- {args.against} (before) vs {ROOT} (after): {args.rounds} alternating rounds, the quietest of each ---")
+    for name in trees:
+        cpus = ", ".join(f"{r['cpu_ms']:.2f}" for r in rounds[name])
+        print(f"  {name:<7} CPU {best[name]['cpu_ms']:.2f} ms per download (rounds: {cpus}); "
+              f"{best[name]['statements']} SQL statements; wall median {best[name]['wall_median_ms']:.2f} ms")
+    print(f"{'stage':<48}{'before ms':>10}{'after ms':>10}")
+    for label in [stage["stage"] for stage in best["before"]["stages"]]:
+        ms = {name: next((s["ms"] for s in best[name]["stages"] if s["stage"] == label), 0.0) for name in trees}
+        print(f"  {label:<46}{ms['before']:>10.2f}{ms['after']:>10.2f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"before": best["before"], "after": best["after"], "rounds": args.rounds, "load_average": load_average,
+                                         "before_tree": str(args.against), "before_label": args.label, "finished": _now(), "cpu_ms_rounds": {n: [r["cpu_ms"] for r in rounds[n]] for n in trees}},
+                                        indent=2) + "\n")
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Profile the downloads of one tree's portal (this one, or ``--code``); print and return the figures."""
+    if args.code:
+        # Imported from there before benchmarks.portal's seed() imports it: that tree's portal, this harness.
+        sys.path.insert(0, str(args.code.resolve()))
+        import publish_server  # noqa: F401
+    sys.path.insert(len(sys.path) if args.code else 0, str(ROOT))
     from sqlalchemy import event
 
     from publish_server import create_app
@@ -180,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                 response = client.get(path)
                 response.close()
                 profiler.disable()
+        figures = {"finished": _now(), "load_average": os.getloadavg()[0], "database": engine.dialect.name, "statements": len(statements), "requests": args.requests,
+                   "cpu_ms": round(cpu, 3), "wall_median_ms": round(median, 3), "stages": []}
         if profiler:
             print("--- cProfile: own time by package ---")
             for package, share in by_package(pstats.Stats(profiler)):
@@ -187,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--- per stage: ms per download (profiled), estimated ms of the {cpu:.2f} ms unprofiled CPU ---")
             for label, profiled, estimated in stage_breakdown(pstats.Stats(profiler), args.requests, cpu):
                 print(f"  {profiled:6.2f}  {estimated:5.2f}  {label}")
-            for key in ("tottime", "cumulative"):
+                figures["stages"].append({"stage": label, "ms": round(estimated, 3), "profiled_ms": round(profiled, 3)})
+            for key in ("tottime", "cumulative") if args.top else ():
                 out = io.StringIO()
                 pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(args.top)
                 text = out.getvalue()
@@ -195,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(text[text.find("   ncalls"):].rstrip())
         with app.app_context():
             db.engine.dispose()
-        return 0
+        return figures
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -18,18 +18,21 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 
 from .errors import Gone, NotFound
 from .extensions import db
 from .models import Grant, Group, Membership, Publication, Report, User
 
 __all__ = ["active", "refuse_withdrawn", "visible_publications", "get_visible_publication", "visible_reports", "Downloadable",
-           "get_downloadable", "Readers", "readers_of", "report_readers", "reader_ids"]
+           "get_downloadable", "download_columns", "readable_by", "Readers", "readers_of", "report_readers", "reader_ids"]
 
 
 def _subject_matches(user_id):
-    groups = select(Membership.group_id).where(Membership.user_id == user_id).scalar_subquery()
+    # correlate_except: when ``user_id`` is a column (``users.id`` of an enclosing query), that
+    # users row is the one meant. Auto-correlation does not reach two levels up: it would add a
+    # users table of its own here, and any member of any granted group would match.
+    groups = select(Membership.group_id).where(Membership.user_id == user_id).correlate_except(Membership).scalar_subquery()
     return or_(Grant.user_id == user_id, Grant.group_id.in_(groups))
 
 
@@ -49,6 +52,12 @@ def _visible(user_id):
         _subject_matches(user_id),
     ).exists()
     return or_(granted_own, granted_report)
+
+
+def readable_by(user_id, role) -> ColumnElement[bool]:
+    """The grant rule with its one exception (admins read everything), for a statement that reads
+    the user's ``role`` and ``id`` itself (the download check: :mod:`download_gate`)."""
+    return or_(role == "admin", _visible(user_id))
 
 
 def reader_ids(publication_id) -> Select:
@@ -107,14 +116,18 @@ class Downloadable:
     variant_label: str = ""
 
 
+def download_columns() -> tuple:
+    """The columns a :class:`Downloadable` is made of, in its fields' order."""
+    return (Publication.public_id, Publication.sha256, Report.slug, Publication.version, Publication.period_label,
+            Publication.created_at, Publication.withdrawn_at, Publication.withdrawn_reason, Publication.variant_label)
+
+
 @functools.cache
 def _download_statement(admin: bool):
     # Built once per process: constructing a statement and computing its cache key cost more
     # CPU than running it, and downloads are the hottest path. Same rule as visible_publications.
     query = (
-        select(Publication.public_id, Publication.sha256, Report.slug, Publication.version,
-               Publication.period_label, Publication.created_at, Publication.withdrawn_at,
-               Publication.withdrawn_reason, Publication.variant_label)
+        select(*download_columns())
         .join(Publication.report)
         .where(Publication.public_id == bindparam("public_id"))
     )

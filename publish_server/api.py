@@ -19,15 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select as sa_select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import access, audit, publishing, withdrawal
+from . import access, audit, download_gate, publishing, withdrawal
 from .mail import portal_url
 from .notifications.queue import enqueue_publication
-from .errors import BadRequest, Gone, HTTPError, NotFound, PayloadTooLarge, WrongProject
-from .extensions import db, limiter
+from .errors import BadRequest, HTTPError, NotFound, PayloadTooLarge, WrongProject
+from .extensions import db
 from .models import Publication, Report, User, utcnow
 from .openapi import ErrorOut, build_document, operation, parse_body
-from .pages import file_response, publication_path, search_condition
-from .rate_limits import failures_per_ip
+from .pages import audited_download, search_condition
+from .rate_limits import failures_per_ip, unlimited
 from .report_runs.projects import authorize as authorize_project
 from .signin.session import api_user_required
 
@@ -333,20 +333,7 @@ def get_publication(public_id: str):
     security="bearer",
     tags=("publications",),
 )
-@limiter.exempt  # no limit applies to it: skip the limiter's per-request resolution
-@api_user_required
-def download_publication(public_id: str):
-    user = get_current_user()
-    try:
-        if not _PUBLIC_ID.fullmatch(public_id):
-            raise NotFound()
-        publication = access.get_downloadable(user, public_id)  # grant check, one query
-        path = publication_path(publication)  # found by the stored SHA-256, never by client input
-    except (NotFound, Gone) as exc:
-        requested = public_id if _PUBLIC_ID.fullmatch(public_id) else "(malformed)"
-        audit.insert("download", "refused", user_id=user.id, via="api", reason=exc.code, requested=requested)
-        db.session.commit()
-        raise
-    audit.insert("download", "ok", user_id=user.id, via="api", publication=publication.public_id)
-    db.session.commit()  # the request boundary: the audit row is stored before the bytes go out
-    return file_response(publication, path)
+@unlimited  # no limit applies to it: the limiter does not even look
+@download_gate.api_download  # the token state and the grant rule in one query
+def download_publication(public_id: str, checked: download_gate.Checked):
+    return audited_download(public_id, checked, via="api")

@@ -9,24 +9,27 @@ Files are found by the server-stored SHA-256 only; nothing a client sends become
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 
-from flask import Blueprint, Response, current_app, render_template, request, send_file
+from flask import Blueprint, Response, current_app, render_template, request
 from flask_jwt_extended import get_current_user
 from sqlalchemy import or_
 from werkzeug.http import is_resource_modified
+from werkzeug.wsgi import wrap_file
 
-from . import access, audit, variants
+from . import access, audit, download_gate, variants
 from .errors import Gone, NotFound
-from .extensions import db, limiter
+from .extensions import db
+from .rate_limits import unlimited
 from .models import Publication, Report, User
 from .signin.session import login_required_page
 from .object_downloads import object_response
 from .storage import StoredObject, relative_path, store_for
 
 __all__ = ["bp", "ReportGroup", "VariantGroup", "PeriodGroup", "list_groups", "report_history", "report_variants", "search_condition",
-           "download_name", "publication_path", "file_response"]
+           "download_name", "publication_path", "file_response", "audited_download"]
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +193,30 @@ def publication_path(publication: Publication | access.Downloadable):
 _INLINE_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 
+def _sent_file(path, *, etag: str, last_modified, disposition: str) -> Response:
+    """Werkzeug's ``send_file`` for a file whose type, name and cache rule are known: the same
+    open file in the server's ``wsgi.file_wrapper`` (sendfile under gunicorn) and the same
+    ``make_conditional`` (304, 206 ranges, 416), without guessing a MIME type, encoding a name
+    that is ASCII by construction, or building cache headers that the answer then replaces."""
+    file = open(path, "rb")
+    try:
+        size = os.fstat(file.fileno()).st_size
+        response = Response(wrap_file(request.environ, file), mimetype="application/pdf", direct_passthrough=True)
+        response.content_length = size
+        response.last_modified = last_modified
+        response.set_etag(etag)
+        response.headers["Content-Disposition"] = disposition
+        return response.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+    except BaseException:
+        file.close()
+        raise
+
+
 def file_response(publication: access.Downloadable, path, *, inline: bool = False) -> Response:
     """The PDF answer, once access is checked and the download audited.
 
-    By default Werkzeug sends the file (conditional requests, ranges; gunicorn hands the open
-    file to ``sendfile``). With ``ACCEL_REDIRECT_PREFIX`` set, the answer carries the same headers
+    By default the portal sends the file (:func:`_sent_file`: conditional requests, ranges;
+    gunicorn hands the open file to ``sendfile``). With ``ACCEL_REDIRECT_PREFIX`` set, the answer carries the same headers
     and no body, and ``X-Accel-Redirect`` names the stored file for the front server to send: a
     path made only of the prefix and the server-recorded SHA-256, never of anything the client sent.
     """
@@ -204,10 +226,8 @@ def file_response(publication: access.Downloadable, path, *, inline: bool = Fals
         response = object_response(path, etag=publication.sha256, last_modified=publication.created_at,
                                    disposition=f"{'inline' if inline else 'attachment'}; filename={name}")  # name is [A-Za-z0-9._-]
     elif not prefix:
-        response = send_file(
-            path, mimetype="application/pdf", as_attachment=not inline, download_name=name,
-            conditional=True, etag=publication.sha256, max_age=0, last_modified=publication.created_at,
-        )
+        response = _sent_file(path, etag=publication.sha256, last_modified=publication.created_at,
+                              disposition=f"{'inline' if inline else 'attachment'}; filename={name}")  # name is [A-Za-z0-9._-]
     elif not is_resource_modified(request.environ, etag=publication.sha256, last_modified=publication.created_at):
         response = Response(status=304)  # answered here: nothing for the front server to send
     else:
@@ -291,33 +311,35 @@ def report(slug: str):
                            variant_labels=report_variants(user, group.report))
 
 
-def _send(public_id: str, *, inline: bool) -> Response:
-    user = _signed_in()
-    mode = "inline" if inline else "attachment"
+def audited_download(public_id: str, checked: download_gate.Checked, *, via: str, inline: bool = False, **detail) -> Response:
+    """The file answer of a checked download (pages and API), its audit row committed first:
+    404 for what this reader cannot see (or a lost file), 410 with the reason once withdrawn."""
+    user_id = checked.reader.id
     try:
-        if not _PUBLIC_ID.fullmatch(public_id):  # cheap refusal of traversal strings and junk
+        publication = checked.publication  # None: unknown, malformed or not granted (one query: download_gate)
+        if publication is None:
             raise NotFound()
-        publication = access.get_downloadable(user, public_id)  # grant check, one query
-        path = publication_path(publication)
+        access.refuse_withdrawn(publication.withdrawn_at, publication.withdrawn_reason)
+        path = publication_path(publication)  # found by the stored SHA-256, never by client input
     except (NotFound, Gone) as exc:
         requested = public_id if _PUBLIC_ID.fullmatch(public_id) else "(malformed)"
-        audit.insert("download", "refused", user_id=user.id, via="page", mode=mode, reason=exc.code, requested=requested)
+        audit.insert("download", "refused", user_id=user_id, via=via, **detail, reason=exc.code, requested=requested)
         db.session.commit()
         raise
-    audit.insert("download", "ok", user_id=user.id, via="page", mode=mode, publication=publication.public_id)
+    audit.insert("download", "ok", user_id=user_id, via=via, **detail, publication=publication.public_id)
     db.session.commit()  # the request boundary: the audit row is stored before bytes go out
     return file_response(publication, path, inline=inline)
 
 
 @bp.get("/p/<public_id>/download")
-@limiter.exempt  # no limit applies to it: skip the limiter's per-request resolution
-@login_required_page
-def download(public_id: str):
-    return _send(public_id, inline=False)
+@unlimited  # no limit applies to it: the limiter does not even look
+@download_gate.page_download  # the token state and the grant rule in one query
+def download(public_id: str, checked: download_gate.Checked):
+    return audited_download(public_id, checked, via="page", mode="attachment")
 
 
 @bp.get("/p/<public_id>/view")
-@limiter.exempt  # no limit applies to it: skip the limiter's per-request resolution
-@login_required_page
-def view(public_id: str):
-    return _send(public_id, inline=True)
+@unlimited  # no limit applies to it: the limiter does not even look
+@download_gate.page_download
+def view(public_id: str, checked: download_gate.Checked):
+    return audited_download(public_id, checked, via="page", mode="inline", inline=True)

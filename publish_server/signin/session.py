@@ -43,7 +43,7 @@ from markupsafe import Markup, escape
 from ..errors import Forbidden, HTTPError, PasswordChangeRequired, Unauthorized
 from ..models import User
 
-__all__ = ["page_user", "login_required_page", "api_user_required", "safe_next", "csrf_token", "csrf_field", "remember_csrf",
+__all__ = ["page_user", "login_required_page", "api_user_required", "page_redirect", "safe_next", "csrf_token", "csrf_field", "remember_csrf",
            "cookie_name", "cookie_args", "PASSWORD_CHANGE_REQUIRED_NOTE"]
 
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -59,7 +59,7 @@ def page_user() -> User | None:
     return user if user is not None and user.active else None
 
 
-def _page_redirect():
+def page_redirect():
     """Where a page goes without a usable access token: the refresh hop or the sign-in form."""
     if request.method in _SAFE_METHODS:
         target = safe_next(request.full_path.rstrip("?"))
@@ -80,10 +80,10 @@ def login_required_page(view: Callable) -> Callable:
         except CSRFError:
             raise Forbidden("This form has expired. Reload the page and try again.") from None
         except (JWTExtendedException, PyJWTError, HTTPError):
-            return _page_redirect()
+            return page_redirect()
         user = get_current_user()
         if user is None or not user.active:
-            return _page_redirect()
+            return page_redirect()
         if user.must_change_password and request.endpoint not in _WHILE_PASSWORD_MUST_CHANGE:
             # A one-time password opens the account page only, until it is replaced.
             return redirect(url_for("auth.account", reason="change"))

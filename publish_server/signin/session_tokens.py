@@ -29,7 +29,7 @@ from ..errors import Unauthorized
 from ..extensions import db, jwt
 from ..models import Device, RevokedToken, User, utcnow
 
-__all__ = ["init_app", "user_for", "revoke", "revoke_all_for", "TokenPair", "issue_pair", "rotate", "revoke_pair"]
+__all__ = ["init_app", "user_for", "token_state_columns", "token_state_params", "token_refused", "revoke", "revoke_all_for", "TokenPair", "issue_pair", "rotate", "revoke_pair"]
 
 
 def user_for(payload: dict) -> User | None:
@@ -37,37 +37,56 @@ def user_for(payload: dict) -> User | None:
     return db.session.scalars(db.select(User).where(User.public_id == payload.get("sub"))).first()
 
 
+def token_state_columns():
+    """``revoked`` (the token's jti is on the deny-list) and ``device_ok`` (its device, if it names
+    one, is still trusted): two EXISTS columns, with bound parameters ``jti`` and ``did``."""
+    revoked = select(RevokedToken.jti).where(RevokedToken.jti == bindparam("jti")).exists()
+    device_ok = select(Device.id).where(Device.public_id == bindparam("did"), Device.revoked_at.is_(None)).exists()
+    return revoked.label("revoked"), device_ok.label("device_ok")
+
+
+def token_state_params(payload: dict) -> dict | None:
+    """The bound parameters of :func:`token_state_columns` (and ``sub``), or None for a token that
+    names its user or device with anything but a string: not one of ours."""
+    subject, device = payload.get("sub"), payload.get("did")
+    if not isinstance(subject, str) or (device is not None and not isinstance(device, str)):
+        return None
+    return {"sub": subject, "jti": payload.get("jti"), "did": device}
+
+
+def token_refused(payload: dict, *, active: bool, tokens_valid_after: dt.datetime, revoked: bool, device_ok: bool) -> bool:
+    """The rule, given the state the database holds: deny-listed (logout), user disabled, device
+    revoked (or gone), or issued before the user's ``tokens_valid_after``."""
+    if revoked or not active or (payload.get("did") is not None and not device_ok):
+        return True
+    # iat has whole seconds; the issued_us claim tells apart tokens from the same second.
+    issued_us = payload.get("issued_us", payload["iat"] * 1_000_000)
+    return issued_us < int(tokens_valid_after.replace(tzinfo=dt.timezone.utc).timestamp() * 1_000_000)
+
+
 @functools.cache
 def _token_state_statement():
     # Every signed-in request asks these three things; one round trip answers them all.
     # Built once per process: building and cache-keying a statement costs more CPU than running it.
-    revoked = select(RevokedToken.jti).where(RevokedToken.jti == bindparam("jti")).exists()
-    device_ok = select(Device.id).where(Device.public_id == bindparam("did"), Device.revoked_at.is_(None)).exists()
-    return select(User, revoked.label("revoked"), device_ok.label("device_ok")).where(User.public_id == bindparam("sub"))
+    return select(User, *token_state_columns()).where(User.public_id == bindparam("sub"))
 
 
 def _denied(payload: dict) -> bool:
-    """Is this token revoked: jti deny-listed, user gone or inactive, device revoked, or issued too early?
+    """Is this token revoked (:func:`token_refused`), or its user gone?
 
     The user it loads is kept for this request's ``user_lookup_loader``, which flask-jwt-extended
-    calls right after this check, so one query serves both.
+    calls right after this check, so one query serves both. (Downloads ask for the token state
+    and the grant in one query of their own: see :mod:`publish_server.download_gate`.)
     """
     g.pop("nbpress_token_user", None)
-    subject, jti, device = payload.get("sub"), payload.get("jti"), payload.get("did")
-    if not isinstance(subject, str) or (device is not None and not isinstance(device, str)):
-        return True  # user and device are named by their public ids: strings, or not ours
-    row = db.session.execute(_token_state_statement(), {"sub": subject, "jti": jti, "did": device}).first()
+    params = token_state_params(payload)
+    row = None if params is None else db.session.execute(_token_state_statement(), params).first()
     if row is None:
         return True
     user, revoked, device_ok = row
-    if revoked or not user.active or (device is not None and not device_ok):
-        return True  # deny-listed (logout), disabled, or its device has been revoked (or is gone)
-    # iat has whole seconds; the issued_us claim tells apart tokens from the same second.
-    issued_us = payload.get("issued_us", payload["iat"] * 1_000_000)
-    valid_after = user.tokens_valid_after.replace(tzinfo=dt.timezone.utc)
-    if issued_us < int(valid_after.timestamp() * 1_000_000):
+    if token_refused(payload, active=user.active, tokens_valid_after=user.tokens_valid_after, revoked=revoked, device_ok=device_ok):
         return True
-    g.nbpress_token_user = (jti, user)
+    g.nbpress_token_user = (payload.get("jti"), user)
     return False
 
 
