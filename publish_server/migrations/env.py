@@ -97,17 +97,23 @@ def run_migrations_online():
             # Batch migrations re-create a table (copy, DROP, rename). With foreign keys on, SQLite's
             # DROP TABLE deletes the rows first and runs ON DELETE CASCADE on every table that
             # points at it. Off for the migration (before any transaction: the pragma is a no-op
-            # inside one); the app's connections turn it on again.
+            # inside one), and on again after it: this connection goes back to the app's pool.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()  # ends SQLAlchemy's autobegun transaction: Alembic begins its own
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if connection.dialect.name == "sqlite":
+                connection.commit()
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 if context.is_offline_mode():
