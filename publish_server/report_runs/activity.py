@@ -15,7 +15,7 @@ from ..errors import NotFound
 from ..extensions import db
 from ..models import Report, ReportProfile, RunLog
 
-__all__ = ["RunRow", "Activity", "activity_of", "notebook_html", "NOTEBOOK_CSP", "LAST_RUNS"]
+__all__ = ["RunRow", "Activity", "Watched", "activity_of", "watched_reports", "notebook_html", "NOTEBOOK_CSP", "LAST_RUNS"]
 
 LAST_RUNS = 50
 NOTEBOOK_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -57,15 +57,49 @@ def _moment(text: str) -> dt.datetime | None:
     return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def activity_of(report: Report, profile: ReportProfile | None) -> Activity:
+def activity_of(report: Report, profile: ReportProfile | None, *, last: int = LAST_RUNS) -> Activity:
     rows = db.session.execute(
         select(RunLog.run_id, RunLog.status, RunLog.trigger, RunLog.started_at, RunLog.duration_seconds, RunLog.error_line,
                RunLog.notebook_html.is_not(None))
-        .where(RunLog.report_id == report.id).order_by(RunLog.started_at.desc(), RunLog.id.desc()).limit(LAST_RUNS))
+        .where(RunLog.report_id == report.id).order_by(RunLog.started_at.desc(), RunLog.id.desc()).limit(last))
     schedule = (profile.schedule or {}) if profile is not None else {}
     next_runs = [m for m in (_moment(t) for t in ((profile.next_runs or []) if profile is not None else [])) if m]
     return Activity(schedule_text=str(schedule.get("text") or ""), next_runs=next_runs,
                     runs=[RunRow(*row[:6], has_notebook=bool(row[6])) for row in rows])
+
+
+@dataclass(frozen=True)
+class Watched:
+    """One line of the runs overview: a report its viewer may watch, with its last run."""
+
+    report: Report
+    schedule_text: str
+    next_run: dt.datetime | None
+    last: RunRow | None
+
+
+def watched_reports(user) -> list[Watched]:
+    """The reports whose activity ``user`` may see (owners: theirs by address; operators and
+    admins: every report the toolkit described or reported a run of), by title."""
+    if not user.active:
+        return []
+    everything = user.is_admin or user.is_operator
+    profiles = {p.report_id: p for p in db.session.scalars(select(ReportProfile))}
+    if everything:
+        ids = set(profiles) | set(db.session.scalars(select(RunLog.report_id).distinct()))
+    else:
+        address = user.email.lower()
+        ids = {rid for rid, p in profiles.items() if address in {o.lower() for o in p.owners or []}}
+    if not ids:
+        return []
+    reports = db.session.scalars(select(Report).where(Report.id.in_(ids)).order_by(Report.title, Report.slug)).all()
+    found = []
+    for report in reports:
+        shown = activity_of(report, profiles.get(report.id), last=1)
+        found.append(Watched(report=report, schedule_text=shown.schedule_text,
+                             next_run=shown.next_runs[0] if shown.next_runs else None,
+                             last=shown.runs[0] if shown.runs else None))
+    return found
 
 
 def notebook_html(report: Report, run_id: str) -> bytes:

@@ -146,6 +146,26 @@ def _watched_report(slug: str) -> tuple[User, Report, object]:
     return user, report, profile
 
 
+@bp.get("/activity")
+@login_required_page
+def overview():
+    """Every report the viewer may watch: schedule, next run, last run. Recipients see an empty page."""
+    user = _user()
+    return render_template("runs_overview.html", user=user, watched=report_activity.watched_reports(user))
+
+
+@bp.app_template_global("watches_runs")
+def _watches_runs(user: User) -> bool:
+    """Whether the site's navigation offers the runs overview (operators and admins; owners reach
+    it from their account page)."""
+    return bool(user.active and (user.is_admin or user.is_operator))
+
+
+@bp.app_template_global("owns_reports")
+def _owns_reports(user: User) -> bool:
+    return bool(report_activity.watched_reports(user))
+
+
 @bp.get("/reports/<slug>/activity")
 @login_required_page
 def activity(slug: str):
