@@ -41,6 +41,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import longtable_direct as direct
+from .longtable_draw import draw_pages
 from .longtable_layout import (LayoutEnv, Lanes, Task, column_widths, count_pages, default_workers, rows_per_page,
                                weasyprint_log, write_part)
 from .pdf_join import join_parts
@@ -106,6 +108,7 @@ class _Part:
     chunk: bool = False
     attachments: Sequence[tuple[str, bytes]] = ()
     path: Path | None = None
+    drawn: tuple | None = None  # a frame for drawn rows: (the table's rows, [(first row, rows, geometry)] a page)
 
 
 def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
@@ -121,8 +124,10 @@ def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
     return _Part(body, 0, continued=tail > 0)
 
 
-def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int) -> list[_Part]:
+def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int, geometries=None) -> list[_Part]:
     pages = fit.pages(len(table.rows))
+    if geometries is not None:
+        return _frames(report, table, fit, chunk_pages, geometries)
     return [
         _Part(
             table.fragment(fit.start(a), fit.start(min(a + chunk_pages, pages)), fit.widths, running=report.running),
@@ -133,6 +138,22 @@ def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int
         for a in range(0, pages, chunk_pages)
     ]
 
+
+def _frames(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int, geometries) -> list[_Part]:
+    """Chunks of frame pages whose rows are drawn (:mod:`.longtable_direct`)."""
+    pages, parts = fit.pages(len(table.rows)), []
+    for a in range(0, pages, chunk_pages):
+        plan = []
+        for page in range(a, min(a + chunk_pages, pages)):
+            geometry = geometries[0 if page == 0 else 1]
+            plan.append((fit.start(page), fit.start(page + 1) - fit.start(page), geometry))
+        heights = [direct.slots_height(g, rows) for _, rows, g in plan]
+        body = direct.frame_fragment(table, heights, fit.widths, first=a == 0, running=report.running)
+        rows = table.rows[plan[0][0] : plan[-1][0] + plan[-1][1]]
+        offset = plan[0][0]
+        drawn = (rows, [(start - offset, count, g) for start, count, g in plan], offset)
+        parts.append(_Part(body, len(plan), continued=a > 0, chunk=True, drawn=drawn))
+    return parts
 
 
 # --- The whole job --------------------------------------------------------------------------
@@ -213,16 +234,37 @@ class _Job:
         log.debug("long tables fit %s", fits)
         # Step 2: the flows that start with a table's tail, now that the tails are known.
         flows += [_flow(report, fits, i) for i in range(1, len(report.flows))]
-        counts = self.lanes.run([self.task(count_pages, f.body, continued=f.continued) for f in flows[1:]])
+        options = dict(self.env.options)
+        candidates = [i for i, t in enumerate(tables) if direct.why_not(t, options, ()) is None and fits[i].pages(len(t.rows)) > 0]
+        geometry_tasks = [self._geometry(tables[i], fits[i], continued) for i in candidates for continued in (False, True)]
+        results = self.lanes.run([self.task(count_pages, f.body, continued=f.continued) for f in flows[1:]] + geometry_tasks)
+        counts, geometries = results[: len(flows) - 1], results[len(flows) - 1 :]
         for flow, pages in zip(flows[1:], counts):
             flow.pages = pages
+        drawn = {}
+        for i, table in enumerate(tables):
+            found = geometries[2 * candidates.index(i) : 2 * candidates.index(i) + 2] if i in candidates else ()
+            reason = direct.why_not(table, options, found) if found else direct.why_not(table, options, ())
+            if reason is None and not found:
+                reason = "it has too few whole pages"
+            if reason is None:
+                drawn[i] = found
+            else:
+                log.info("long table %d of %d rows laid out by WeasyPrint, not drawn directly: %s", i + 1, len(table.rows), reason)
         parts = []
         for i, flow in enumerate(flows):
             if flow.pages:
                 parts.append(flow)
             if i < len(tables):
-                parts += _chunks(report, tables[i], fits[i], self.chunk_pages)
+                parts += _chunks(report, tables[i], fits[i], self.chunk_pages, drawn.get(i))
         return parts
+
+    def _geometry(self, table: MarkedTable, fit: _Fit, continued: bool) -> Task:
+        """A probe page of the table with its real column widths: where its rows go."""
+        start = 1 if continued else 0
+        end = min(len(table.rows), start + (fit.per_page if continued else fit.first))
+        fragment = table.fragment(start, end, fit.widths, ids=True, running=self.report.running)
+        return self.task(direct.geometry_of, fragment, continued=continued)
 
     def _probe(self, probe: _Probe) -> Task:
         start = 1 if probe.continued else 0
@@ -255,7 +297,14 @@ class _Job:
                 first_page += part.pages
             # Chunks first: the smaller flow parts fill in while the last chunks finish.
             order = sorted(range(len(parts)), key=lambda i: not parts[i].chunk)
-            written = dict(zip(order, self.lanes.run([tasks[i] for i in order])))
+            drawn = [i for i in range(len(parts)) if parts[i].drawn]
+            for i in drawn:
+                rows, plan, _ = parts[i].drawn
+                tasks.append((draw_pages, (rows, plan, str(folder / f"{attempt}-{i:04d}-rows.pdf"))))
+            results = self.lanes.run([tasks[i] for i in order] + tasks[len(parts):])
+            written = dict(zip(order, results))
+            for i in drawn:
+                direct.stamp(parts[i].path, folder / f"{attempt}-{i:04d}-rows.pdf")
             wrong = {i: pages for i, (pages, _) in written.items() if pages != parts[i].pages}
             if not wrong:
                 return list(dict.fromkeys(url for i in range(len(parts)) for url in written[i][1]))

@@ -1,0 +1,69 @@
+"""Long tables drawn directly: which tables, their frame pages, and the rows stamped on them.
+
+A long table's whole pages hold rows of one height, so they need no layout: WeasyPrint lays out
+one *frame* per page (running header and footer, "Page i of N", the caption, the header row,
+and one empty placeholder row exactly as tall as the page's rows), :mod:`.longtable_draw` draws
+the rows into a second PDF, and :func:`stamp` lays each drawn page over its frame. The table's
+last rows (the tail) stay in the flow that follows, laid out by WeasyPrint as before.
+
+:func:`why_not` says why a table keeps WeasyPrint's layout (logged in one line): tagged output
+(the drawn rows would be missing from the structure tree), too few rows to be worth it, or
+anything :mod:`.longtable_geometry` or :func:`~.longtable_draw.drawable` cannot draw the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .longtable_draw import drawable
+from .longtable_geometry import PX, PageGeometry, page_geometry
+from .longtable_layout import LayoutEnv, _layout
+from .longtable_split import MarkedTable, _colgroup
+
+__all__ = ["DIRECT_ROWS", "geometry_of", "why_not", "frame_fragment", "stamp"]
+
+DIRECT_ROWS = 1000  # fewer rows than this: WeasyPrint's chunks are quick enough, and the same by construction
+
+
+def geometry_of(html: str, env: LayoutEnv) -> PageGeometry | str:
+    """The row slots of the first page of a probe (see :func:`.longtable_geometry.page_geometry`)."""
+    document, _ = _layout(html, env)
+    return page_geometry(document.pages[0])
+
+
+def why_not(table: MarkedTable, options: dict, geometries: Sequence[PageGeometry | str]) -> str | None:
+    minimum = DIRECT_ROWS
+    if len(table.rows) < minimum:
+        return f"{len(table.rows)} rows (direct drawing starts at {minimum})"
+    if options.get("pdf_tags") or options.get("pdf_variant"):
+        return "the PDF is tagged, and drawn rows would be missing from its structure tree"
+    for geometry in geometries:
+        if isinstance(geometry, str):
+            return geometry
+    return drawable(table.rows, geometries) if geometries else None
+
+
+def frame_fragment(table: MarkedTable, heights: Sequence[float], widths: Sequence[float], *, first: bool, running: str) -> str:
+    """The table with one empty placeholder row per page, each ``heights[i]`` points tall
+    (a hair less, so rounding never pushes it to the next page)."""
+    cell = '<td style="border:0;background:none;padding:0"></td>' * table.columns
+    rows = "".join(f'<tr style="height:{h / PX - 0.01:.4f}px">{cell}</tr>' for h in heights)
+    out = [table.container(continued=not first), running, table.caption if first else "", table.table, _colgroup(widths),
+           table.thead, "<tbody>", rows, "</tbody>", f"</table></{table.tag}>"]
+    return "".join(out)
+
+
+def slots_height(geometry: PageGeometry, rows: int) -> float:
+    top = geometry.slots[0][0]
+    last_top, last_height, _ = geometry.slots[rows - 1]
+    return last_top + last_height - top
+
+
+def stamp(frame_path, drawn_path) -> None:
+    """Lay each drawn page over the frame page of the same number (the frame file is rewritten)."""
+    import pikepdf
+
+    with pikepdf.open(frame_path, allow_overwriting_input=True) as frame, pikepdf.open(drawn_path) as drawn:
+        for page, rows in zip(frame.pages, drawn.pages):
+            page.add_overlay(rows)
+        frame.save(frame_path)
