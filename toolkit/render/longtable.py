@@ -43,6 +43,7 @@ from pathlib import Path
 
 from . import longtable_direct as direct
 from .longtable_draw import draw_pages
+from .longtable_stamp import stamp
 from .longtable_layout import (LayoutEnv, Lanes, Task, column_widths, count_pages, default_workers, rows_per_page,
                                weasyprint_log, write_part)
 from .pdf_join import join_parts
@@ -212,6 +213,8 @@ class _Job:
 
     def __init__(self, report: SplitReport, env: LayoutEnv, lanes: Lanes, chunk_pages: int):
         self.report, self.env, self.lanes, self.chunk_pages = report, env, lanes, chunk_pages
+        options = dict(env.options)
+        self.tagged = bool(options.get("pdf_tags") or options.get("pdf_variant"))
 
     def task(self, function: Callable, body: str, *args, continued: bool = False, first_page: int = 1, total: int = 0) -> Task:
         html = self.report.document(body, first_page=first_page, total=total, continued=continued)
@@ -300,11 +303,12 @@ class _Job:
             drawn = [i for i in range(len(parts)) if parts[i].drawn]
             for i in drawn:
                 rows, plan, _ = parts[i].drawn
-                tasks.append((draw_pages, (rows, plan, str(folder / f"{attempt}-{i:04d}-rows.pdf"))))
+                tasks.append((draw_pages, (rows, plan, str(folder / f"{attempt}-{i:04d}-rows.pdf"), self.tagged)))
             results = self.lanes.run([tasks[i] for i in order] + tasks[len(parts):])
             written = dict(zip(order, results))
             for i in drawn:
-                direct.stamp(parts[i].path, folder / f"{attempt}-{i:04d}-rows.pdf")
+                rows, plan, first_row = parts[i].drawn
+                stamp(parts[i].path, folder / f"{attempt}-{i:04d}-rows.pdf", rows, plan, first_row)
             wrong = {i: pages for i, (pages, _) in written.items() if pages != parts[i].pages}
             if not wrong:
                 return list(dict.fromkeys(url for i in range(len(parts)) for url in written[i][1]))

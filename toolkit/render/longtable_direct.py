@@ -3,12 +3,13 @@
 A long table's whole pages hold rows of one height, so they need no layout: WeasyPrint lays out
 one *frame* per page (running header and footer, "Page i of N", the caption, the header row,
 and one empty placeholder row exactly as tall as the page's rows), :mod:`.longtable_draw` draws
-the rows into a second PDF, and :func:`stamp` lays each drawn page over its frame. The table's
-last rows (the tail) stay in the flow that follows, laid out by WeasyPrint as before.
+the rows into a second PDF, and :mod:`.longtable_stamp` puts each drawn page on its frame (and
+its rows in the frame's structure tree when the PDF is tagged). The table's last rows (the
+tail) stay in the flow that follows, laid out by WeasyPrint as before.
 
-:func:`why_not` says why a table keeps WeasyPrint's layout (logged in one line): tagged output
-(the drawn rows would be missing from the structure tree), too few rows to be worth it, or
-anything :mod:`.longtable_geometry` or :func:`~.longtable_draw.drawable` cannot draw the same way.
+:func:`why_not` says why a table keeps WeasyPrint's layout (logged in one line): too few rows
+to be worth it, or anything :mod:`.longtable_geometry` or :func:`~.longtable_draw.drawable` cannot draw the same way.
+PDF/A and PDF/UA variants keep WeasyPrint's layout too: their extra requirements are not checked here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .longtable_geometry import PX, PageGeometry, page_geometry
 from .longtable_layout import LayoutEnv, _layout
 from .longtable_split import MarkedTable, _colgroup
 
-__all__ = ["DIRECT_ROWS", "geometry_of", "why_not", "frame_fragment", "stamp"]
+__all__ = ["DIRECT_ROWS", "geometry_of", "why_not", "frame_fragment", "slots_height"]
 
 DIRECT_ROWS = 1000  # fewer rows than this: WeasyPrint's chunks are quick enough, and the same by construction
 
@@ -35,8 +36,8 @@ def why_not(table: MarkedTable, options: dict, geometries: Sequence[PageGeometry
     minimum = DIRECT_ROWS
     if len(table.rows) < minimum:
         return f"{len(table.rows)} rows (direct drawing starts at {minimum})"
-    if options.get("pdf_tags") or options.get("pdf_variant"):
-        return "the PDF is tagged, and drawn rows would be missing from its structure tree"
+    if options.get("pdf_variant"):
+        return f"the PDF is {options['pdf_variant']}, whose checks the drawn pages are not made for"
     for geometry in geometries:
         if isinstance(geometry, str):
             return geometry
@@ -57,13 +58,3 @@ def slots_height(geometry: PageGeometry, rows: int) -> float:
     top = geometry.slots[0][0]
     last_top, last_height, _ = geometry.slots[rows - 1]
     return last_top + last_height - top
-
-
-def stamp(frame_path, drawn_path) -> None:
-    """Lay each drawn page over the frame page of the same number (the frame file is rewritten)."""
-    import pikepdf
-
-    with pikepdf.open(frame_path, allow_overwriting_input=True) as frame, pikepdf.open(drawn_path) as drawn:
-        for page, rows in zip(frame.pages, drawn.pages):
-            page.add_overlay(rows)
-        frame.save(frame_path)

@@ -22,6 +22,7 @@ __all__ = ["cells", "drawable", "draw_pages"]
 
 _CELL = re.compile(r"<(t[hd])\b[^>]*>(.*?)</t[hd]\s*>", re.I | re.S)
 _TOLERANCE = 0.01  # pt
+TAG_PLACEHOLDER = "Span"  # the marked content's tag; the structure element (TH or TD) is the cell's
 
 
 def cells(row_html: str) -> list[str] | None:
@@ -82,6 +83,12 @@ def _shapers(geometry: PageGeometry) -> list[_Shaper]:
 def drawable(rows: Sequence[str], geometries: Sequence[PageGeometry]) -> str | None:
     """Why these rows cannot be drawn directly into these pages (None: they can)."""
     first = geometries[0]
+    texts = [cells(row) for row in rows]
+    for row in texts:
+        if row is None:
+            return "a cell holds markup"
+        if len(row) != len(first.columns):
+            return "a row has another number of cells"
     for geometry in geometries[1:]:
         if [(c.align, c.edge, c.font, c.size, c.color) for c in geometry.columns] != [
                 (c.align, c.edge, c.font, c.size, c.color) for c in first.columns]:
@@ -92,13 +99,8 @@ def drawable(rows: Sequence[str], geometries: Sequence[PageGeometry]) -> str | N
             advances = shapers[column].advances(text)
             if advances is None or abs(sum(advances) - width) > _TOLERANCE:
                 return f"the text {text!r} is shaped differently than WeasyPrint did"
-    for row in rows:
-        texts = cells(row)
-        if texts is None:
-            return "a cell holds markup"
-        if len(texts) != len(first.columns):
-            return "a row has another number of cells"
-        for text, column, shaper in zip(texts, first.columns, shapers):
+    for row in texts:
+        for text, column, shaper in zip(row, first.columns, shapers):
             advances = shaper.advances(text)
             if advances is None:
                 return f"the text {text!r} needs shaping (ligatures, marks or another font)"
@@ -107,9 +109,13 @@ def drawable(rows: Sequence[str], geometries: Sequence[PageGeometry]) -> str | N
     return None
 
 
-def draw_pages(rows: Sequence[str], pages: Sequence[tuple[int, int, PageGeometry]], path: str) -> int:
+def draw_pages(rows: Sequence[str], pages: Sequence[tuple[int, int, PageGeometry]], path: str, tagged: bool = False) -> int:
     """Draw ``pages`` ((first row, rows, geometry) each) into a PDF at ``path``: one page each,
-    only the rows (the frame around them comes from WeasyPrint). Returns the pages written."""
+    only the rows (the frame around them comes from WeasyPrint). Returns the pages written.
+
+    ``tagged``: backgrounds and lines are marked as artifacts and each non-empty cell's text
+    as marked content with an MCID counted from 0 on each page, in reading order
+    (:mod:`.longtable_stamp` renumbers them and builds the structure elements)."""
     from fpdf import FPDF
 
     first = pages[0][2]
@@ -125,13 +131,15 @@ def draw_pages(rows: Sequence[str], pages: Sequence[tuple[int, int, PageGeometry
             families[key] = f"f{key}"
         for start, count, geometry in pages:
             pdf.add_page(format=geometry.size)
-            _draw_rows(pdf, [cells(rows[i]) for i in range(start, start + count)], start, geometry, shapers, families)
+            _draw_rows(pdf, [cells(rows[i]) for i in range(start, start + count)], start, geometry, shapers, families, tagged)
         pdf.output(path)
     return len(pages)
 
 
-def _draw_rows(pdf, texts: list[list[str]], start: int, geometry: PageGeometry, shapers, families) -> None:
+def _draw_rows(pdf, texts: list[list[str]], start: int, geometry: PageGeometry, shapers, families, tagged: bool) -> None:
     slots = geometry.slots
+    if tagged:
+        pdf._out("/Artifact BMC")  # fpdf2 has no marked-content call for this: the operators are written as they are
     for k in range(len(texts)):
         top, height, _ = slots[k]
         for x, width, rgb in geometry.backgrounds[(start + k) % 2]:
@@ -143,7 +151,9 @@ def _draw_rows(pdf, texts: list[list[str]], start: int, geometry: PageGeometry, 
             pdf.set_draw_color(*(round(c * 255, 4) for c in rgb))
             pdf.set_line_width(line)
             pdf.line(x1, top + height, x2, top + height)
-    font = None
+    if tagged:
+        pdf._out("EMC")
+    font, mcid = None, 0
     for k, row in enumerate(texts):
         baseline = slots[k][2]
         for text, column, shaper in zip(row, geometry.columns, shapers):
@@ -155,7 +165,12 @@ def _draw_rows(pdf, texts: list[list[str]], start: int, geometry: PageGeometry, 
                 pdf.set_text_color(*(round(c * 255, 4) for c in column.color))
             advances = shaper.advances(text)
             x = column.edge - sum(advances) if column.align == "right" else column.edge
+            if tagged:
+                pdf._out(f"/{TAG_PLACEHOLDER} <</MCID {mcid}>> BDC")
+                mcid += 1
             _draw_text(pdf, text, advances, x, baseline, shaper)
+            if tagged:
+                pdf._out("EMC")
 
 
 def _draw_text(pdf, text: str, advances: list[float], x: float, baseline: float, shaper: _Shaper) -> None:
