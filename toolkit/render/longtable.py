@@ -18,8 +18,15 @@ table do not depend on each other once every row has the same height, so :func:`
    { counter-set: page N }``) and ``counter(pages)`` is renamed, in every stylesheet, to a
    counter set to TOTAL;
 5. checks every part has the pages it was planned with (another pass with the real counts if
-   not) and joins them with pypdf (:mod:`.pdf_join`), keeping the first part's metadata and
+   not) and joins them with pikepdf (:mod:`.pdf_join`), keeping the first part's metadata and
    attachments and merging the parts' structure trees, so the joined PDF is tagged as well.
+
+A table's whole pages need not even be laid out: with at least
+:data:`~.longtable_direct.DIRECT_ROWS` rows of plain text, its chunks are *frames* (the page
+with one empty placeholder row as tall as the page's rows, cheap to lay out) and its rows are
+drawn on them with fpdf2 at the places a probe page measured (:mod:`.longtable_direct`,
+:mod:`.longtable_geometry`, :mod:`.longtable_draw`, :mod:`.longtable_stamp`). A table it cannot
+draw the same way keeps the chunks above, and one log line says why.
 
 Workers are started with ``spawn``: forking a process that has loaded cairo/pango is unsafe
 (so, as with any ``spawn``, a script that renders must guard its top level with ``if __name__
@@ -128,7 +135,7 @@ def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
 def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int, geometries=None) -> list[_Part]:
     pages = fit.pages(len(table.rows))
     if geometries is not None:
-        return _frames(report, table, fit, chunk_pages, geometries)
+        return _frames(report, table, fit, geometries, direct.FRAME_PAGES)
     return [
         _Part(
             table.fragment(fit.start(a), fit.start(min(a + chunk_pages, pages)), fit.widths, running=report.running),
@@ -140,7 +147,7 @@ def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int
     ]
 
 
-def _frames(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int, geometries) -> list[_Part]:
+def _frames(report: SplitReport, table: MarkedTable, fit: _Fit, geometries, chunk_pages: int) -> list[_Part]:
     """Chunks of frame pages whose rows are drawn (:mod:`.longtable_direct`)."""
     pages, parts = fit.pages(len(table.rows)), []
     for a in range(0, pages, chunk_pages):
@@ -253,7 +260,7 @@ class _Job:
             if reason is None:
                 drawn[i] = found
             else:
-                log.info("long table %d of %d rows laid out by WeasyPrint, not drawn directly: %s", i + 1, len(table.rows), reason)
+                log.info("long table %d of %s rows laid out by WeasyPrint, not drawn directly: %s", i + 1, f"{len(table.rows):,}", reason)
         parts = []
         for i, flow in enumerate(flows):
             if flow.pages:

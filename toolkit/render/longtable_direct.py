@@ -21,9 +21,10 @@ from .longtable_geometry import PX, PageGeometry, page_geometry
 from .longtable_layout import LayoutEnv, _layout
 from .longtable_split import MarkedTable, _colgroup
 
-__all__ = ["DIRECT_ROWS", "geometry_of", "why_not", "frame_fragment", "slots_height"]
+__all__ = ["DIRECT_ROWS", "FRAME_PAGES", "geometry_of", "why_not", "frame_fragment", "slots_height"]
 
 DIRECT_ROWS = 1000  # fewer rows than this: WeasyPrint's chunks are quick enough, and the same by construction
+FRAME_PAGES = 32  # frame pages a part: laying them out is cheap, each part's document set-up is not
 
 
 def geometry_of(html: str, env: LayoutEnv) -> PageGeometry | str:
