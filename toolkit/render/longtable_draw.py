@@ -4,7 +4,8 @@ fpdf2 draws each page's rows (striped backgrounds, the lines under rows, the cel
 very font files, sizes and colours WeasyPrint used (:mod:`.longtable_geometry`); HarfBuzz
 (uharfbuzz, the shaper Pango uses) gives the glyph advances with the same OpenType features,
 so kerned text is drawn in pieces at the kerned positions. :func:`drawable` checks a table
-first: every cell plain text, one glyph per character in the column's font, no ligatures or
+first: every row's and cell's start tag the same as the first row's (the probe page's styles
+hold for all), every cell plain text, one glyph per character in the column's font, no ligatures or
 offsets, narrower than its column, and the probe page's widths reproduced to 0.01 pt.
 """
 
@@ -21,6 +22,7 @@ from .longtable_geometry import PageGeometry
 __all__ = ["cells", "drawable", "draw_pages"]
 
 _CELL = re.compile(r"<(t[hd])\b[^>]*>(.*?)</t[hd]\s*>", re.I | re.S)
+_START_TAG = re.compile(r"<(?:tr|t[hd])\b[^>]*>", re.I)
 _TOLERANCE = 0.01  # pt
 TAG_PLACEHOLDER = "Span"  # the marked content's tag; the structure element (TH or TD) is the cell's
 
@@ -83,6 +85,9 @@ def _shapers(geometry: PageGeometry) -> list[_Shaper]:
 def drawable(rows: Sequence[str], geometries: Sequence[PageGeometry]) -> str | None:
     """Why these rows cannot be drawn directly into these pages (None: they can)."""
     first = geometries[0]
+    pattern = _START_TAG.findall(rows[0])
+    if any(_START_TAG.findall(row) != pattern for row in rows):
+        return "its rows or cells have other attributes from row to row (classes, styles)"
     texts = [cells(row) for row in rows]
     for row in texts:
         if row is None:

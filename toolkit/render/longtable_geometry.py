@@ -53,7 +53,7 @@ def _rgb(color) -> tuple[float, float, float] | None:
         return None
     if color.alpha != 1:
         raise ValueError("a translucent colour")
-    red, green, blue, _ = color.to("srgb").coordinates + (1,) if hasattr(color, "to") else (color.red, color.green, color.blue, 1)
+    red, green, blue = color.to("srgb").coordinates
     return (float(red), float(green), float(blue))
 
 
@@ -68,8 +68,7 @@ def _find(box, kind: str):
 
 
 def _text_box(cell):
-    box = _find(cell, "TextBox")
-    return box
+    return _find(cell, "TextBox")
 
 
 def _font(text_box, fonts: dict) -> str:
@@ -110,8 +109,7 @@ def _geometry(page) -> PageGeometry:
     if len(rows) < 2 or len(body) != 1:
         raise ValueError("too few rows to measure")
     for box in (table, *body, *rows):
-        if _rgb(box.style["background_color"]) is not None or box.style["background_image"] != (("none", None),) and any(
-            kind != "none" for kind, _ in box.style["background_image"]):
+        if _rgb(box.style["background_color"]) is not None or any(kind != "none" for kind, _ in box.style["background_image"]):
             raise ValueError("a background on the table, its body or a row")
     fonts: dict = {}
     columns, samples = [], []
@@ -120,7 +118,8 @@ def _geometry(page) -> PageGeometry:
         if text is None or cell.colspan != 1 or cell.rowspan != 1:
             raise ValueError("an empty or spanning cell")
         style = text.style
-        if style["direction"] != "ltr" or style["text_decoration_line"] not in ("none", None, ()) or style["letter_spacing"] != "normal":
+        plain = style["letter_spacing"] == "normal" and not style["word_spacing"] and style["text_transform"] == "none"
+        if style["direction"] != "ltr" or style["text_decoration_line"] not in ("none", None, ()) or not plain:
             raise ValueError("text that is not plain")
         align = {"left": "left", "start": "left", "right": "right", "end": "right"}.get(style["text_align_all"])
         if align is None:
