@@ -251,16 +251,7 @@ class _Job:
         counts, geometries = results[: len(flows) - 1], results[len(flows) - 1 :]
         for flow, pages in zip(flows[1:], counts):
             flow.pages = pages
-        drawn = {}
-        for i, table in enumerate(tables):
-            found = geometries[2 * candidates.index(i) : 2 * candidates.index(i) + 2] if i in candidates else ()
-            reason = direct.why_not(table, options, found) if found else direct.why_not(table, options, ())
-            if reason is None and not found:
-                reason = "it has too few whole pages"
-            if reason is None:
-                drawn[i] = found
-            else:
-                log.info("long table %d of %s rows laid out by WeasyPrint, not drawn directly: %s", i + 1, f"{len(table.rows):,}", reason)
+        drawn = self._choose(fits, candidates, geometries)
         parts = []
         for i, flow in enumerate(flows):
             if flow.pages:
@@ -268,6 +259,25 @@ class _Job:
             if i < len(tables):
                 parts += _chunks(report, tables[i], fits[i], self.chunk_pages, drawn.get(i))
         return parts
+
+    def _choose(self, fits: list[_Fit], candidates: list[int], geometries: list) -> dict[int, tuple]:
+        """The tables whose whole pages are drawn (index -> their first and continued page's
+        geometry); each of the others says in one log line why it is not."""
+        options, chosen = dict(self.env.options), {}
+        for i, table in enumerate(self.report.tables):
+            at = candidates.index(i) if i in candidates else None
+            found = tuple(geometries[2 * at : 2 * at + 2]) if at is not None else ()
+            reason = direct.why_not(table, options, found)
+            fit = fits[i]
+            if reason is None and not found:
+                reason = "it has too few whole pages"
+            elif reason is None and (len(found[0].slots) < fit.first or len(found[1].slots) < min(fit.per_page, len(table.rows) - 1)):
+                reason = "its probe pages hold fewer rows than planned"
+            if reason is None:
+                chosen[i] = found
+            else:
+                log.info("long table %d of %s rows laid out by WeasyPrint, not drawn directly: %s", i + 1, f"{len(table.rows):,}", reason)
+        return chosen
 
     def _geometry(self, table: MarkedTable, fit: _Fit, continued: bool) -> Task:
         """A probe page of the table with its real column widths: where its rows go."""
