@@ -24,6 +24,7 @@ __all__ = ["cells", "drawable", "draw_pages"]
 _CELL = re.compile(r"<(t[hd])\b[^>]*>(.*?)</t[hd]\s*>", re.I | re.S)
 _START_TAG = re.compile(r"<(?:tr|t[hd])\b[^>]*>", re.I)
 _TOLERANCE = 0.01  # pt
+_CACHED_TEXTS = 4096  # shaped texts kept per font: a column's repeated words and dates, not every number
 TAG_PLACEHOLDER = "Span"  # the marked content's tag; the structure element (TH or TD) is the cell's
 
 
@@ -66,7 +67,7 @@ class _Shaper:
             for ch, info, pos in zip(text, infos, positions)
         ):
             result = [pos.x_advance * self.scale for pos in positions]
-        if len(self.cache) < 50_000:
+        if len(self.cache) < _CACHED_TEXTS:
             self.cache[text] = result
         return result
 
@@ -88,11 +89,11 @@ def drawable(rows: Sequence[str], geometries: Sequence[PageGeometry]) -> str | N
     pattern = _START_TAG.findall(rows[0])
     if any(_START_TAG.findall(row) != pattern for row in rows):
         return "its rows or cells have other attributes from row to row (classes, styles)"
-    texts = [cells(row) for row in rows]
-    for row in texts:
-        if row is None:
+    for row in rows:  # the cheap checks first, over every row; the texts are parsed again below, not kept
+        texts = cells(row)
+        if texts is None:
             return "a cell holds markup"
-        if len(row) != len(first.columns):
+        if len(texts) != len(first.columns):
             return "a row has another number of cells"
     for geometry in geometries[1:]:
         if [(c.align, c.edge, c.font, c.size, c.color) for c in geometry.columns] != [
@@ -104,8 +105,8 @@ def drawable(rows: Sequence[str], geometries: Sequence[PageGeometry]) -> str | N
             advances = shapers[column].advances(text)
             if advances is None or abs(sum(advances) - width) > _TOLERANCE:
                 return f"the text {text!r} is shaped differently than WeasyPrint did"
-    for row in texts:
-        for text, column, shaper in zip(row, first.columns, shapers):
+    for row in rows:
+        for text, column, shaper in zip(cells(row), first.columns, shapers):
             advances = shaper.advances(text)
             if advances is None:
                 return f"the text {text!r} needs shaping (ligatures, marks or another font)"
