@@ -153,7 +153,8 @@ def _frames(report: SplitReport, table: MarkedTable, fit: _Fit, geometries, chun
     for a in range(0, pages, chunk_pages):
         plan = []
         for page in range(a, min(a + chunk_pages, pages)):
-            geometry = geometries[0 if page == 0 else 1]
+            # The table's first page; a later part's first page; a page after a break inside a part.
+            geometry = geometries[0 if page == 0 else 1 if page == a else 2]
             plan.append((fit.start(page), fit.start(page + 1) - fit.start(page), geometry))
         heights = [direct.slots_height(g, rows) for _, rows, g in plan]
         body = direct.frame_fragment(table, heights, fit.widths, first=a == 0, running=report.running)
@@ -175,7 +176,7 @@ def write_pdf(
     templates_dir: Path,
     attachments: Sequence[tuple[str, bytes]] = (),
     workers: int | None = None,
-    chunk_pages: int = CHUNK_PAGES,
+    chunk_pages: int | None = None,
     options: dict[str, object] | None = None,
 ) -> tuple[int, list[str]] | None:
     """Write ``html``'s PDF with its marked long tables laid out in parallel chunks.
@@ -196,7 +197,7 @@ def write_pdf(
         lanes = Lanes(max(1, workers or default_workers()))
         weasyprint_log().seen = set()
         try:
-            job = _Job(report, env, lanes, max(1, chunk_pages))
+            job = _Job(report, env, lanes, max(1, chunk_pages or CHUNK_PAGES))  # read now: tests set CHUNK_PAGES
             parts = job.plan()
             planned = time.perf_counter()
             parts[0].attachments = attachments
@@ -261,18 +262,24 @@ class _Job:
         return parts
 
     def _choose(self, fits: list[_Fit], candidates: list[int], geometries: list) -> dict[int, tuple]:
-        """The tables whose whole pages are drawn (index -> their first and continued page's
-        geometry); each of the others says in one log line why it is not."""
+        """The tables whose whole pages are drawn (index -> the geometry of the table's first page,
+        of a later part's first page and of a page inside a part, None where no such page is
+        drawn); each of the others says in one log line why it is not."""
         options, chosen = dict(self.env.options), {}
         for i, table in enumerate(self.report.tables):
-            at = candidates.index(i) if i in candidates else None
-            found = tuple(geometries[2 * at : 2 * at + 2]) if at is not None else ()
-            reason = direct.why_not(table, options, found)
             fit = fits[i]
+            pages, found = fit.pages(len(table.rows)), ()
+            if i in candidates:
+                at = candidates.index(i)
+                first, continued = geometries[2 * at], geometries[2 * at + 1] + [None]
+                found = (first[0], continued[0] if pages > direct.FRAME_PAGES else None, continued[1] if pages > 1 else None)
+            reason = direct.why_not(table, options, [g for g in found if g is not None])
             if reason is None and not found:
                 reason = "it has too few whole pages"
-            elif reason is None and (len(found[0].slots) < fit.first or len(found[1].slots) < min(fit.per_page, len(table.rows) - 1)):
+            elif reason is None and any(g is not None and len(g.slots) < rows for g, rows in zip(found, (fit.first, fit.per_page, fit.per_page))):
                 reason = "its probe pages hold fewer rows than planned"
+            elif reason is None and pages > 1 and found[2] is None:
+                reason = "its probe did not reach a second page"
             if reason is None:
                 chosen[i] = found
             else:
@@ -282,7 +289,7 @@ class _Job:
     def _geometry(self, table: MarkedTable, fit: _Fit, continued: bool) -> Task:
         """A probe page of the table with its real column widths: where its rows go."""
         start = 1 if continued else 0
-        end = min(len(table.rows), start + (fit.per_page if continued else fit.first))
+        end = min(len(table.rows), start + (2 * fit.per_page + 2 if continued else fit.first))  # continued: two pages
         fragment = table.fragment(start, end, fit.widths, ids=True, running=self.report.running)
         return self.task(direct.geometry_of, fragment, continued=continued)
 
@@ -319,8 +326,8 @@ class _Job:
             order = sorted(range(len(parts)), key=lambda i: not parts[i].chunk)
             drawn = [i for i in range(len(parts)) if parts[i].drawn]
             for i in drawn:
-                rows, plan, _ = parts[i].drawn
-                tasks.append((draw_pages, (rows, plan, str(folder / f"{attempt}-{i:04d}-rows.pdf"), self.tagged)))
+                rows, plan, first_row = parts[i].drawn
+                tasks.append((draw_pages, (rows, plan, str(folder / f"{attempt}-{i:04d}-rows.pdf"), self.tagged, first_row)))
             results = self.lanes.run([tasks[i] for i in order] + tasks[len(parts):])
             written = dict(zip(order, results))
             for i in drawn:

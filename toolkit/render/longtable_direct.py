@@ -27,10 +27,14 @@ DIRECT_ROWS = 1000  # fewer rows than this: WeasyPrint's chunks are quick enough
 FRAME_PAGES = 32  # frame pages a part: laying them out is cheap, each part's document set-up is not
 
 
-def geometry_of(html: str, env: LayoutEnv) -> PageGeometry | str:
-    """The row slots of the first page of a probe (see :func:`.longtable_geometry.page_geometry`)."""
+def geometry_of(html: str, env: LayoutEnv) -> list[PageGeometry | str]:
+    """The row slots of a probe's first two pages (see :func:`.longtable_geometry.page_geometry`).
+
+    A part's first page and the pages after it differ by a hair: after a page break inside the
+    table, the first row is 0.15 pt taller (it gets half of the line above it), so both are measured.
+    """
     document, _ = _layout(html, env)
-    return page_geometry(document.pages[0])
+    return [page_geometry(page) for page in document.pages[:2]]
 
 
 def why_not(table: MarkedTable, options: dict, geometries: Sequence[PageGeometry | str]) -> str | None:

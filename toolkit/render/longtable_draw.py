@@ -115,9 +115,11 @@ def drawable(rows: Sequence[str], geometries: Sequence[PageGeometry]) -> str | N
     return None
 
 
-def draw_pages(rows: Sequence[str], pages: Sequence[tuple[int, int, PageGeometry]], path: str, tagged: bool = False) -> int:
-    """Draw ``pages`` ((first row, rows, geometry) each) into a PDF at ``path``: one page each,
-    only the rows (the frame around them comes from WeasyPrint). Returns the pages written.
+def draw_pages(rows: Sequence[str], pages: Sequence[tuple[int, int, PageGeometry]], path: str, tagged: bool = False,
+               first_row: int = 0) -> int:
+    """Draw ``pages`` ((first row in ``rows``, rows, geometry) each) into a PDF at ``path``: one
+    page each, only the rows (the frame around them comes from WeasyPrint). ``first_row``:
+    ``rows[0]``'s index in the table, which stripes a row. Returns the pages written.
 
     ``tagged``: backgrounds and lines are marked as artifacts and each non-empty cell's text
     as marked content with an MCID counted from 0 on each page, in reading order
@@ -137,7 +139,7 @@ def draw_pages(rows: Sequence[str], pages: Sequence[tuple[int, int, PageGeometry
             families[key] = f"f{key}"
         for start, count, geometry in pages:
             pdf.add_page(format=geometry.size)
-            _draw_rows(pdf, [cells(rows[i]) for i in range(start, start + count)], start, geometry, shapers, families, tagged)
+            _draw_rows(pdf, [cells(rows[i]) for i in range(start, start + count)], first_row + start, geometry, shapers, families, tagged)
         pdf.output(path)
     return len(pages)
 
