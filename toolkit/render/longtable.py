@@ -116,7 +116,8 @@ class _Part:
     chunk: bool = False
     attachments: Sequence[tuple[str, bytes]] = ()
     path: Path | None = None
-    drawn: tuple | None = None  # a frame for drawn rows: (the table's rows, [(first row, rows, geometry)] a page)
+    # A frame whose rows are drawn: (its rows, [(first of them, rows, geometry)] a page, the first one's index in the table)
+    drawn: tuple | None = None
 
 
 def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
