@@ -1,6 +1,6 @@
 """nbpress against the raw tools it wraps, measured in one run: medians and ratios.
 
-    python -m benchmarks.pipeline [--quick] [--only demo|tables]      (also: make bench)
+    python -m benchmarks.pipeline [--quick] [--only demo|tables] [--tables 5000x3,20000x1]      (also: make bench)
 
 Two workloads, each run alternately with its raw counterpart so both see the same machine:
 
@@ -213,8 +213,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 runs each, 5,000 rows only")
     parser.add_argument("--only", choices=["demo", "tables"], help="run one workload")
+    parser.add_argument("--tables", metavar="ROWSxRUNS,...", help="table sizes and runs, e.g. 5000x3,20000x1 (default 5000x5,20000x3)")
     args = parser.parse_args()
     demo_repeats, sizes = (2, [(5000, 2)]) if args.quick else (5, [(5000, 5), (20000, 3)])
+    if args.tables:
+        try:
+            sizes = [(int(rows), int(runs)) for rows, runs in (size.split("x") for size in args.tables.split(","))]
+        except ValueError:
+            parser.error(f"--tables: {args.tables!r} is not ROWSxRUNS,... (e.g. 5000x3,20000x1)")
 
     import weasyprint
 

@@ -18,8 +18,15 @@ table do not depend on each other once every row has the same height, so :func:`
    { counter-set: page N }``) and ``counter(pages)`` is renamed, in every stylesheet, to a
    counter set to TOTAL;
 5. checks every part has the pages it was planned with (another pass with the real counts if
-   not) and joins them with pypdf (:mod:`.pdf_join`), keeping the first part's metadata and
+   not) and joins them with pikepdf (:mod:`.pdf_join`), keeping the first part's metadata and
    attachments and merging the parts' structure trees, so the joined PDF is tagged as well.
+
+A table's whole pages need not even be laid out: with at least
+:data:`~.longtable_direct.DIRECT_ROWS` rows of plain text, its chunks are *frames* (the page
+with one empty placeholder row as tall as the page's rows, cheap to lay out) and its rows are
+drawn on them with fpdf2 at the places a probe page measured (:mod:`.longtable_direct`,
+:mod:`.longtable_geometry`, :mod:`.longtable_draw`, :mod:`.longtable_stamp`). A table it cannot
+draw the same way keeps the chunks above, and one log line says why.
 
 Workers are started with ``spawn``: forking a process that has loaded cairo/pango is unsafe
 (so, as with any ``spawn``, a script that renders must guard its top level with ``if __name__
@@ -41,6 +48,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import longtable_direct as direct
+from .longtable_draw import draw_pages
+from .longtable_stamp import stamp
 from .longtable_layout import (LayoutEnv, Lanes, Task, column_widths, count_pages, default_workers, rows_per_page,
                                weasyprint_log, write_part)
 from .pdf_join import join_parts
@@ -106,6 +116,8 @@ class _Part:
     chunk: bool = False
     attachments: Sequence[tuple[str, bytes]] = ()
     path: Path | None = None
+    # A frame whose rows are drawn: (its rows, [(first of them, rows, geometry)] a page, the first one's index in the table)
+    drawn: tuple | None = None
 
 
 def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
@@ -121,8 +133,10 @@ def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
     return _Part(body, 0, continued=tail > 0)
 
 
-def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int) -> list[_Part]:
+def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int, geometries=None) -> list[_Part]:
     pages = fit.pages(len(table.rows))
+    if geometries is not None:
+        return _frames(report, table, fit, geometries, direct.FRAME_PAGES)
     return [
         _Part(
             table.fragment(fit.start(a), fit.start(min(a + chunk_pages, pages)), fit.widths, running=report.running),
@@ -133,6 +147,23 @@ def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int
         for a in range(0, pages, chunk_pages)
     ]
 
+
+def _frames(report: SplitReport, table: MarkedTable, fit: _Fit, geometries, chunk_pages: int) -> list[_Part]:
+    """Chunks of frame pages whose rows are drawn (:mod:`.longtable_direct`)."""
+    pages, parts = fit.pages(len(table.rows)), []
+    for a in range(0, pages, chunk_pages):
+        plan = []
+        for page in range(a, min(a + chunk_pages, pages)):
+            # The table's first page; a later part's first page; a page after a break inside a part.
+            geometry = geometries[0 if page == 0 else 1 if page == a else 2]
+            plan.append((fit.start(page), fit.start(page + 1) - fit.start(page), geometry))
+        heights = [direct.slots_height(g, rows) for _, rows, g in plan]
+        body = direct.frame_fragment(table, heights, fit.widths, first=a == 0, running=report.running)
+        rows = table.rows[plan[0][0] : plan[-1][0] + plan[-1][1]]
+        offset = plan[0][0]
+        drawn = (rows, [(start - offset, count, g) for start, count, g in plan], offset)
+        parts.append(_Part(body, len(plan), continued=a > 0, chunk=True, drawn=drawn))
+    return parts
 
 
 # --- The whole job --------------------------------------------------------------------------
@@ -146,7 +177,7 @@ def write_pdf(
     templates_dir: Path,
     attachments: Sequence[tuple[str, bytes]] = (),
     workers: int | None = None,
-    chunk_pages: int = CHUNK_PAGES,
+    chunk_pages: int | None = None,
     options: dict[str, object] | None = None,
 ) -> tuple[int, list[str]] | None:
     """Write ``html``'s PDF with its marked long tables laid out in parallel chunks.
@@ -167,7 +198,7 @@ def write_pdf(
         lanes = Lanes(max(1, workers or default_workers()))
         weasyprint_log().seen = set()
         try:
-            job = _Job(report, env, lanes, max(1, chunk_pages))
+            job = _Job(report, env, lanes, max(1, chunk_pages or CHUNK_PAGES))  # read now: tests set CHUNK_PAGES
             parts = job.plan()
             planned = time.perf_counter()
             parts[0].attachments = attachments
@@ -191,6 +222,8 @@ class _Job:
 
     def __init__(self, report: SplitReport, env: LayoutEnv, lanes: Lanes, chunk_pages: int):
         self.report, self.env, self.lanes, self.chunk_pages = report, env, lanes, chunk_pages
+        options = dict(env.options)
+        self.tagged = bool(options.get("pdf_tags") or options.get("pdf_variant"))
 
     def task(self, function: Callable, body: str, *args, continued: bool = False, first_page: int = 1, total: int = 0) -> Task:
         html = self.report.document(body, first_page=first_page, total=total, continued=continued)
@@ -213,16 +246,53 @@ class _Job:
         log.debug("long tables fit %s", fits)
         # Step 2: the flows that start with a table's tail, now that the tails are known.
         flows += [_flow(report, fits, i) for i in range(1, len(report.flows))]
-        counts = self.lanes.run([self.task(count_pages, f.body, continued=f.continued) for f in flows[1:]])
+        options = dict(self.env.options)
+        candidates = [i for i, t in enumerate(tables) if direct.why_not(t, options, ()) is None and fits[i].pages(len(t.rows)) > 0]
+        geometry_tasks = [self._geometry(tables[i], fits[i], continued) for i in candidates for continued in (False, True)]
+        results = self.lanes.run([self.task(count_pages, f.body, continued=f.continued) for f in flows[1:]] + geometry_tasks)
+        counts, geometries = results[: len(flows) - 1], results[len(flows) - 1 :]
         for flow, pages in zip(flows[1:], counts):
             flow.pages = pages
+        drawn = self._choose(fits, candidates, geometries)
         parts = []
         for i, flow in enumerate(flows):
             if flow.pages:
                 parts.append(flow)
             if i < len(tables):
-                parts += _chunks(report, tables[i], fits[i], self.chunk_pages)
+                parts += _chunks(report, tables[i], fits[i], self.chunk_pages, drawn.get(i))
         return parts
+
+    def _choose(self, fits: list[_Fit], candidates: list[int], geometries: list) -> dict[int, tuple]:
+        """The tables whose whole pages are drawn (index -> the geometry of the table's first page,
+        of a later part's first page and of a page inside a part, None where no such page is
+        drawn); each of the others says in one log line why it is not."""
+        options, chosen = dict(self.env.options), {}
+        for i, table in enumerate(self.report.tables):
+            fit = fits[i]
+            pages, found = fit.pages(len(table.rows)), ()
+            if i in candidates:
+                at = candidates.index(i)
+                first, continued = geometries[2 * at], geometries[2 * at + 1] + [None]
+                found = (first[0], continued[0] if pages > direct.FRAME_PAGES else None, continued[1] if pages > 1 else None)
+            reason = direct.why_not(table, options, [g for g in found if g is not None])
+            if reason is None and not found:
+                reason = "it has too few whole pages"
+            elif reason is None and any(g is not None and len(g.slots) < rows for g, rows in zip(found, (fit.first, fit.per_page, fit.per_page))):
+                reason = "its probe pages hold fewer rows than planned"
+            elif reason is None and pages > 1 and found[2] is None:
+                reason = "its probe did not reach a second page"
+            if reason is None:
+                chosen[i] = found
+            else:
+                log.info("long table %d of %s rows laid out by WeasyPrint, not drawn directly: %s", i + 1, f"{len(table.rows):,}", reason)
+        return chosen
+
+    def _geometry(self, table: MarkedTable, fit: _Fit, continued: bool) -> Task:
+        """A probe page of the table with its real column widths: where its rows go."""
+        start = 1 if continued else 0
+        end = min(len(table.rows), start + (2 * fit.per_page + 2 if continued else fit.first))  # continued: two pages
+        fragment = table.fragment(start, end, fit.widths, ids=True, running=self.report.running)
+        return self.task(direct.geometry_of, fragment, continued=continued)
 
     def _probe(self, probe: _Probe) -> Task:
         start = 1 if probe.continued else 0
@@ -255,7 +325,15 @@ class _Job:
                 first_page += part.pages
             # Chunks first: the smaller flow parts fill in while the last chunks finish.
             order = sorted(range(len(parts)), key=lambda i: not parts[i].chunk)
-            written = dict(zip(order, self.lanes.run([tasks[i] for i in order])))
+            drawn = [i for i in range(len(parts)) if parts[i].drawn]
+            for i in drawn:
+                rows, plan, first_row = parts[i].drawn
+                tasks.append((draw_pages, (rows, plan, str(folder / f"{attempt}-{i:04d}-rows.pdf"), self.tagged, first_row)))
+            results = self.lanes.run([tasks[i] for i in order] + tasks[len(parts):])
+            written = dict(zip(order, results))
+            for i in drawn:
+                rows, plan, first_row = parts[i].drawn
+                stamp(parts[i].path, folder / f"{attempt}-{i:04d}-rows.pdf", rows, plan, first_row)
             wrong = {i: pages for i, (pages, _) in written.items() if pages != parts[i].pages}
             if not wrong:
                 return list(dict.fromkeys(url for i in range(len(parts)) for url in written[i][1]))

@@ -25,7 +25,11 @@ BEGIN, END = "<!--nbpress:long-table-->", "<!--/nbpress:long-table-->"
 _SAMPLE_PER_COLUMN = 3  # widest cells per column (by characters) laid out to size the columns
 ROW_ID, COL_ID = "nbpress-row-", "nbpress-col-"  # anchors the layouts count rows and measure columns by
 
-# Added to every part's <head>. Scoped to long tables, except the two page counters.
+# Added to every part's <head>. Scoped to long tables, except the two page counters. A part that
+# continues a table repeats the running header inside it (see MarkedTable.fragment); its elements
+# go to the page margins, but the spaces between them made an empty line 13 pt tall, which a page
+# inside one document does not have: font-size 0 makes that line 0 pt (the running elements set
+# their own font).
 _PART_STYLE = """<style>
 @page {{ counter-reset: nbpress-pages {total}; }}
 @page :first {{ counter-set: page {first}; }}
@@ -34,6 +38,7 @@ _PART_STYLE = """<style>
 [data-nbpress-measure] th, [data-nbpress-measure] td {{ white-space: nowrap; }}
 [data-nbpress-long-table] tr {{ break-inside: avoid; }}
 [data-nbpress-continued] {{ margin-top: 0 !important; padding-top: 0 !important; }}
+[data-nbpress-continued] > header {{ font-size: 0; line-height: 0; }}
 </style>
 """
 # A part that continues a table starts like a page inside one document: the html and body

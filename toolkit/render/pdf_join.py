@@ -144,7 +144,9 @@ class _StructTree:
             kid.P = self.document
             self.document.K.append(kid)
         for key, value in _pairs(theirs.ParentTree, "/Nums"):
-            self.nums.append((int(key) + offset, _copy(self.pdf, value)))
+            # One copy in qpdf (made indirect in the part first) rather than an element at a time in Python.
+            value = value if value.is_indirect else part.make_indirect(value)
+            self.nums.append((int(key) + offset, self.pdf.copy_foreign(value)))
         for page in self.pdf.pages[first_page:]:
             if "/StructParents" in page.obj:
                 page.obj.StructParents = int(page.obj.StructParents) + offset
@@ -157,9 +159,7 @@ class _StructTree:
         """Write the renumbered parent tree (one flat ``/Nums``, as WeasyPrint writes it)."""
         import pikepdf
 
-        nums = pikepdf.Array()
-        for key, value in sorted(self.nums, key=lambda pair: pair[0]):
-            nums.extend([key, value])
+        nums = pikepdf.Array([item for pair in sorted(self.nums, key=lambda pair: pair[0]) for item in pair])  # built at once: extending it pair by pair took seconds
         self.root.ParentTree = self.pdf.make_indirect(pikepdf.Dictionary(Nums=nums))
         self.root.ParentTreeNextKey = max((key for key, _ in self.nums), default=-1) + 1
 
@@ -176,6 +176,8 @@ def _prefix_ids(elements: list, prefix: str) -> None:
         attributes = element.get("/A")
         if isinstance(attributes, pikepdf.Dictionary) and "/Headers" in attributes:
             attributes.Headers = pikepdf.Array([pikepdf.String(prefix + str(h)) for h in attributes.Headers])
+        if element.get("/S") == "/Span":
+            continue  # a run of text: WeasyPrint puts no cells under it (half of a table's elements)
         kids = element.get("/K")
         kids = kids if isinstance(kids, pikepdf.Array) else [kids] if kids is not None else []
         stack += [kid for kid in kids if isinstance(kid, pikepdf.Dictionary) and "/S" in kid]
