@@ -126,3 +126,9 @@ def test_a_report_whose_required_credential_has_no_default_is_not_runnable_and_w
 ])
 def test_the_schedule_in_words_or_the_raw_cron(cron, timezone, text):
     assert schedule_text(Schedule(cron=cron, timezone=timezone)) == text
+
+
+def test_a_label_is_the_parameters_comment_else_what_the_pdf_calls_it(report):
+    spec = report.model_copy(update={"show_parameters": {"week": "Week", "regions": "Regions"}, "run_parameters": ["week", "regions"]})
+    labels = {f["name"]: f["label"] for f in report_profile(spec)["parameters"]}
+    assert labels == {"week": "ISO week to report", "regions": "Regions"}

@@ -4,7 +4,7 @@ The portal builds its "Run" form from this and checks submitted values with the 
 rules (the contract of issue 15). What goes out, per parameter a portal user may set
 (:mod:`toolkit.inputs.settable`: the spec's ``run_parameters``, else the shown ones; never a
 ``Secret``, which the portal never learns exists) in the notebook's cell order: name, label (the
-parameter's trailing comment), type (kind, optional, item, choices), required, and the default
+parameter's trailing comment, else its ``show_parameters`` label), type (kind, optional, item, choices), required, and the default
 as JSON (the worker's ``-p`` over the spec's ``parameters:`` over the notebook's, as ``nbpress
 params`` shows). A request may set only what the form offers.
 
@@ -56,9 +56,11 @@ def parameter_schema(spec: ReportSpec, schema: Schema, values: Mapping[str, Any]
     """The form's parameters in cell order; defaults: ``values`` (the worker's ``-p``) over the
     spec's over the notebook's."""
     defaults = {**spec.parameters, **(values or {})}
+    shown_labels = spec.show_parameters or {}  # what readers see the value called in the PDF
     fields = []
     for p in settable_parameters(spec, schema):
-        entry: dict[str, Any] = {"name": p.name, "label": p.help[:MAX_LABEL], "type": _type_json(p.type)}
+        label = p.help or shown_labels.get(p.name, "")
+        entry: dict[str, Any] = {"name": p.name, "label": label[:MAX_LABEL], "type": _type_json(p.type)}
         if p.name in defaults:  # a spec default makes a required notebook parameter optional
             entry["required"], entry["default"] = False, to_jsonable(schema.check(p.name, defaults[p.name]))
         elif p.required:
