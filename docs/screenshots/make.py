@@ -74,7 +74,19 @@ def _portal_pages(base: str, password: str, outbox: Path) -> None:
         page.wait_for_url(f"{base}/")
         page.screenshot(path=str(OUT / "portal-reports.png"), full_page=True)
         page.goto(f"{base}/reports/weekly_statistics")
+        run = page.get_by_role("link", name="Run Weekly Statistics")
+        for _ in range(120):  # the demo's worker describes the report (its form) once it has started
+            if run.count():
+                break
+            page.wait_for_timeout(500)
+            page.reload()
         page.screenshot(path=str(OUT / "portal-report.png"), full_page=True)
+        run.click()
+        page.screenshot(path=str(OUT / "portal-run.png"), full_page=True)
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.wait_for_url(f"{base}/requests/**")
+        page.locator("#run-result").wait_for(state="visible", timeout=300_000)  # the worker ran and published it
+        page.screenshot(path=str(OUT / "portal-run-status.png"), full_page=True)
         browser.close()
 
 
@@ -99,7 +111,7 @@ def main() -> None:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-    for name in ("demo-report.png", "portal-reports.png", "portal-report.png"):
+    for name in ("demo-report.png", "portal-reports.png", "portal-report.png", "portal-run.png", "portal-run-status.png"):
         print(OUT / name)
 
 
