@@ -18,11 +18,12 @@ from typing import Any
 from flask import url_for
 from sqlalchemy import and_, func, insert, literal, or_, select, update
 
+from .. import audit
 from ..errors import Conflict, TooManyRequests
 from ..extensions import db
 from ..models import Publication, Report, RunRequest, User, new_public_id, utcnow
 
-__all__ = ["ask", "cancel", "request_json", "my_requests", "ENDED"]
+__all__ = ["ask", "cancel", "cancel_audited", "request_json", "my_requests", "ENDED"]
 
 ENDED = {"succeeded", "failed", "cancelled", "expired"}
 _HOUR = dt.timedelta(hours=1)
@@ -107,6 +108,19 @@ def cancel(run_request: RunRequest) -> str:
             return outcome
         db.session.rollback()
     raise Conflict("The run changed while cancelling; look at its status and try again.", code="conflict")
+
+
+def cancel_audited(user: User, run_request: RunRequest, *, via: str) -> str:
+    """:func:`cancel` with its audit row (refused too), committed; re-raises the 409."""
+    try:
+        outcome = cancel(run_request)
+    except Conflict as exc:
+        audit.record("run_cancel_asked", "refused", user_id=user.id, via=via, request=run_request.public_id, reason=exc.code)
+        db.session.commit()
+        raise
+    audit.record("run_cancel_asked", outcome, user_id=user.id, via=via, request=run_request.public_id)
+    db.session.commit()
+    return outcome
 
 
 def _iso(moment: dt.datetime | None) -> str | None:

@@ -97,12 +97,5 @@ def get_run_request(public_id: str):
 def cancel_run_request(public_id: str):
     user = _user()
     found = find_request(user, public_id)
-    try:
-        outcome = run_requests.cancel(found)
-    except Conflict as exc:
-        audit.record("run_cancel_asked", "refused", user_id=user.id, via="api", request=found.public_id, reason=exc.code)
-        db.session.commit()
-        raise
-    audit.record("run_cancel_asked", outcome, user_id=user.id, via="api", request=found.public_id)
-    db.session.commit()
+    run_requests.cancel_audited(user, found, via="api")
     return jsonify(run_requests.request_json(found))

@@ -125,15 +125,10 @@ def status_json(public_id: str):
 @login_required_page
 def cancel(public_id: str):
     user = _user()
-    found = find_request(user, public_id)
     try:
-        outcome = run_requests.cancel(found)
-    except Conflict as exc:
-        audit.record("run_cancel_asked", "refused", user_id=user.id, via="page", request=found.public_id, reason=exc.code)
-        db.session.commit()
-    else:
-        audit.record("run_cancel_asked", outcome, user_id=user.id, via="page", request=found.public_id)
-        db.session.commit()
+        run_requests.cancel_audited(user, find_request(user, public_id), via="page")
+    except Conflict:
+        pass  # the status page shows how it ended
     return redirect(url_for("report_runs.status_page", public_id=public_id), code=303)
 
 
