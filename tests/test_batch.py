@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -114,3 +115,23 @@ def test_parameters_given_leave_the_grid_and_no_grid_runs_once(grid_project):
     labels = [label for label, _ in batch.plan(spec, {"region": "east"}, [("n", ["1", "2"])])]
     assert labels == ["n=1", "n=2"]
     assert [label for label, _ in batch.plan(spec, {}, [], use_spec_grid=False)] == ["(defaults)"]
+
+
+@pytest.mark.skipif(not fork_available(), reason="needs fork")
+def test_by_default_more_members_are_in_flight_than_there_are_cpus(project):
+    """Two workers per CPU: while one member renders (its worker busy), another's kernel runs."""
+    from toolkit.batch.local import default_workers
+    from toolkit.runs.run_folder import load_run
+
+    make_notebook(project.notebooks_dir / "nap.ipynb", "i: int = 0", "import time\ntime.sleep(2)")
+    spec = find_report("nap", project.notebooks_dir)
+    count = default_workers()
+    members = batch.plan(spec, {}, [("i", [str(n) for n in range(count)])])
+    jobs = [batch.Job(n, label, prepared, project.root) for n, (label, prepared) in enumerate(members)]
+    with LocalExecutor() as executor:
+        assert executor.workers == count == 2 * (os.cpu_count() or 1)
+        outcomes = batch.run(jobs, executor)
+    assert [o.status for o in outcomes] == ["succeeded"] * count, [o.error for o in outcomes]
+    spans = [(r.started, r.finished) for r in (load_run(o.run_dir) for o in outcomes)]
+    at_once = max(sum(start <= moment < end for start, end in spans) for moment, _ in spans)
+    assert at_once > (os.cpu_count() or 1), spans

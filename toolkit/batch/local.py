@@ -7,8 +7,9 @@ once per batch instead:
 
 - one fork server (template process) imports ipykernel and the heavy modules once and forks a
   fresh kernel per run (copy-on-write) - never a kernel reused between runs;
-- W long-lived workers (default: CPU count) import papermill, pandas and WeasyPrint once and
-  execute *and render* their members, so nothing is imported on the critical path twice.
+- W long-lived workers (default: two per CPU, see :func:`default_workers`) import papermill,
+  pandas and WeasyPrint once and execute *and render* their members, so nothing is imported on
+  the critical path twice.
 
 Workers are not forked from the submitting process, which may already hold threads or zmq
 contexts that must not be copied. With fork available they come from multiprocessing's own
@@ -31,7 +32,7 @@ from ..execute.forked_kernels import ForkServer, fork_available, fork_kernel_man
 from ..execute.forkserver import DEFAULT_PRELOAD
 from .members import Job, Outcome, execute_job
 
-__all__ = ["LocalExecutor", "WORKER_MODULES", "preload_worker_modules"]
+__all__ = ["LocalExecutor", "WORKER_MODULES", "WORKERS_PER_CPU", "default_workers", "preload_worker_modules"]
 
 _launcher = None  # in a worker: the KernelManager class bound to the fork server
 
@@ -39,6 +40,19 @@ _launcher = None  # in a worker: the KernelManager class bound to the fork serve
 # What every worker needs: the pipeline (papermill, the renderer), records read back as DataFrames
 # from Parquet, WeasyPrint. Imported before the first member, never on its critical path.
 WORKER_MODULES = ("pandas", "pyarrow.parquet", "weasyprint", "toolkit.runs.pipeline")
+
+
+# A member is about half execution, half render. While it executes, its worker mostly waits
+# on the kernel (kernel start-up, cell round trips); while it renders, the worker alone is busy.
+# With one worker per CPU the cores idled ~40% of a batch; two per CPU let one member render
+# while another's kernel runs, on every core (measured in benchmarks/batch.py). Workers are
+# forked from one preloaded template, so the second one shares its imports copy-on-write.
+WORKERS_PER_CPU = 2
+
+
+def default_workers() -> int:
+    """Worker processes when none are asked for: :data:`WORKERS_PER_CPU` per CPU."""
+    return WORKERS_PER_CPU * (os.cpu_count() or 1)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -82,7 +96,7 @@ def _stop_worker_template() -> None:
 
 class LocalExecutor:
     def __init__(self, workers: int | None = None, preload: list[str] | tuple[str, ...] = ()):
-        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.workers = max(1, workers or default_workers())
         self.preload = [m for m in preload if m not in DEFAULT_PRELOAD]
         self.server: ForkServer | None = None
 
