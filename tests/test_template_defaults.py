@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import json
+import os
 import subprocess
 import tomllib
 from pathlib import Path
@@ -83,6 +84,24 @@ def test_a_project_overrides_the_defaults_file_by_file(tmp_path):
     assert "Project base" in text and "Body text" in text and "Override Report" in text
     fonts = _fonts(pdf)
     assert "Own" in fonts and "Report-Sans" not in fonts  # the built-in report.css was not used
+
+
+def test_a_long_lived_process_sees_template_edits_and_new_overrides(tmp_path):
+    """Environments are cached per process (a batch worker, `nbpress worker`): an edited
+    template and an override added later still count on the next render."""
+    spec = ReportSpec(name="o", title="Cached Report", notebook=Path("o.ipynb"))
+    context = ReportContext(spec=spec, params={}, run_id="run-1", generated=dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc))
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    records = {"note": rec.Text("note", "Body text")}
+    assert "Body text" in render_html(context, records, {}, templates)  # the built-in base.html.j2
+    (templates / "base.html.j2").write_text('{% extends "nbpress/base.html.j2" %}{% block content %}<p>Added</p>{% endblock %}')
+    assert "<p>Added</p>" in render_html(context, records, {}, templates)
+    override = templates / "base.html.j2"
+    override.write_text('{% extends "nbpress/base.html.j2" %}{% block content %}<p>Edited</p>{% endblock %}')
+    os.utime(override, ns=(override.stat().st_mtime_ns + 2_000_000_000,) * 2)  # a later second, as an editor's save
+    html = render_html(context, records, {}, templates)
+    assert "<p>Edited</p>" in html and "<p>Added</p>" not in html
 
 
 def test_the_fetcher_serves_each_static_file_from_the_first_layer_that_has_it(tmp_path):

@@ -15,8 +15,11 @@ refused command line never pay for it. The pipeline lives in the stage folders (
 notebook, checks, render, deliver, runs, batch, scheduler); see docs/architecture.md.
 """
 
+from . import import_cost
 from .errors import NbpressError
 from .version import __version__
+
+import_cost.install()  # nbformat without rfc3987-syntax's grammars: ~1.6 s less per process
 
 __all__ = ["__version__", "figure", "metric", "preview", "table", "text", "NbpressError", "Secret"]
 

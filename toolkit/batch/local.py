@@ -32,7 +32,7 @@ from ..execute.forked_kernels import ForkServer, fork_available, fork_kernel_man
 from ..execute.forkserver import DEFAULT_PRELOAD
 from .members import Job, Outcome, execute_job
 
-__all__ = ["LocalExecutor", "WORKER_MODULES", "WORKERS_PER_CPU", "default_workers", "preload_worker_modules"]
+__all__ = ["LocalExecutor", "WORKER_MODULES", "WORKERS_PER_CPU", "default_workers", "preload_worker_modules", "stop_worker_template"]
 
 _launcher = None  # in a worker: the KernelManager class bound to the fork server
 
@@ -84,7 +84,7 @@ def _run_job(job: Job) -> Outcome:
     return execute_job(job, launcher=_launcher)
 
 
-def _stop_worker_template() -> None:
+def stop_worker_template() -> None:
     """Stop multiprocessing's fork server with the batch: no process outlives it, and its CPU
     (and its workers') is accounted to this process like any waited-for child. ``_stop`` is
     the standard library's own (test) hook; without it the server exits when we do."""
@@ -107,7 +107,7 @@ class LocalExecutor:
         if self.server is not None:
             self.server.stop()
             self.server = None
-        _stop_worker_template()
+        stop_worker_template()
 
     def run(self, jobs: list[Job]) -> Iterator[Outcome]:
         if not jobs:

@@ -9,6 +9,7 @@ longer than ``long_table_rows`` are marked for :mod:`.longtable`. :mod:`.pdf` la
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -209,23 +210,41 @@ def write_assets(records: dict[str, rec.Record], assets_dir: Path) -> dict[str, 
     return paths
 
 
-def _loader(templates_dir: Path) -> jinja2.BaseLoader:
+def _loader(template_folders: tuple[Path, ...]) -> jinja2.BaseLoader:
     """The project's templates, then the built-in ones; ``nbpress/base.html.j2`` always names the
     built-in, so a project's own ``base.html.j2`` can extend it."""
-    layered = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(folder)) for folder in folders(templates_dir)])
+    layered = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(folder)) for folder in template_folders])
     return jinja2.ChoiceLoader([jinja2.PrefixLoader({"nbpress": jinja2.FileSystemLoader(str(BUILTIN))}), layered])
 
 
 def _environment(templates_dir: Path, locale: ReportLocale) -> jinja2.Environment:
+    template_folders = folders(templates_dir)
+    return _cached_environment(template_folders, tuple(_mtime(f) for f in template_folders), locale.name)
+
+
+def _mtime(folder: Path) -> int:
+    try:
+        return folder.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+# One environment per template folders and locale in a process: a batch worker, the scheduler
+# or `nbpress worker` renders many reports, and compiling the templates again took ~50 ms each
+# time. Jinja checks each loaded template file's modification time, so edits are seen; a file
+# added to or removed from a folder (a new override) changes the folder's time, so a new
+# environment looks again.
+@functools.lru_cache(maxsize=16)
+def _cached_environment(template_folders: tuple[Path, ...], mtimes: tuple[int, ...], locale_name: str) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=_loader(templates_dir),
+        loader=_loader(template_folders),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters["markdown"] = lambda text: Markup(_markdown.render(text))
-    install(env, locale)  # `number` and date filters, the fixed words in the spec's locale
+    install(env, ReportLocale.of(locale_name))  # `number` and date filters, the fixed words in the spec's locale
     return env
 
 
