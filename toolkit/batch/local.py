@@ -104,10 +104,12 @@ class LocalExecutor:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+        server, self.server = self.server, None
+        if server is not None:
+            server.request_stop()  # both templates wind down at once, not one after the other
         stop_worker_template()
+        if server is not None:
+            server.wait_stopped()
 
     def run(self, jobs: list[Job]) -> Iterator[Outcome]:
         if not jobs:

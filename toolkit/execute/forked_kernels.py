@@ -71,8 +71,16 @@ class ForkServer:
         return self
 
     def stop(self) -> None:
+        self.request_stop()
+        self.wait_stopped()
+
+    def request_stop(self) -> None:
+        """Ask the server to stop (it kills the kernels still running) without waiting for it."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # it kills the kernels still running
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self) -> None:
+        if self.process is not None and self.process.poll() is None:
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:

@@ -224,3 +224,8 @@ def _reap(kernels: dict[socket.socket, int], exits: dict[int, int]) -> None:
 
 if __name__ == "__main__":  # pragma: no cover - started by toolkit.execute.forked_kernels
     serve(sys.argv[1], sys.argv[2:])
+    # Every kernel is reaped and nothing is buffered: skip tearing down pandas, matplotlib and
+    # the rest module by module (~0.4 s at the end of every batch, with the CPUs otherwise idle).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
