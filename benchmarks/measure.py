@@ -72,21 +72,27 @@ class _Sampler(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 3600) -> Measurement:
-    """Run ``cmd`` to completion and measure it; raises ``CalledProcessError`` if it fails."""
+def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 3600,
+        sample_every: float = 0.02) -> Measurement:
+    """Run ``cmd`` to completion and measure it; raises ``CalledProcessError`` if it fails.
+
+    ``sample_every``: seconds between memory samples of the process tree. Each sample reads
+    every process's smaps, which costs this process CPU the measured command may need: with a
+    dozen processes (a batch), sample every half second, not every 20 ms.
+    """
     timer = shutil.which("time", path="/usr/bin:/bin")
     with tempfile.NamedTemporaryFile("r", suffix=".maxrss") as maxrss:
         launch = [timer, "-f", "%M", "-o", maxrss.name, *cmd] if timer else cmd
-        result = _run(launch, cwd, env, timeout, sample_root=not timer)
+        result = _run(launch, cwd, env, timeout, sample_root=not timer, sample_every=sample_every)
         kib = maxrss.read().strip().splitlines()[-1:] if timer else []
     max_rss = int(kib[0]) / 1024 if kib and kib[0].isdigit() else float("nan")
     return Measurement(**{**result, "max_rss": max_rss})
 
 
-def _run(cmd: list[str], cwd, env, timeout: float, *, sample_root: bool) -> dict:
+def _run(cmd: list[str], cwd, env, timeout: float, *, sample_root: bool, sample_every: float) -> dict:
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    sampler = _Sampler(proc.pid, include_root=sample_root)
+    sampler = _Sampler(proc.pid, sample_every, include_root=sample_root)
     sampler.start()
     out: dict[str, bytes] = {}
     readers = [

@@ -10,6 +10,10 @@ the downloads' files and then this page.
 
 Sections:
 
+* batches: ``benchmarks.batch`` (16 members: the raw papermill + weasyprint loop, ``--grid``
+  locally, ``--cluster local:2``; one file per run, ``batch-*.json``; medians over the runs).
+* long tables: ``benchmarks.pipeline`` (``latest.json``: the tables workload, nbpress's renderer
+  against raw WeasyPrint, medians of its repeats).
 * downloads: ``benchmarks.portal`` (wrk against nginx static, one file per run:
   ``portal-*.json``; medians over the runs) and ``benchmarks.portal_profile`` (CPU per download
   and per stage, ``portal_profile.json``; with ``--against`` before and after in one run).
@@ -28,6 +32,8 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOWNLOAD_GOAL = 0.4  # issue 17: >= 0.4x nginx static, direct and behind nginx
+BATCH_GOAL, CLUSTER_WITHIN = 8.0, 0.15  # issue 17: --grid >= 8x the raw loop; local:2 within 15% of it
+TABLE_GOALS = {5000: 0.25, 20000: 0.15}  # issue 17: wall time against raw WeasyPrint
 
 
 def _when(path: Path, data: dict | None = None) -> str:
@@ -130,8 +136,99 @@ def downloads(results: Path) -> list[str]:
     ]
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def batches(results: Path) -> list[str]:
+    runs = [(p, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(results.glob("batch-*.json"))]
+    head = [
+        "## Batches: 16 members of the demo report against a loop of the raw tools",
+        "",
+        "Each run measures, one after the other on the same machine: (a) for each member the `papermill` CLI then "
+        "the `weasyprint` CLI; (b) `nbpress run --grid` with the local executor (default: two workers per CPU); "
+        "(b1) the same with one worker per CPU; (c) `--cluster local:2`. Every member's PDF is checked to exist. "
+        f"Goals (issue 17): (b) at least {BATCH_GOAL:.0f}x the throughput of (a); (c) within {CLUSTER_WITHIN:.0%} of (b).",
+        "",
+    ]
+    if not runs:
+        return [*head, "No `benchmarks.batch` results yet: `make bench-batch`."]
+    last = runs[-1][1]
+    names = [row["name"] for row in last["rows"]]
+    lines = [
+        *head,
+        f"`{last.get('command', 'python -m benchmarks.batch')}` and its repeats, {len(runs)} run(s), the last at "
+        f"{_when(*runs[-1])}, {last['members']} members on {last['machine']['cpus']} CPUs; load average at the start "
+        "of each run: " + ", ".join(_load(data.get("load_average")) for _, data in runs) + ".",
+        "",
+        "| way | wall (median) | CPU (median) | throughput against (a) (median) | per run |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for i, name in enumerate(names):
+        rows = [data["rows"][i] for _, data in runs if len(data["rows"]) > i]
+        ratio = _median([r["throughput_vs_raw"] for r in rows])
+        per_run = ", ".join(f"{r['throughput_vs_raw']:.2f}x" for r in rows)
+        verdict = ""
+        if name.startswith("(b) "):
+            verdict = " (goal met)" if ratio >= BATCH_GOAL else f" (below the {BATCH_GOAL:.0f}x goal)"
+        lines.append(f"| {name} | {_median([r['wall'] for r in rows]):.1f} s | {_median([r['cpu'] for r in rows]):.1f} s "
+                     f"| {ratio:.2f}x{verdict} | {per_run} |")
+    over = [data["target"]["cluster_over_local"] for _, data in runs]
+    met = "within" if _median(over) <= CLUSTER_WITHIN else "not within"
+    lines += [
+        "",
+        f"(c) took {_median(over):+.0%} longer than (b) (median; per run: " + ", ".join(f"{o:+.0%}" for o in over)
+        + f"): {met} the {CLUSTER_WITHIN:.0%} goal. CPU is user + system time of the command and every process it "
+        "waited for (for (a), summed over its commands).",
+    ]
+    stages = last.get("stages_b")
+    if stages:
+        lines += ["", "Per member in (b) of the last run, medians: "
+                  + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in stages.items())
+                  + " (wall time inside each member's worker; members overlap)."]
+    return lines
+
+
+def long_tables(results: Path) -> list[str]:
+    path = results / "latest.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    head = [
+        "## Long tables: an 8-column table of 5,000 and 20,000 rows against raw WeasyPrint",
+        "",
+        "nbpress's renderer (HTML in, PDF out) against the `weasyprint` CLI on the same table with ordinary table "
+        "markup and style, alternately. Each PDF is checked: every row present and in order, the header row on every "
+        "table page, \"Page i of N\" on page i. Goals (issue 17): wall time at most "
+        + " and ".join(f"{goal}x at {rows:,} rows" for rows, goal in TABLE_GOALS.items()) + "; memory (sum of RSS over "
+        "the process tree) as low as before or lower.",
+        "",
+    ]
+    if not data.get("tables"):
+        return [*head, "No tables results yet: `python -m benchmarks.pipeline --only tables`."]
+    lines = [
+        *head,
+        f"`{data.get('command', 'python -m benchmarks.pipeline')}`, finished {_when(path, data)}; load average at the "
+        f"start: {_load(data.get('load_average'))}; WeasyPrint {data['machine'].get('weasyprint', '?')}.",
+        "",
+        "| rows | runs | nbpress wall (median) | raw wall (median) | ratio | nbpress RSS | raw RSS | ratio | pages (nbpress / raw) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for t in data["tables"]:
+        ours, raw = t["nbpress"], t["raw"]
+        ratio = ours["wall"] / raw["wall"]
+        goal = TABLE_GOALS.get(t["rows"])
+        verdict = "" if goal is None else (" (goal met)" if ratio <= goal else f" (goal {goal}x missed)")
+        checks = t.get("checks", {})
+        problems = sum(len(c.get("problems", [])) for c in checks.values())
+        pages = f"{checks.get('nbpress', {}).get('pages', '?')} / {checks.get('raw', {}).get('pages', '?')}"
+        lines.append(f"| {t['rows']:,} | {len(ours.get('runs', [])) or '?'} | {ours['wall']:.1f} s | {raw['wall']:.1f} s "
+                     f"| {ratio:.2f}x{verdict} | {ours['tree_rss']:.0f} MiB | {raw['tree_rss']:.0f} MiB "
+                     f"| {ours['tree_rss'] / raw['tree_rss']:.2f}x | {pages}" + ("" if not problems else f", {problems} problems")
+                     + " |")
+    return lines
+
+
 # One renderer per kind of work, in page order: (result files, lines). A new benchmark adds its own.
-SECTIONS: tuple[Callable[[Path], list[str]], ...] = (downloads,)
+SECTIONS: tuple[Callable[[Path], list[str]], ...] = (batches, long_tables, downloads)
 
 
 def render(results: Path) -> str:

@@ -15,8 +15,8 @@ Two workloads, each run alternately with its raw counterpart so both see the sam
 * tables: a 5,000-row and a 20,000-row x 8-column table (dates, short strings, integers,
   floats), nbpress's renderer (``benchmarks.render_pdf``: HTML in, PDF out, like the CLI it
   is compared with) against ``weasyprint`` on the same table with the ordinary table markup
-  and style. Median of 5 and of 3. Targets: <= 0.5x wall time, <= 0.3x peak memory (sum of
-  RSS over the whole process tree). Every PDF is checked: all rows present and in order,
+  and style. Median of 5 and of 3. Targets: wall time <= 0.25x at 5,000 rows and <= 0.15x at
+  20,000 (0.5x for other sizes), <= 0.3x peak memory (sum of RSS over the whole process tree). Every PDF is checked: all rows present and in order,
   the header row on every table page, "Page i of N" on page i.
 
 No timed asserts: these machines are shared and noisy, so read the ratios, not the seconds.
@@ -44,6 +44,12 @@ BIN = Path(sys.executable).parent
 RESULTS = Path(__file__).resolve().parent / "results"
 WEEK, DEMO_END = "2026-11-16", dt.date(2026, 11, 22)
 TARGETS = {"demo": {"wall": 1.10}, "tables": {"wall": 0.5, "tree_rss": 0.3}}
+# Issue 17: long tables in a quarter of raw WeasyPrint's wall time at 5,000 rows, a seventh at 20,000.
+TABLE_WALL = {5000: 0.25, 20000: 0.15}
+
+
+def table_wall_target(rows: int) -> float:
+    return TABLE_WALL.get(rows, TARGETS["tables"]["wall"])
 
 
 def _log(message: str) -> None:
@@ -184,7 +190,7 @@ def print_table(results: dict) -> None:
         rows.append(("", "tree RSS", d["nbpress"]["tree_rss"], d["raw"]["tree_rss"], "MiB", None))
     for t in results.get("tables", []):
         label = f"{t['rows']:,} rows x 8"
-        rows.append((label, "wall", t["nbpress"]["wall"], t["raw"]["wall"], "s", TARGETS["tables"]["wall"]))
+        rows.append((label, "wall", t["nbpress"]["wall"], t["raw"]["wall"], "s", table_wall_target(t["rows"])))
         rows.append(("", "cpu", t["nbpress"]["cpu"], t["raw"]["cpu"], "s", None))
         rows.append(("", "tree RSS", t["nbpress"]["tree_rss"], t["raw"]["tree_rss"], "MiB", TARGETS["tables"]["tree_rss"]))
         rows.append(("", "tree PSS", t["nbpress"]["tree_pss"], t["raw"]["tree_pss"], "MiB", None))
@@ -226,6 +232,8 @@ def main() -> None:
 
     results: dict = {
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m benchmarks.pipeline", *sys.argv[1:]]),
+        "load_average": measure.os.getloadavg()[0],
         "quick": args.quick,
         "machine": {"cpus": measure.os.cpu_count(), "python": platform.python_version(), "weasyprint": weasyprint.__version__},
     }
@@ -234,6 +242,7 @@ def main() -> None:
             results["demo"] = bench_demo(Path(tmp), demo_repeats)
         if args.only in (None, "tables"):
             results["tables"] = [bench_table(Path(tmp), rows, repeats) for rows, repeats in sizes]
+    results["finished"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
