@@ -248,10 +248,13 @@ class DaskExecutor:
                 self._start_local_fork_server()
                 # A worker that dies mid-run fails that member instead of killing worker after worker.
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                                      "distributed.worker.multiprocessing-method": _worker_start_method()}):
-                    # dashboard/HTTP on any free port: no "port 8787 in use" warning beside another cluster
+                                      "distributed.worker.multiprocessing-method": _worker_start_method(),
+                                      # sampling every worker's stacks every 10 ms costs CPU the members need
+                                      "distributed.worker.profile.enabled": False}):
+                    # No dashboard: Bokeh's import and server would cost the batch a second of CPU
+                    # for a page nobody opens while a one-machine batch runs.
                     self.cluster = LocalCluster(n_workers=WORKERS_PER_CPU * self.target.workers, threads_per_worker=1,
-                                                processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
+                                                processes=True, dashboard_address=None, silence_logs=logging.ERROR)
                 self.client = Client(self.cluster)
                 if self.server is not None:
                     self.server.wait_ready()
