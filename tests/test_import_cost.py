@@ -33,3 +33,25 @@ def test_a_kernel_keeps_jsonschema_as_it_is():
         "print(json.dumps({'iri': 'iri' in jsonschema.FormatChecker.checkers, 'lark': 'lark' in sys.modules}))"
     )
     assert found == {"iri": True, "lark": True}
+
+
+def test_kernels_forked_from_the_template_import_jsonschema_as_usual():
+    found = _probe(
+        "import asyncio, json\n"
+        "from toolkit.execute.forked_kernels import ForkServer, fork_kernel_manager\n"
+        "async def ask(launcher):\n"
+        "    km = launcher(kernel_name='python3')\n"
+        "    await km.start_kernel()\n"
+        "    kc = km.client(); kc.start_channels()\n"
+        "    try:\n"
+        "        await kc.wait_for_ready(timeout=60)\n"
+        "        seen = []\n"
+        "        code = 'import jsonschema; print(\"iri\" in jsonschema.FormatChecker.checkers)'\n"
+        "        await kc.execute_interactive(code, timeout=60, output_hook=seen.append)\n"
+        "        return [m['content']['text'].strip() for m in seen if m['msg_type'] == 'stream']\n"
+        "    finally:\n"
+        "        kc.stop_channels(); await km.shutdown_kernel(now=True)\n"
+        "with ForkServer(()) as server:\n"
+        "    print(json.dumps({'kernel': asyncio.run(ask(fork_kernel_manager(server.socket_path)))}))"
+    )
+    assert found == {"kernel": ["True"]}

@@ -8,8 +8,9 @@ notebook schema uses. While ``jsonschema._format`` is being imported, :class:`Sk
 answers that rfc3987-syntax is missing, which jsonschema handles by leaving those two formats
 unchecked; any other importer still gets the module.
 
-Not installed inside a kernel (ipykernel already imported): what an analyst's code imports
-there, jsonschema included, behaves exactly as without the toolkit.
+Not installed inside a kernel (ipykernel already imported), and removed from the kernel fork
+server before it preloads (its kernels inherit its import machinery): what an analyst's code
+imports there, jsonschema included, behaves exactly as without the toolkit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import sys
 from importlib.abc import MetaPathFinder
 
-__all__ = ["SkipIriGrammars", "install"]
+__all__ = ["SkipIriGrammars", "install", "uninstall"]
 
 
 def _initializing(name: str) -> bool:
@@ -40,3 +41,8 @@ def install() -> None:
         return
     if not any(isinstance(finder, SkipIriGrammars) for finder in sys.meta_path):
         sys.meta_path.insert(0, SkipIriGrammars())
+
+
+def uninstall() -> None:
+    """Take the finder off ``sys.meta_path`` (a process about to become kernels)."""
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, SkipIriGrammars)]

@@ -33,6 +33,7 @@ import sys
 import threading
 import traceback
 
+from .. import import_cost
 from ..errors import ExecutorError
 
 __all__ = ["DEFAULT_PRELOAD", "serve"]
@@ -138,6 +139,7 @@ def _reseed() -> None:
 
 
 def serve(path: str, modules: list[str]) -> None:
+    import_cost.uninstall()  # kernels forked from here import like any kernel
     failed = _preload(modules)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
