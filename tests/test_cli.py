@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -14,6 +16,14 @@ def test_help_lists_the_commands(tmp_path):
     result = cli("--help", cwd=tmp_path, check=True)
     for command in ("params", "run", "render", "inspect", "demo-data", "demo"):
         assert command in result.stdout
+
+
+def test_python_m_toolkit_cli_knows_every_command(tmp_path):
+    # `worker` and `runs` live in their own modules; they are registered before the __main__ guard.
+    result = subprocess.run([sys.executable, "-m", "toolkit.cli", "--help"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, check=True)
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ") and line.split()}
+    assert {"run", "worker", "runs", "portal"} <= listed
 
 
 def test_params_prints_the_schema(small_report):

@@ -447,9 +447,9 @@ def portal(args: tuple[str, ...]) -> None:
     sys.exit(subprocess.call(command))
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 main.add_command(runs)  # `nbpress runs` and `runs prune` live in cli_runs (this module stays under 500 lines)
 main.add_command(worker)  # `nbpress worker` lives in cli_worker
+
+
+if __name__ == "__main__":  # pragma: no cover - registered above, so `python -m toolkit.cli worker` works too
+    main()
