@@ -21,7 +21,7 @@ headers: attachment, no-store, nosniff, ETag, no X-Accel-Redirect leaking out), 
 location must refuse a direct request; after timing, the audit log must hold at least as many
 downloads as were counted, so a redirect to the sign-in page can never pass for a fast download.
 Printed: requests/s, p95, ratio to nginx static, and the servers' CPU per request (from /proc).
-Every process started here is stopped here. Target: portal >= 0.5x nginx requests/s.
+Every process started here is stopped here. Target (issue 17): portal >= 0.4x nginx requests/s, direct and behind nginx.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EMAIL = "bench@example.org"
-TARGET = 0.5
+TARGET = 0.4  # issue 17
 
 
 @dataclass
