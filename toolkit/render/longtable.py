@@ -118,6 +118,19 @@ class _Part:
     path: Path | None = None
     # A frame whose rows are drawn: (its rows, [(first of them, rows, geometry)] a page, the first one's index in the table)
     drawn: tuple | None = None
+    rows_path: Path | None = None  # the drawn rows' PDF, stamped on the frame when the parts are joined
+
+
+def _stamper(parts: Sequence[_Part]) -> Callable:
+    """Stamps each drawn part's rows on its frame pages once :func:`~.pdf_join.join_parts` has joined them."""
+
+    def then(number: int, joined) -> None:
+        part = parts[number]
+        if part.drawn:
+            rows, plan, first_row = part.drawn
+            stamp(joined, part.rows_path, rows, plan, first_row)
+
+    return then
 
 
 def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
@@ -195,7 +208,7 @@ def write_pdf(
                     tuple(str(folder) for folder in static_folders(templates_dir)))
     with tempfile.TemporaryDirectory(prefix=".parts-", dir=pdf_path.parent) as tmp:
         started = time.perf_counter()
-        lanes = Lanes(max(1, workers or default_workers()))
+        lanes = _lanes(report, options, max(1, workers or default_workers()))
         weasyprint_log().seen = set()
         try:
             job = _Job(report, env, lanes, max(1, chunk_pages or CHUNK_PAGES))  # read now: tests set CHUNK_PAGES
@@ -209,12 +222,23 @@ def write_pdf(
         if refused is None:
             return None
         written = time.perf_counter()
-        join_parts([part.path for part in parts], pdf_path)
+        join_parts([part.path for part in parts], pdf_path, _stamper(parts))
         log.debug(
             "%d long table(s), %d parts: planned in %.2f s, written in %.2f s, joined in %.2f s",
             len(report.tables), len(parts), planned - started, written - planned, time.perf_counter() - written,
         )
     return sum(part.pages for part in parts), refused
+
+
+def _lanes(report: SplitReport, options: dict, workers: int) -> Lanes:
+    """Where the layouts run. When every long table will likely be drawn directly, the pages
+    left to lay out are cheap frames: one spawned worker does them all and this process none,
+    so the tree holds one WeasyPrint process at a time and the join (its peak) runs in a lean
+    one: ~0.6x the memory of two lanes at the same speed (the second lane's spawn, imports and
+    document set-ups cost about what it saved). A table that falls back to WeasyPrint's chunks
+    makes this process a lane again (:meth:`_Job.plan`)."""
+    drawn = workers > 1 and all(direct.why_not(table, options, ()) is None for table in report.tables)
+    return Lanes(1, here=False) if drawn else Lanes(workers)
 
 
 class _Job:
@@ -254,6 +278,8 @@ class _Job:
         for flow, pages in zip(flows[1:], counts):
             flow.pages = pages
         drawn = self._choose(fits, candidates, geometries)
+        if len(drawn) < len(tables):
+            self.lanes.here = True  # WeasyPrint's chunks are not cheap: this process lays out too
         parts = []
         for i, flow in enumerate(flows):
             if flow.pages:
@@ -325,15 +351,13 @@ class _Job:
                 first_page += part.pages
             # Chunks first: the smaller flow parts fill in while the last chunks finish.
             order = sorted(range(len(parts)), key=lambda i: not parts[i].chunk)
-            drawn = [i for i in range(len(parts)) if parts[i].drawn]
-            for i in drawn:
-                rows, plan, first_row = parts[i].drawn
-                tasks.append((draw_pages, (rows, plan, str(folder / f"{attempt}-{i:04d}-rows.pdf"), self.tagged, first_row)))
+            for i in range(len(parts)):
+                if parts[i].drawn:
+                    rows, plan, first_row = parts[i].drawn
+                    parts[i].rows_path = folder / f"{attempt}-{i:04d}-rows.pdf"
+                    tasks.append((draw_pages, (rows, plan, str(parts[i].rows_path), self.tagged, first_row)))
             results = self.lanes.run([tasks[i] for i in order] + tasks[len(parts):])
             written = dict(zip(order, results))
-            for i in drawn:
-                rows, plan, first_row = parts[i].drawn
-                stamp(parts[i].path, folder / f"{attempt}-{i:04d}-rows.pdf", rows, plan, first_row)
             wrong = {i: pages for i, (pages, _) in written.items() if pages != parts[i].pages}
             if not wrong:
                 return list(dict.fromkeys(url for i in range(len(parts)) for url in written[i][1]))
