@@ -174,16 +174,22 @@ class Lanes:
     The calling process lays out too: one fewer Python + WeasyPrint process in memory than a
     pool of one worker per core, for the same parallelism. With one core there is no pool,
     and the chunks still bound memory.
+
+    ``here=False``: the calling process lays nothing out and ``workers`` spawned processes do
+    it all. It then never loads WeasyPrint or fpdf2 (~80 MiB, and a heap the layouts leave
+    fragmented), so after :meth:`close` it joins the parts with the memory the workers gave
+    back. Setting :attr:`here` later makes it a lane again.
     """
 
-    def __init__(self, workers: int):
-        self.pool = None
+    def __init__(self, workers: int, *, here: bool = True):
+        self.pool, self.here = None, here
         if multiprocessing.current_process().daemon:
-            workers = 1  # a daemonic process may not start children: chunks are laid out here
-        if workers > 1:
+            workers, self.here = 1, True  # a daemonic process may not start children: chunks are laid out here
+        remote = workers - 1 if self.here else workers
+        if remote > 0:
             context = multiprocessing.get_context("spawn")  # never fork a process that has loaded cairo/pango
-            self.pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=context, initializer=_init_worker)
-        self.remote_lanes = workers - 1
+            self.pool = ProcessPoolExecutor(max_workers=remote, mp_context=context, initializer=_init_worker)
+        self.remote_lanes = remote
 
     def run(self, tasks: Sequence[Task]) -> list:
         """Results of ``tasks`` in their order; the first error stops the others from starting."""
@@ -200,10 +206,12 @@ class Lanes:
                 except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
                     errors.append(exc)
 
-        threads = [threading.Thread(target=lane, args=(True,), daemon=True) for _ in range(min(self.remote_lanes, len(tasks) - 1))]
+        local = 1 if self.here else 0
+        threads = [threading.Thread(target=lane, args=(True,), daemon=True) for _ in range(min(self.remote_lanes, len(tasks) - local))]
         for thread in threads:
             thread.start()
-        lane(remote=False)
+        if self.here:
+            lane(remote=False)
         for thread in threads:
             thread.join()
         if errors:
