@@ -249,8 +249,13 @@ class DaskExecutor:
                 # A worker that dies mid-run fails that member instead of killing worker after worker.
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0,
                                       "distributed.worker.multiprocessing-method": _worker_start_method(),
-                                      # sampling every worker's stacks every 10 ms costs CPU the members need
-                                      "distributed.worker.profile.enabled": False}):
+                                      # Dask's own monitoring, in the scheduler and every worker, costs CPU the
+                                      # members need (a 16-member batch: ~38-47 s of CPU -> ~35 s): no stack
+                                      # profiler every 10 ms, event-loop ticks, system and memory samples less often.
+                                      "distributed.worker.profile.enabled": False,
+                                      "distributed.admin.tick.interval": "1s",
+                                      "distributed.admin.system-monitor.interval": "2s",
+                                      "distributed.worker.memory.monitor-interval": "1s"}):
                     # No dashboard: Bokeh's import and server would cost the batch a second of CPU
                     # for a page nobody opens while a one-machine batch runs.
                     self.cluster = LocalCluster(n_workers=WORKERS_PER_CPU * self.target.workers, threads_per_worker=1,
