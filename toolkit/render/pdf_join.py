@@ -150,8 +150,7 @@ class _StructTree:
 
     def __init__(self, pdf, root, document):
         self.pdf, self.root, self.document = pdf, root, document
-        self.nums = [(int(k), v) for k, v in _pairs(root.ParentTree, "/Nums")]
-        self.by_key = dict(self.nums)
+        self.by_key = {int(k): v for k, v in _pairs(root.ParentTree, "/Nums")}  # parent-tree key -> its array
 
     @classmethod
     def of(cls, pdf) -> _StructTree | None:
@@ -170,7 +169,7 @@ class _StructTree:
         theirs = part.Root.get("/StructTreeRoot")
         if theirs is None or "/ParentTree" not in theirs:
             return  # an untagged part: its content stays out of the tree
-        offset = max((key for key, _ in self.nums), default=-1) + 1
+        offset = max(self.by_key, default=-1) + 1
         kids = []
         for document in theirs.K:
             kids += [self.pdf.copy_foreign(kid) for kid in document.get("/K", [])]
@@ -180,8 +179,7 @@ class _StructTree:
         for key, value in _pairs(theirs.ParentTree, "/Nums"):
             # One copy in qpdf (made indirect in the part first) rather than an element at a time in Python.
             value = value if value.is_indirect else part.make_indirect(value)
-            self.nums.append((int(key) + offset, self.pdf.copy_foreign(value)))
-            self.by_key[self.nums[-1][0]] = self.nums[-1][1]
+            self.by_key[int(key) + offset] = self.pdf.copy_foreign(value)
         for page in self.pdf.pages[first_page:]:
             if "/StructParents" in page.obj:
                 page.obj.StructParents = int(page.obj.StructParents) + offset
@@ -194,9 +192,9 @@ class _StructTree:
         """Write the renumbered parent tree (one flat ``/Nums``, as WeasyPrint writes it)."""
         import pikepdf
 
-        nums = pikepdf.Array([item for pair in sorted(self.nums, key=lambda pair: pair[0]) for item in pair])  # built at once: extending it pair by pair took seconds
+        nums = pikepdf.Array([item for pair in sorted(self.by_key.items()) for item in pair])  # built at once: extending it pair by pair took seconds
         self.root.ParentTree = self.pdf.make_indirect(pikepdf.Dictionary(Nums=nums))
-        self.root.ParentTreeNextKey = max((key for key, _ in self.nums), default=-1) + 1
+        self.root.ParentTreeNextKey = max(self.by_key, default=-1) + 1
 
 
 def _prefix_ids(elements: list, prefix: str) -> None:

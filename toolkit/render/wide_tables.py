@@ -193,7 +193,7 @@ def _widest_cells(values) -> list[str]:
     formats them), or a text column's longest few by characters."""
     import pandas as pd
 
-    series = pd.Series(values).reset_index(drop=True)
+    series = pd.Series(values)
     if series.empty:
         return []
     kind = series.dtype.kind
