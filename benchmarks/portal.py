@@ -20,6 +20,8 @@ Before timing, one download from each is checked against the published SHA-256 (
 headers: attachment, no-store, nosniff, ETag, no X-Accel-Redirect leaking out), and the internal
 location must refuse a direct request; after timing, the audit log must hold at least as many
 downloads as were counted, so a redirect to the sign-in page can never pass for a fast download.
+A fourth server shows the floor: the same gunicorn serving the same file with no check at all
+(:mod:`benchmarks.bare_download`), i.e. what gunicorn itself costs per download.
 Printed: requests/s, p95, ratio to nginx static, and the servers' CPU per request (from /proc).
 Every process started here is stopped here. Target (issue 17): portal >= 0.4x nginx requests/s, direct and behind nginx.
 """
@@ -145,12 +147,15 @@ def stop(process: subprocess.Popen | None) -> None:
 
 
 def start_portal(instance: Path, port: int, workers: int, threads: int, log: Path, accel_prefix: str = "",
-                 host: str = "127.0.0.1", wrapper: tuple[str, ...] = ()) -> subprocess.Popen:
-    """gunicorn serving ``instance`` on ``host``:``port``; ``wrapper`` runs it inside e.g. ``ip netns exec NS``."""
-    env = {**os.environ, "NBPRESS_INSTANCE": str(instance), "NBPRESS_ACCEL_REDIRECT_PREFIX": accel_prefix}
+                 host: str = "127.0.0.1", wrapper: tuple[str, ...] = (), bare_file: Path | None = None) -> subprocess.Popen:
+    """gunicorn serving ``instance`` on ``host``:``port``; ``wrapper`` runs it inside e.g. ``ip netns exec NS``.
+    With ``bare_file``, the same gunicorn serves that file with no check (:mod:`benchmarks.bare_download`)."""
+    env = {**os.environ, "NBPRESS_INSTANCE": str(instance), "NBPRESS_ACCEL_REDIRECT_PREFIX": accel_prefix,
+           "NBPRESS_BENCH_FILE": str(bare_file or "")}
     worker = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else ["--worker-class", "sync"]
+    app = "benchmarks.bare_download:app" if bare_file else "publish_server:create_app()"
     command = [*wrapper, sys.executable, "-m", "gunicorn", "--workers", str(workers), *worker,
-               "--bind", f"{host}:{port}", "--log-level", "warning", "publish_server:create_app()"]
+               "--bind", f"{host}:{port}", "--log-level", "warning", app]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -395,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     client_name = "wrk" if use_wrk else "threaded keep-alive client"
 
     workdir = Path(tempfile.mkdtemp(prefix="nbpress-bench-"))
-    portal = accel_portal = nginx = None
+    portal = accel_portal = floor = nginx = None
     try:
         instance = workdir / "instance"
         instance.mkdir(mode=0o700)
@@ -416,7 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         # A second portal on the same instance, told to hand bytes to nginx; idle while the others run.
         accel_portal = start_portal(instance, accel_portal_port, args.workers, args.threads, workdir / "gunicorn-accel.log",
                                     accel_prefix=ACCEL_PREFIX)
+        floor_port = free_port()
+        floor = start_portal(instance, floor_port, args.workers, args.threads, workdir / "gunicorn-floor.log", bare_file=pdf_path)
         nginx = start_nginx(workdir / "nginx", nginx_port, args.workers, pdf_path, accel_port, accel_portal_port, instance / "files")
+        wait_for_port(floor_port, floor, "gunicorn (no checks)")
         wait_for_port(portal_port, portal, "gunicorn")
         wait_for_port(accel_portal_port, accel_portal, "gunicorn (X-Accel-Redirect)")
         wait_for_port(nginx_port, nginx, "nginx")
@@ -427,17 +435,19 @@ def main(argv: list[str] | None = None) -> int:
             "nginx": (nginx_port, "/report.pdf", {}),
             "portal": (portal_port, download, {"Cookie": cookie}),
             "accel": (accel_port, download, {"Cookie": cookie}),
+            "floor": (floor_port, "/report.pdf", {}),
         }
         labels = {
             "nginx": "nginx (static file)",
             "portal": "portal (gunicorn direct)",
             "accel": "portal behind nginx (X-Accel-Redirect)",
+            "floor": "gunicorn alone, no check (the floor)",
         }
         for name, (port, path, headers) in targets.items():
             status, body, answer = fetch(port, path, headers)
             if status != 200 or hashlib.sha256(body).hexdigest() != sha256:
                 raise SystemExit(f"benchmark: {name} did not serve the published PDF (status {status})")
-            if name != "nginx":
+            if name in ("portal", "accel"):
                 check_download_headers(name, answer)
         # The internal location must not answer a client directly, whatever the path.
         stored = f"{ACCEL_PREFIX}/{sha256[:2]}/{sha256}.pdf"
@@ -453,13 +463,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, (port, path, headers) in targets.items():
             if args.warmup:
                 load(name, port, path, headers, args.warmup, args.connections, workdir)
-            before = audited_downloads(instance) if name != "nginx" else 0
-            servers = {"nginx": [nginx], "portal": [portal], "accel": [accel_portal, nginx]}[name]
+            audited = name in ("portal", "accel")
+            before = audited_downloads(instance) if audited else 0
+            servers = {"nginx": [nginx], "portal": [portal], "accel": [accel_portal, nginx], "floor": [floor]}[name]
             cpu_before = [group_cpu_seconds(server) for server in servers]
             results[name] = load(name, port, path, headers, args.duration, args.connections, workdir)
             cpu[name] = [(group_cpu_seconds(server) - began) / max(results[name].requests, 1) * 1000
                          for server, began in zip(servers, cpu_before)]
-            if name != "nginx":
+            if audited:
                 audited = audited_downloads(instance) - before
                 if audited < results[name].requests:
                     raise SystemExit(f"benchmark: {results[name].requests} {name} responses but only {audited} audited downloads")
@@ -472,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{labels[name]:<42}{result.rps:>12.1f}{result.p95_ms:>10.2f}{result.rps * len(pdf) / 1e6:>10.1f}"
                   f"{result.errors:>8}{ratios[name]:>9.2f}x")
         print(f"server CPU per request: nginx static {cpu['nginx'][0]:.2f} ms; portal direct: gunicorn {cpu['portal'][0]:.2f} ms; "
-              f"behind nginx: gunicorn {cpu['accel'][0]:.2f} ms + nginx {cpu['accel'][1]:.2f} ms")
+              f"behind nginx: gunicorn {cpu['accel'][0]:.2f} ms + nginx {cpu['accel'][1]:.2f} ms; "
+              f"gunicorn alone, no check: {cpu['floor'][0]:.2f} ms")
         for name in ("portal", "accel"):
             verdict = "meets" if ratios[name] >= TARGET else "below"
             print(f"ratio {labels[name]} / nginx requests/s: {ratios[name]:.2f}x ({verdict} the {TARGET}x target); "
@@ -482,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({
                 "pdf_bytes": len(pdf), "duration_s": args.duration, "connections": args.connections, "client": client_name,
-                "workers": args.workers, "threads": args.threads, "ratio": ratio, "ratio_accel": ratios["accel"], "load_average": load_average,
+                "workers": args.workers, "threads": args.threads, "ratio": ratio, "ratio_accel": ratios["accel"],
+                "ratio_floor": ratios["floor"], "load_average": load_average,
                 "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 **{name: {"rps": r.rps, "p95_ms": r.p95_ms, "requests": r.requests, "errors": r.errors, "server_cpu_ms_per_request": cpu[name]}
                    for name, r in results.items()},
@@ -491,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop(portal)
         stop(accel_portal)
+        stop(floor)
         stop(nginx)
         shutil.rmtree(workdir, ignore_errors=True)
 
