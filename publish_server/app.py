@@ -16,6 +16,7 @@ from . import admin, api, error_pages, hosts, log_masking, pages, processes, rat
 from .errors import ConfigError
 from .extensions import db, jwt, limiter, migrate
 from .hosts import parse_trusted_hosts
+from .no_session import NoSessionInterface
 from .s3_store import s3_store_from_settings
 from .settings import SETTINGS, instance_folder, load_settings
 from .notifications import views as notification_views
@@ -58,6 +59,7 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
         n = settings["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
+    app.session_interface = NoSessionInterface()  # no Flask cookie session (see no_session.py)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     jwt.init_app(app)
@@ -96,12 +98,6 @@ def _flask_config(settings: dict[str, Any], instance: Path) -> dict[str, Any]:
         "FILES_DIR": Path(settings["FILES_DIR"] or instance / "files"),
         # Werkzeug refuses bodies over this before a view runs (413); +1 MiB for the metadata part.
         "MAX_CONTENT_LENGTH": (settings["MAX_UPLOAD_MB"] + 1) * 1024 * 1024,
-        # Flask's own session cookie is never set today; should it be, it follows the same rules.
-        "SESSION_COOKIE_NAME": cookie_name("session", secure=secure),
-        "SESSION_COOKIE_PATH": "/",
-        "SESSION_COOKIE_SECURE": secure,
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Strict",
         **rate_limits.flask_config(settings["RATELIMIT_STORAGE_URL"]),
         # flask-jwt-extended: HS256 pinned, dedicated key, browser cookies with CSRF double submit.
         "JWT_SECRET_KEY": settings["JWT_SECRET"],
