@@ -19,6 +19,7 @@ from PIL import Image, ImageChops
 from tests.test_longtable import _check_table, _frame, _html, _pages, _table
 from tests.test_tagged_pdf import Structure
 from toolkit.render import longtable, longtable_direct
+from toolkit.render.longtable_stamp import MARK
 from toolkit.render.pdf import write_pdf
 
 MEAN_LEVELS = 1.0  # mean grey-level difference a page may show (of 255): the rows' lines anti-alias a little differently
@@ -67,6 +68,8 @@ def test_drawn_pages_look_like_weasyprints_and_are_tagged_like_them(project, tmp
         assert a.size == b.size and _mean_difference(a, b) < MEAN_LEVELS, f"page {page} differs"
     _check_table(_pages(drawn), rows)
 
+    with pikepdf.open(drawn) as pdf:  # the rows' elements came as an incremental update, their note went
+        assert pdf.check_pdf_syntax() == [] and MARK not in pdf.Root
     tree, reference = Structure(drawn), Structure(laid_out)
     tree.check_every_page_reached()  # the drawn cells' MCIDs are in the tree and the parent tree
     body_rows = [tr for tr in tree.tags("/TR") if any(k.get_object()["/S"] == "/TD" for k in tr["/K"])]

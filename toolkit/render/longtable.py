@@ -56,7 +56,7 @@ from pathlib import Path
 
 from . import longtable_direct as direct
 from .longtable_draw import draw_pages
-from .longtable_stamp import stamp
+from .longtable_stamp import RowStamper
 from .longtable_layout import (LayoutEnv, Lanes, Task, column_widths, count_pages, default_workers, rows_per_page,
                                weasyprint_log, write_part)
 from .pdf_join import join_parts
@@ -133,16 +133,18 @@ class _Part:
     rows_path: Path | None = None  # the drawn rows' PDF, stamped on the frame when the parts are joined
 
 
-def _stamper(parts: Sequence[_Part]) -> Callable:
-    """Stamps each drawn part's rows on its frame pages once :func:`~.pdf_join.join_parts` has joined them."""
+def _stamper(parts: Sequence[_Part]) -> tuple[Callable, RowStamper]:
+    """Stamps each drawn part's rows on its frame pages once :func:`~.pdf_join.join_parts` has
+    joined them; the stamper then writes their structure elements into the joined PDF."""
+    stamper = RowStamper()
 
     def then(number: int, joined) -> None:
         part = parts[number]
         if part.drawn:
             rows, plan, first_row = part.drawn
-            stamp(joined, part.rows_path, rows, plan, first_row)
+            stamper.stamp(joined, part.rows_path, rows, plan, first_row)
 
-    return then
+    return then, stamper
 
 
 def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
@@ -236,7 +238,8 @@ def write_pdf(
             return None
         written = time.perf_counter()
         _give_back_memory()
-        join_parts([part.path for part in parts], pdf_path, _stamper(parts))
+        then, stamper = _stamper(parts)
+        join_parts([part.path for part in parts], pdf_path, then, stamper.write_structure)
         log.debug(
             "%d long table(s), %d parts: planned in %.2f s, written in %.2f s, joined in %.2f s",
             len(report.tables), len(parts), planned - started, written - planned, time.perf_counter() - written,
