@@ -305,12 +305,15 @@ class _Job:
         flows += last
         options = dict(self.env.options)
         candidates = [i for i, t in enumerate(tables) if direct.why_not(t, options, ()) is None and fits[i].pages(len(t.rows)) > 0]
-        geometry_tasks = [self._geometry(tables[i], fits[i], continued) for i in candidates for continued in (False, True)]
+        # A table's own first page is probed only when no rows share the flow's last page.
+        geometry_tasks = [self._geometry(tables[i], fits[i], continued) for i in candidates
+                          for continued in ((True,) if fits[i].lead else (False, True))]
         results = self.lanes.run([self.task(count_pages, f.body, continued=f.continued) for f in last] + geometry_tasks)
         for flow, pages in zip(last, results):
             flow.pages = pages
-        geometries = results[len(last) :]
-        drawn = self._choose(fits, candidates, geometries)
+        geometries = iter(results[len(last) :])
+        probed = {i: (None if fits[i].lead else next(geometries), next(geometries)) for i in candidates}
+        drawn = self._choose(fits, probed)
         if len(drawn) < len(tables):
             self.lanes.here = True  # WeasyPrint's chunks are not cheap: this process lays out too
         parts = []
@@ -336,17 +339,17 @@ class _Job:
             return rows
         return 0
 
-    def _choose(self, fits: list[_Fit], candidates: list[int], geometries: list) -> dict[int, tuple]:
+    def _choose(self, fits: list[_Fit], probed: dict[int, tuple]) -> dict[int, tuple]:
         """The tables whose whole pages are drawn (index -> the geometry of the table's first page,
         of a later part's first page and of a page inside a part, None where no such page is
-        drawn); each of the others says in one log line why it is not."""
+        drawn); each of the others says in one log line why it is not. ``probed``: index -> the
+        geometries of a first and of a continued probe (first None when rows share the flow's page)."""
         options, chosen = dict(self.env.options), {}
         for i, table in enumerate(self.report.tables):
             fit = fits[i]
             pages, found = fit.pages(len(table.rows)), ()
-            if i in candidates:
-                at = candidates.index(i)
-                first, continued = geometries[2 * at], geometries[2 * at + 1] + [None]
+            if i in probed:
+                first, continued = probed[i][0], probed[i][1] + [None]
                 found = (None if fit.lead else first[0], continued[0] if pages > direct.FRAME_PAGES or fit.lead else None,
                          continued[1] if pages > 1 else None)
             reason = direct.why_not(table, options, [g for g in found if g is not None])

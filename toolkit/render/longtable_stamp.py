@@ -105,7 +105,7 @@ class RowStamper:
             arrays = [(array.objgen[0], array.unparse(resolved=True)) for array in mark.Arrays]
             bodies = []
             for body in mark.Bodies:
-                kept = [kid.unparse() for kid in body.K]
+                kept = [_syntax(kid) for kid in body.K]
                 del body["/K"]
                 bodies.append((body.objgen[0], body.unparse(resolved=True), kept))
             del pdf.Root[MARK]
@@ -153,6 +153,15 @@ class RowStamper:
                 update.put(cell, value + b">>")
             trs.append(tr)
         return trs, marked
+
+
+def _syntax(value) -> bytes:
+    """A value read from a PDF (pikepdf gives numbers, booleans and null as Python's) as PDF syntax."""
+    import pikepdf
+
+    if isinstance(value, pikepdf.Object):
+        return value.unparse()
+    return pikepdf.Array([value]).unparse()[1:-1].strip()
 
 
 def _mark(pdf):
