@@ -52,3 +52,20 @@ def test_a_file_without_startxref_is_refused(tmp_path):
     path.write_bytes(_written(tmp_path).read_bytes()[:-40])
     with pytest.raises(RenderError, match="no startxref"):
         Update(path, 10, {})
+
+
+def test_a_failing_update_leaves_no_file_behind(tmp_path):
+    from toolkit.render.pdf_join import join_parts
+
+    parts = [_written(tmp_path).rename(tmp_path / f"part-{i}.pdf") for i in range(2)]
+
+    def after(path):
+        assert path.exists()
+        raise RenderError("PDF rendering failed (the update)")
+
+    with pytest.raises(RenderError, match="the update"):
+        join_parts(parts, tmp_path / "report.pdf", after=after)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["part-0.pdf", "part-1.pdf"]
+    join_parts(parts, tmp_path / "report.pdf")
+    with pikepdf.open(tmp_path / "report.pdf") as pdf:
+        assert len(pdf.pages) == 2

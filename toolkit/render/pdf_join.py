@@ -82,9 +82,13 @@ def join_parts(paths: Sequence[Path], pdf_path: Path, then: Callable[[int, Joine
         # Generated object streams (allowed in PDF/A-2 and later, PDF/UA): the many small structure
         # objects copied from the parts otherwise take ~4x the room (qpdf keeps only the base file's streams).
         pdf.save(tmp, object_stream_mode=pikepdf.ObjectStreamMode.generate)
-    if after is not None:
-        after(tmp)
-    os.replace(tmp, pdf_path)
+    try:
+        if after is not None:
+            after(tmp)
+        os.replace(tmp, pdf_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written report.pdf.part left next to the reports
+        raise
 
 
 def _copy(pdf, obj):
