@@ -196,8 +196,8 @@ class _Tree:
     """The frame part's placeholder rows in page order and its column headers' IDs, as the joined
     file has them (copied, the IDs prefixed)."""
 
-    def __init__(self, pdf, placeholders, headers, headers_prefix):
-        self.pdf, self.placeholders, self.headers, self.headers_prefix = pdf, placeholders, headers, headers_prefix
+    def __init__(self, placeholders, headers, headers_prefix):
+        self.placeholders, self.headers, self.headers_prefix = placeholders, headers, headers_prefix
 
     @classmethod
     def of(cls, joined):
@@ -221,7 +221,7 @@ class _Tree:
                 placeholders += [(joined.copy(element), joined.copy(row)) for row in kids if row.get("/S") == "/TR"]
                 continue
             stack = kids + stack
-        return cls(joined.pdf, placeholders, headers, joined.prefix)
+        return cls(placeholders, headers, joined.prefix)
 
 
 def _elements(element) -> list:
