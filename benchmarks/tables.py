@@ -47,6 +47,7 @@ def write_html(rows: int, folder: Path, templates_dir: Path) -> tuple[Path, Path
     from toolkit.inputs.spec import ReportSpec
     from toolkit.notebook import records as rec
     from toolkit.render.html import ReportContext, render_html
+    from toolkit.render.template_folders import find_static
 
     buffer = io.BytesIO()
     frame(rows).to_parquet(buffer)
@@ -55,9 +56,17 @@ def write_html(rows: int, folder: Path, templates_dir: Path) -> tuple[Path, Path
     context = ReportContext(spec=spec, params={}, run_id="bench", generated=dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc))
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
+    # The report links its project's static folder, which nbpress's fetcher overlays on the built-in
+    # one; the raw CLI has no such fetcher, so both files link the file that is really there
+    # (the raw side laid the table out without the stylesheet until 2026-12-02).
+    linked = f'href="{(templates_dir / "static").resolve().as_uri()}/report.css"'
+    stylesheet = f'href="{find_static(templates_dir, "report.css").resolve().as_uri()}"'
     for name, limit in (("marked", "default"), ("plain", None)):
         kwargs = {} if limit == "default" else {"long_table_rows": None}
         html = render_html(context, {"events": table}, {}, templates_dir, **kwargs)
+        if linked not in html:
+            raise ValueError("the report no longer links static/report.css: update benchmarks.tables")
+        html = html.replace(linked, stylesheet)
         path = folder / f"{name}.html"
         path.write_text(html, encoding="utf-8")
         paths.append(path)

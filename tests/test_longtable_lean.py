@@ -43,12 +43,12 @@ def _render(project, tmp_path, html: str, name: str) -> tuple[Path, bool, bool]:
 
 
 def test_drawn_tables_leave_layout_to_one_worker_and_fallbacks_lay_out_here_too(project, tmp_path):
-    html = _html(project, {"events": _table("events", _frame(50), "Events")}, long_table_rows=10)
+    html = _html(project, {"events": _table("events", _frame(100), "Events")}, long_table_rows=10)
     pdf, weasyprint, fpdf = _render(project, tmp_path, html, "drawn")
     assert (weasyprint, fpdf) == (False, False)
-    _check_table(_pages(pdf), 50)
+    _check_table(_pages(pdf), 100)
 
     marked_up = re.sub(r"<td([^>]*)>(user-[^<]*)</td>", r"<td\1><b>\2</b></td>", html, count=1)
     pdf, weasyprint, _ = _render(project, tmp_path, marked_up, "fallback")
     assert weasyprint  # not drawn: WeasyPrint's chunks are laid out here as well as in the worker
-    _check_table(_pages(pdf), 50)
+    _check_table(_pages(pdf), 100)

@@ -11,7 +11,8 @@ table do not depend on each other once every row has the same height, so :func:`
    page and on the following ones; with ``table-layout: fixed`` and ``white-space: nowrap``
    each row is one line high, so pages hold a constant number of rows;
 3. lays the flow parts out once to count their pages, so every page number is known before
-   anything is written;
+   anything is written, and each flow once more with its table's first rows: those that fit
+   on the flow's last page go in the flow, so the table starts under it as in one piece;
 4. writes all parts on every core, this process and spawned workers each taking the next part
    when free. Each part is a whole document with the report's ``<head>`` and running header;
    its footer says "Page N of TOTAL" because the page counter starts at N (``@page :first
@@ -55,7 +56,7 @@ from pathlib import Path
 
 from . import longtable_direct as direct
 from .longtable_draw import draw_pages
-from .longtable_stamp import stamp
+from .longtable_stamp import RowStamper
 from .longtable_layout import (LayoutEnv, Lanes, Task, column_widths, count_pages, default_workers, rows_per_page,
                                weasyprint_log, write_part)
 from .pdf_join import join_parts
@@ -78,21 +79,27 @@ _CALIBRATION_ROWS = 50  # rows laid out to count a page's rows (doubled until a 
 
 @dataclass(frozen=True)
 class _Fit:
-    """How a long table falls on pages: ``first`` rows on its first page, then ``per_page``."""
+    """How a long table falls on pages: ``lead`` rows on the last page of the flow before it
+    (laid out with that flow), then ``first`` rows on its first page of its own, then ``per_page``."""
 
     widths: tuple[float, ...]
     first: int
     per_page: int
+    lead: int = 0
+
+    def led(self, lead: int) -> _Fit:
+        """This fit once ``lead`` rows share the flow's last page: its own pages are all continued ones."""
+        return _Fit(self.widths, self.per_page, self.per_page, lead) if lead else self
 
     def pages(self, rows: int) -> int:
         """Whole pages laid out as chunks; the remaining 1..per_page rows (the tail) start the next flow."""
-        if rows <= self.first:
+        if rows - self.lead <= self.first:
             return 0
-        return math.ceil((rows - self.first) / self.per_page)
+        return math.ceil((rows - self.lead - self.first) / self.per_page)
 
     def start(self, page: int) -> int:
-        """Index of the first row on the table's ``page`` (0-based)."""
-        return 0 if page == 0 else self.first + (page - 1) * self.per_page
+        """Index of the first row on the table's ``page`` (0-based, the flow's last page not counted)."""
+        return self.lead + (0 if page == 0 else self.first + (page - 1) * self.per_page)
 
 
 @dataclass(frozen=True)
@@ -126,29 +133,25 @@ class _Part:
     rows_path: Path | None = None  # the drawn rows' PDF, stamped on the frame when the parts are joined
 
 
-def _stamper(parts: Sequence[_Part]) -> Callable:
-    """Stamps each drawn part's rows on its frame pages once :func:`~.pdf_join.join_parts` has joined them."""
+def _stamper(parts: Sequence[_Part]) -> tuple[Callable, RowStamper]:
+    """Stamps each drawn part's rows on its frame pages once :func:`~.pdf_join.join_parts` has
+    joined them; the stamper then writes their structure elements into the joined PDF."""
+    stamper = RowStamper()
 
     def then(number: int, joined) -> None:
         part = parts[number]
         if part.drawn:
             rows, plan, first_row = part.drawn
-            stamp(joined, part.rows_path, rows, plan, first_row)
+            stamper.stamp(joined, part.rows_path, rows, plan, first_row)
 
-    return then
+    return then, stamper
 
 
 def _flow(report: SplitReport, fits: Sequence[_Fit], index: int) -> _Part:
     """Flow ``index``: the tail of the table before it (if any), then the report's next markup.
 
-    Its pages are counted by laying it out (:meth:`_Job.plan`).
-
-    A flow is a document of its own, so the long table after it starts on a new page, where
-    WeasyPrint in one piece starts it under the flow's last line. Rows per page are the same
-    either way, so the PDF has one page more whenever the rows the flow's last page would have
-    held do not happen to balance out on the last page (at 20,000 rows under a title: 557 pages
-    against 556; at 5,000 as many, 140). Known, not yet fixed: the fix is a probe of each
-    flow with its table's first rows, putting those that fit on the flow's last page in the flow.
+    Its pages are counted by laying it out (:meth:`_Job.plan`); the rows of the next table that
+    share its last page (:meth:`_Job.lead`) are added to it afterwards.
     """
     if index == 0:
         return _Part(report.flows[0], 0, continued=False)
@@ -166,7 +169,7 @@ def _chunks(report: SplitReport, table: MarkedTable, fit: _Fit, chunk_pages: int
         _Part(
             table.fragment(fit.start(a), fit.start(min(a + chunk_pages, pages)), fit.widths, running=report.running),
             min(chunk_pages, pages - a),
-            continued=a > 0,
+            continued=a > 0 or fit.lead > 0,
             chunk=True,
         )
         for a in range(0, pages, chunk_pages)
@@ -180,14 +183,14 @@ def _frames(report: SplitReport, table: MarkedTable, fit: _Fit, geometries, chun
         plan = []
         for page in range(a, min(a + chunk_pages, pages)):
             # The table's first page; a later part's first page; a page after a break inside a part.
-            geometry = geometries[0 if page == 0 else 1 if page == a else 2]
+            geometry = geometries[0 if page == 0 and not fit.lead else 1 if page == a else 2]
             plan.append((fit.start(page), fit.start(page + 1) - fit.start(page), geometry))
         heights = [direct.slots_height(g, rows) for _, rows, g in plan]
-        body = direct.frame_fragment(table, heights, fit.widths, first=a == 0, running=report.running)
+        body = direct.frame_fragment(table, heights, fit.widths, first=a == 0 and not fit.lead, running=report.running)
         rows = table.rows[plan[0][0] : plan[-1][0] + plan[-1][1]]
         offset = plan[0][0]
         drawn = (rows, [(start - offset, count, g) for start, count, g in plan], offset)
-        parts.append(_Part(body, len(plan), continued=a > 0, chunk=True, drawn=drawn))
+        parts.append(_Part(body, len(plan), continued=a > 0 or fit.lead > 0, chunk=True, drawn=drawn))
     return parts
 
 
@@ -235,7 +238,8 @@ def write_pdf(
             return None
         written = time.perf_counter()
         _give_back_memory()
-        join_parts([part.path for part in parts], pdf_path, _stamper(parts))
+        then, stamper = _stamper(parts)
+        join_parts([part.path for part in parts], pdf_path, then, stamper.write_structure)
         log.debug(
             "%d long table(s), %d parts: planned in %.2f s, written in %.2f s, joined in %.2f s",
             len(report.tables), len(parts), planned - started, written - planned, time.perf_counter() - written,
@@ -291,16 +295,25 @@ class _Job:
         flows[0].pages = results[-1] if first_flow else 0
         fits = [_Fit(tuple(widths[i]), rows_per_page[2 * i], max(rows_per_page[2 * i + 1], 1)) for i in range(len(tables))]
         log.debug("long tables fit %s", fits)
-        # Step 2: the flows that start with a table's tail, now that the tails are known.
-        flows += [_flow(report, fits, i) for i in range(1, len(report.flows))]
+        # Step 2, a round per table: each flow's pages, and the next table's rows sharing its last page.
+        for i in range(len(tables)):
+            if i:
+                flows.append(_flow(report, fits, i))
+            fits[i] = fits[i].led(self.lead(flows[i], tables[i], fits[i], count=i > 0))
+        # Step 3: the last flow's pages, and where drawn rows go.
+        last = [_flow(report, fits, i) for i in range(len(flows), len(report.flows))]
+        flows += last
         options = dict(self.env.options)
         candidates = [i for i, t in enumerate(tables) if direct.why_not(t, options, ()) is None and fits[i].pages(len(t.rows)) > 0]
-        geometry_tasks = [self._geometry(tables[i], fits[i], continued) for i in candidates for continued in (False, True)]
-        results = self.lanes.run([self.task(count_pages, f.body, continued=f.continued) for f in flows[1:]] + geometry_tasks)
-        counts, geometries = results[: len(flows) - 1], results[len(flows) - 1 :]
-        for flow, pages in zip(flows[1:], counts):
+        # A table's own first page is probed only when no rows share the flow's last page.
+        geometry_tasks = [self._geometry(tables[i], fits[i], continued) for i in candidates
+                          for continued in ((True,) if fits[i].lead else (False, True))]
+        results = self.lanes.run([self.task(count_pages, f.body, continued=f.continued) for f in last] + geometry_tasks)
+        for flow, pages in zip(last, results):
             flow.pages = pages
-        drawn = self._choose(fits, candidates, geometries)
+        geometries = iter(results[len(last) :])
+        probed = {i: (None if fits[i].lead else next(geometries), next(geometries)) for i in candidates}
+        drawn = self._choose(fits, probed)
         if len(drawn) < len(tables):
             self.lanes.here = True  # WeasyPrint's chunks are not cheap: this process lays out too
         parts = []
@@ -311,18 +324,34 @@ class _Job:
                 parts += _chunks(report, tables[i], fits[i], self.chunk_pages, drawn.get(i))
         return parts
 
-    def _choose(self, fits: list[_Fit], candidates: list[int], geometries: list) -> dict[int, tuple]:
+    def lead(self, flow: _Part, table: MarkedTable, fit: _Fit, *, count: bool) -> int:
+        """How many of ``table``'s first rows share the last page of ``flow``, the flow before it
+        (``count``: lay the flow out to count its pages first), as WeasyPrint puts them in one
+        piece; they are added to the flow, so the table's own pages start with a continued one."""
+        probe = flow.body + table.fragment(0, min(len(table.rows), fit.first), fit.widths, ids=True)
+        tasks = [self.task(rows_per_page, probe, continued=flow.continued)]
+        tasks += [self.task(count_pages, flow.body, continued=flow.continued)] if count else []
+        results = self.lanes.run(tasks)
+        flow.pages = results[1] if count else flow.pages
+        rows = results[0][flow.pages - 1] if 0 < flow.pages <= len(results[0]) else 0
+        if 0 < rows < len(table.rows):
+            flow.body += table.fragment(0, rows, fit.widths)
+            return rows
+        return 0
+
+    def _choose(self, fits: list[_Fit], probed: dict[int, tuple]) -> dict[int, tuple]:
         """The tables whose whole pages are drawn (index -> the geometry of the table's first page,
         of a later part's first page and of a page inside a part, None where no such page is
-        drawn); each of the others says in one log line why it is not."""
+        drawn); each of the others says in one log line why it is not. ``probed``: index -> the
+        geometries of a first and of a continued probe (first None when rows share the flow's page)."""
         options, chosen = dict(self.env.options), {}
         for i, table in enumerate(self.report.tables):
             fit = fits[i]
             pages, found = fit.pages(len(table.rows)), ()
-            if i in candidates:
-                at = candidates.index(i)
-                first, continued = geometries[2 * at], geometries[2 * at + 1] + [None]
-                found = (first[0], continued[0] if pages > direct.FRAME_PAGES else None, continued[1] if pages > 1 else None)
+            if i in probed:
+                first, continued = probed[i][0], probed[i][1] + [None]
+                found = (None if fit.lead else first[0], continued[0] if pages > direct.FRAME_PAGES or fit.lead else None,
+                         continued[1] if pages > 1 else None)
             reason = direct.why_not(table, options, [g for g in found if g is not None])
             if reason is None and not found:
                 reason = "it has too few whole pages"

@@ -49,12 +49,15 @@ class JoinedPart:
         return self.tree.by_key.get(int(page.obj.StructParents))
 
 
-def join_parts(paths: Sequence[Path], pdf_path: Path, then: Callable[[int, JoinedPart], None] | None = None) -> None:
+def join_parts(paths: Sequence[Path], pdf_path: Path, then: Callable[[int, JoinedPart], None] | None = None,
+               after: Callable[[Path], None] | None = None) -> None:
     """Concatenate the parts into ``pdf_path`` (written atomically: temporary file + rename).
 
     ``then(number, joined)``, if given, is called once a part is in: long tables' drawn rows
     are stamped on their frame pages there, straight into the joined file (no stamped part is
     written, parsed and copied again: ~1/3 less memory at this, the job's peak).
+    ``after(path)``, if given, is called with the joined file once written and closed, before
+    it takes ``pdf_path``'s name: the drawn rows' structure elements are appended to it there.
     """
     import pikepdf  # ~0.1 s, only when long tables are joined
 
@@ -79,7 +82,13 @@ def join_parts(paths: Sequence[Path], pdf_path: Path, then: Callable[[int, Joine
         # Generated object streams (allowed in PDF/A-2 and later, PDF/UA): the many small structure
         # objects copied from the parts otherwise take ~4x the room (qpdf keeps only the base file's streams).
         pdf.save(tmp, object_stream_mode=pikepdf.ObjectStreamMode.generate)
-    os.replace(tmp, pdf_path)
+    try:
+        if after is not None:
+            after(tmp)
+        os.replace(tmp, pdf_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written report.pdf.part left next to the reports
+        raise
 
 
 def _copy(pdf, obj):
