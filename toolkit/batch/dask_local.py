@@ -36,6 +36,12 @@ __all__ = ["LocalClusterStart"]
 # killing worker after worker (no retries).
 CLUSTER_CONFIG = {
     "distributed.scheduler.allowed-failures": 0,
+    # A member goes to a worker only when it is free, as the local executor's queue hands them
+    # out: at Dask's default (1.1 x 1 thread, rounded up) each worker held a second member, which
+    # at the end of a batch could wait there while another worker sat idle. With nothing queued
+    # on workers there is nothing to steal either, so no stealing pass every second.
+    "distributed.scheduler.worker-saturation": 1.0,
+    "distributed.scheduler.work-stealing": False,
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
