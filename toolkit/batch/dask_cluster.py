@@ -25,6 +25,7 @@ LocalCluster the scheduler is told not to retry such a task on another worker
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import shutil
@@ -288,22 +289,20 @@ class DaskExecutor:
             return
         if self.client is None:
             raise ExecutorError("DaskExecutor.run() outside its `with` block")
-        bundles: dict[tuple[Path, Path], object] = {}
-        futures = {}
-        batch = uuid.uuid4().hex[:8]
-        for job in jobs:
-            key = f"nbpress-{batch}-{job.index}"
-            if self.local is not None:  # this machine's disk: nothing to ship either way
-                future = self.client.submit(run_member_in_place, job, self.local.fork_socket, key=key, pure=False, retries=0)
-            else:
-                where = (job.prepared.spec.notebook.parent, job.root / "templates")
-                if where not in bundles:  # shipped once per batch; workers fetch it as they need it
-                    bundles[where] = self.client.scatter(pack_project(*where), hash=False)
-                future = self.client.submit(run_member, job, bundles[where], key=key, pure=False, retries=0)
-            futures[future] = (job, time.perf_counter())
+        submit = self._submitter()
+        # local:N: as many members in flight as there are workers, the next one sent as one
+        # finishes (the local executor's queue). Submitted all at once, the first ones were
+        # spread over the workers ahead of time (two or more to a worker), so at the end of a
+        # batch a member could wait behind a busy worker while another one sat idle.
+        waiting = iter(jobs)
+        futures = {submit(job): (job, time.perf_counter()) for job in itertools.islice(waiting, self._in_flight(len(jobs)))}
+        finished = as_completed(list(futures))
         try:
-            for future in as_completed(futures):
+            for future in finished:
                 job, started = futures.pop(future)
+                if (following := next(waiting, None)) is not None:
+                    futures[nxt := submit(following)] = (following, time.perf_counter())
+                    finished.add(nxt)
                 try:
                     result = future.result()  # an Outcome (local:N) or (Outcome, run folder bytes)
                 except Exception as exc:  # the worker died, or the cluster went away
@@ -315,3 +314,22 @@ class DaskExecutor:
         finally:
             for future in futures:  # interrupted: do not leave members running on the cluster
                 future.cancel()
+
+    def _in_flight(self, members: int) -> int:
+        return min(members, self.local.workers) if self.local is not None else members
+
+    def _submitter(self):
+        """``submit(job) -> future``: on local:N the member itself; elsewhere with the project bundle."""
+        batch = uuid.uuid4().hex[:8]
+        bundles: dict[tuple[Path, Path], object] = {}
+
+        def submit(job: Job):
+            key = f"nbpress-{batch}-{job.index}"
+            if self.local is not None:  # this machine's disk: nothing to ship either way
+                return self.client.submit(run_member_in_place, job, self.local.fork_socket, key=key, pure=False, retries=0)
+            where = (job.prepared.spec.notebook.parent, job.root / "templates")
+            if where not in bundles:  # shipped once per batch; workers fetch it as they need it
+                bundles[where] = self.client.scatter(pack_project(*where), hash=False)
+            return self.client.submit(run_member, job, bundles[where], key=key, pure=False, retries=0)
+
+        return submit

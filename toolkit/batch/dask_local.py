@@ -36,10 +36,9 @@ __all__ = ["LocalClusterStart"]
 # killing worker after worker (no retries).
 CLUSTER_CONFIG = {
     "distributed.scheduler.allowed-failures": 0,
-    # A member goes to a worker only when it is free, as the local executor's queue hands them
-    # out: at Dask's default (1.1 x 1 thread, rounded up) each worker held a second member, which
-    # at the end of a batch could wait there while another worker sat idle. With nothing queued
-    # on workers there is nothing to steal either, so no stealing pass every second.
+    # One member at a time per worker (the executor keeps as many in flight as there are
+    # workers, and so does the scheduler's queue): nothing waits on a worker, so there is
+    # nothing to steal, and no stealing pass every second.
     "distributed.scheduler.worker-saturation": 1.0,
     "distributed.scheduler.work-stealing": False,
     "distributed.worker.profile.enabled": False,
@@ -67,7 +66,7 @@ class LocalClusterStart:
     """The start-up of one LocalCluster for ``cpus`` CPUs, in the background; :meth:`close` undoes it."""
 
     def __init__(self, cpus: int, *, kernel_preload: list[str], worker_modules: list[str]):
-        self.cpus = cpus
+        self.workers = WORKERS_PER_CPU * cpus
         self.kernel_preload = [m for m in kernel_preload if m not in DEFAULT_PRELOAD]
         self.worker_modules = list(worker_modules)
         self.server: ForkServer | None = None
@@ -94,9 +93,12 @@ class LocalClusterStart:
             distributed.utils._forkserver_preload_set = True  # see the module's docstring
             with dask.config.set({**CLUSTER_CONFIG, "distributed.worker.multiprocessing-method": method}):
                 # No dashboard: Bokeh's import and server would cost the batch a second of CPU
-                # for a page nobody opens while a one-machine batch runs.
-                self.cluster = LocalCluster(n_workers=WORKERS_PER_CPU * self.cpus, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, silence_logs=logging.ERROR)
+                # for a page nobody opens while a one-machine batch runs. The scheduler's HTTP
+                # server (no routes, see CLUSTER_CONFIG) still starts: on a free loopback port, not
+                # on 8787, where a second batch running at once printed a warning.
+                self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                            silence_logs=logging.ERROR)
         except BaseException as exc:  # raised again in the caller's thread by wait()
             self._error = exc
 
