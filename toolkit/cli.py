@@ -133,8 +133,8 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     member failed or was blocked.
 
     With --cluster the members run on Dask workers (same environment, no shared filesystem:
-    the notebook's folder and templates/ travel to them, run folders come back here);
-    publishing and owner notices happen here.
+    the notebook's folder and templates/ travel to them, run folders come back here; with
+    local:N they write their run folders in place); publishing and owner notices happen here.
 
     \b
     Workers on other machines: see docs/scale-out.md.

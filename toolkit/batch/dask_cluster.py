@@ -1,4 +1,4 @@
-"""The Dask executor: batch members run on a dask.distributed cluster, run folders come back as bytes.
+"""The Dask executor: batch members run on a dask.distributed cluster; from an existing one, run folders come back as bytes.
 
 ``--cluster tcp://HOST:PORT`` connects to an existing scheduler (``tls://HOST:PORT``: over TLS with
 the certificates of :mod:`.dask_tls`); ``--cluster local:N`` starts a LocalCluster for N CPUs
