@@ -133,8 +133,8 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     member failed or was blocked.
 
     With --cluster the members run on Dask workers (same environment, no shared filesystem:
-    the notebook's folder and templates/ travel to them, run folders come back here);
-    publishing and owner notices happen here.
+    the notebook's folder and templates/ travel to them, run folders come back here; with
+    local:N they write their run folders in place); publishing and owner notices happen here.
 
     \b
     Workers on other machines: see docs/scale-out.md.
@@ -164,8 +164,14 @@ def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_fil
     if grid_options or (spec.grid and not no_grid) or cluster:
         from .inputs.grid import parse_grid_option
 
-        members = _plan(spec, inputs, given, [parse_grid_option(g) for g in grid_options], not no_grid, as_of)
-        _run_batch(project, spec, members, out_dir, workers, policy, cluster)
+        grid = [parse_grid_option(g) for g in grid_options]
+        executor = _executor(workers, spec, cluster)
+        try:
+            members = _plan(spec, inputs, given, grid, not no_grid, as_of)
+        except BaseException:
+            executor.__exit__(None, None, None)  # a refused grid: what start() began must stop
+            raise
+        _run_batch(project, spec, members, out_dir, policy, executor)
         return
     prepared = inputs.prepare(given)
     from .progress import run_progress
@@ -199,15 +205,21 @@ def _plan(spec, inputs, given, grid_options, use_spec_grid: bool, as_of: dt.date
                 inputs=inputs)
 
 
-def _run_batch(project, spec, members, out_dir: Path | None, workers: int | None, policy, cluster: str | None = None) -> None:
-    from .batch import members as batch
+def _executor(workers: int | None, spec, cluster: str | None):
+    """The batch's executor, already starting (a local:N cluster starts while the members are planned)."""
     from .batch.executors import make_executor
+
+    return make_executor(workers=workers, preload=spec.preload, cluster=cluster).start()
+
+
+def _run_batch(project, spec, members, out_dir: Path | None, policy, executor) -> None:
+    from .batch import members as batch
     from .progress import interactive
 
     jobs = [batch.Job(i, label, prepared, project.root, out_dir.resolve() if out_dir else None)
             for i, (label, prepared) in enumerate(members)]
     started = time.perf_counter()
-    with make_executor(workers=workers, preload=spec.preload, cluster=cluster) as executor:
+    with executor:
         with batch.Reporter(len(jobs), interactive=interactive()) as reporter:
             outcomes = batch.run(jobs, executor, on_done=reporter)
     wall = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""The Dask executor: batch members run on a dask.distributed cluster, run folders come back as bytes.
+"""The Dask executor: batch members run on a dask.distributed cluster; from an existing one, run folders come back as bytes.
 
 ``--cluster tcp://HOST:PORT`` connects to an existing scheduler (``tls://HOST:PORT``: over TLS with
 the certificates of :mod:`.dask_tls`); ``--cluster local:N`` starts a LocalCluster for N CPUs
@@ -7,13 +7,14 @@ from one template that imported the pipeline once. Same interface as the
 local executor: a context manager whose ``run(jobs)`` yields an :class:`Outcome` per member as
 it finishes.
 
-No shared filesystem: the submitting side packs the notebook's folder and ``templates/`` once
-per batch (:mod:`.bundle`) and scatters it; a worker unpacks it into its own scratch folder,
-executes *and renders* the member there (a fresh kernel per run, forked from a fork server
-living in that worker process; on ``local:N`` one fork server on this machine serves all
-workers), then sends the whole run folder back as a tarball. The submitting side unpacks it
-under its runs folder, so publishing and owner notices (:func:`toolkit.batch.members.after_batch`)
-work as for local batches.
+On an existing cluster no shared filesystem is assumed: the submitting side packs the notebook's
+folder and ``templates/`` once per batch (:mod:`.bundle`) and scatters it; a worker unpacks it
+into its own scratch folder, executes *and renders* the member there (a fresh kernel per run,
+forked from a fork server living in that worker process), then sends the whole run folder back
+as a tarball. The submitting side unpacks it under its runs folder, so publishing and owner
+notices (:func:`toolkit.batch.members.after_batch`) work as for local batches. On ``local:N``
+(:mod:`.dask_local`) the workers share this machine: each member writes its run folder in place,
+as the local executor's workers do, with kernels forked from one fork server for all workers.
 
 A member that fails on a worker comes back like any failed run (partial notebook and
 ``run.json`` included). A worker that dies mid-run surfaces as a failed member; on a
@@ -24,7 +25,7 @@ LocalCluster the scheduler is told not to retry such a task on another worker
 from __future__ import annotations
 
 import dataclasses
-import logging
+import itertools
 import os
 import re
 import shutil
@@ -41,14 +42,15 @@ from ..execute.forkserver import DEFAULT_PRELOAD
 from ..project import Project
 from ..runs.run_folder import load_run, save_run
 from .bundle import ProjectBundle, pack_project, pack_run, unpack_project, unpack_run
+from .dask_local import LocalClusterStart
 from .dask_tls import tls_files
-from .local import WORKER_MODULES, WORKERS_PER_CPU, preload_worker_modules, stop_worker_template
+from .local import WORKER_MODULES, preload_worker_modules
 from .members import Job, Outcome, execute_job
 
 # dask and distributed (~1 s to import) load only when a cluster is used: the CLI imports this
 # module to check a --cluster value before anything runs.
 
-__all__ = ["ClusterTarget", "DaskExecutor", "parse_cluster", "run_member"]
+__all__ = ["ClusterTarget", "DaskExecutor", "parse_cluster", "run_member", "run_member_in_place"]
 
 KEEP_PROJECTS = 8  # unpacked project bundles a worker keeps for the next batches
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable scheduler is reported, not waited for
@@ -140,13 +142,9 @@ def stop_fork_servers() -> int:
     return len(servers)
 
 
-def run_member(job: Job, bundle: ProjectBundle, fork_socket: str | None = None) -> tuple[Outcome, bytes | None]:
+def run_member(job: Job, bundle: ProjectBundle) -> tuple[Outcome, bytes | None]:
     """Execute and render one member in this worker's scratch folder; return the outcome and
-    the run folder as a tarball (None when no folder was made).
-
-    ``fork_socket``: a kernel fork server on this machine shared by all workers (``local:N``);
-    None: this worker's own.
-    """
+    the run folder as a tarball (None when no folder was made)."""
     with _worker_lock:
         root = _project_root(bundle)
         spec = job.prepared.spec
@@ -155,13 +153,22 @@ def run_member(job: Job, bundle: ProjectBundle, fork_socket: str | None = None) 
         local_job = dataclasses.replace(job, prepared=dataclasses.replace(job.prepared, spec=local_spec),
                                         root=root, out_dir=out_dir)
         try:
-            launcher = fork_kernel_manager(fork_socket) if fork_socket else _launcher(spec.preload)
-            outcome = execute_job(local_job, launcher=launcher)
+            outcome = execute_job(local_job, launcher=_launcher(spec.preload))
             data = pack_run(outcome.run_dir) if outcome.run_dir else None
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)  # the submitting side keeps the only copy
     outcome.extra.update(worker_pid=os.getpid(), worker_dir=str(out_dir))
     return outcome, data
+
+
+def run_member_in_place(job: Job, fork_socket: str | None) -> Outcome:
+    """``local:N``: execute and render one member straight into its run folder on this machine's
+    disk, as a local executor's worker does (no tarball to pack, send and unpack). ``fork_socket``:
+    the kernel fork server all workers share (None where fork is unavailable: cold kernels)."""
+    with _worker_lock:
+        outcome = execute_job(job, launcher=fork_kernel_manager(fork_socket) if fork_socket else None)
+    outcome.extra.update(worker_pid=os.getpid())
+    return outcome
 
 
 # --- on the submitting side -----------------------------------------------------------------
@@ -185,21 +192,6 @@ def _receive(job: Job, outcome: Outcome, data: bytes | None) -> Outcome:
         return outcome
     outcome.run_dir = run_dir
     return outcome
-
-
-def _worker_start_method() -> str:
-    """How a LocalCluster starts its worker processes: forked from a template that imported
-    distributed and the pipeline once (multiprocessing's fork server), instead of spawned, each
-    paying ~2 s of imports on the batch's critical path; ``spawn`` where fork is unavailable."""
-    if not fork_available():
-        return "spawn"
-    import dask
-    from distributed.utils import get_mp_context
-
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        context = get_mp_context()  # distributed sets its own preload list once; ours replaces it
-    context.set_forkserver_preload(["distributed", *WORKER_MODULES, __name__])
-    return "forkserver"
 
 
 def _lost(exc: BaseException) -> ExecutorError:
@@ -237,32 +229,24 @@ class DaskExecutor:
         self.tls = tls_files(self.target.address)  # missing or unreadable files: refused here, not mid-handshake
         self.preload = list(preload)
         self.connect_timeout, self.worker_wait = connect_timeout, worker_wait
-        self.client = self.cluster = self.server = None
+        self.client = self.cluster = None
+        self.local: LocalClusterStart | None = None  # local:N only
+
+    def start(self) -> DaskExecutor:
+        """``local:N``: begin the cluster's start-up in the background (the caller plans the batch
+        meanwhile; ``with`` waits for it). An existing cluster is connected to in ``with``."""
+        if self.target.workers and self.local is None:
+            self.local = LocalClusterStart(self.target.workers, kernel_preload=self.preload,
+                                           worker_modules=[*WORKER_MODULES, __name__]).begin()
+        return self
 
     def __enter__(self) -> DaskExecutor:
-        import dask
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         if self.target.workers:
             try:
-                self._start_local_fork_server()
-                # A worker that dies mid-run fails that member instead of killing worker after worker.
-                with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                                      "distributed.worker.multiprocessing-method": _worker_start_method(),
-                                      # Dask's own monitoring, in the scheduler and every worker, costs CPU the
-                                      # members need (a 16-member batch: ~38-47 s of CPU -> ~35 s): no stack
-                                      # profiler every 10 ms, event-loop ticks, system and memory samples less often.
-                                      "distributed.worker.profile.enabled": False,
-                                      "distributed.admin.tick.interval": "1s",
-                                      "distributed.admin.system-monitor.interval": "2s",
-                                      "distributed.worker.memory.monitor-interval": "1s"}):
-                    # No dashboard: Bokeh's import and server would cost the batch a second of CPU
-                    # for a page nobody opens while a one-machine batch runs.
-                    self.cluster = LocalCluster(n_workers=WORKERS_PER_CPU * self.target.workers, threads_per_worker=1,
-                                                processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+                self.cluster = self.start().local.wait()
                 self.client = Client(self.cluster)
-                if self.server is not None:
-                    self.server.wait_ready()
             except BaseException:
                 self.__exit__()  # `with` does not call it when __enter__ fails: nothing may be left running
                 raise
@@ -288,23 +272,15 @@ class DaskExecutor:
 
     def __exit__(self, *exc) -> None:
         if self.client is not None:
-            try:
-                self.client.run(stop_fork_servers)  # no idle template processes left on shared workers
-            except Exception:  # a dead worker has nothing left to stop
-                pass
+            if self.local is None:  # local:N workers share one fork server, stopped with the cluster
+                try:
+                    self.client.run(stop_fork_servers)  # no idle template processes left on shared workers
+                except Exception:  # a dead worker has nothing left to stop
+                    pass
             self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-            stop_worker_template()  # the template the LocalCluster's workers were forked from
-        if self.server is not None:
-            self.server.stop()
-        self.client = self.cluster = self.server = None
-
-    def _start_local_fork_server(self) -> None:
-        """local:N workers share this machine: one kernel template serves them all (its imports
-        overlap the cluster's start-up) instead of one per worker."""
-        if fork_available():
-            self.server = ForkServer([m for m in self.preload if m not in DEFAULT_PRELOAD]).launch()
+        if self.local is not None:
+            self.local.close()
+        self.client = self.cluster = self.local = None
 
     def run(self, jobs: list[Job]) -> Iterator[Outcome]:
         from distributed import as_completed
@@ -313,28 +289,47 @@ class DaskExecutor:
             return
         if self.client is None:
             raise ExecutorError("DaskExecutor.run() outside its `with` block")
-        bundles: dict[tuple[Path, Path], object] = {}
-        futures = {}
-        batch = uuid.uuid4().hex[:8]
-        for job in jobs:
-            where = (job.prepared.spec.notebook.parent, job.root / "templates")
-            if where not in bundles:  # shipped once per batch; workers fetch it as they need it
-                bundles[where] = self.client.scatter(pack_project(*where), hash=False)
-            fork_socket = self.server.socket_path if self.server else None
-            future = self.client.submit(run_member, job, bundles[where], fork_socket, key=f"nbpress-{batch}-{job.index}",
-                                        pure=False, retries=0)
-            futures[future] = (job, time.perf_counter())
+        submit = self._submitter()
+        # local:N: as many members in flight as there are workers, the next one sent as one
+        # finishes (the local executor's queue). Submitted all at once, the first ones were
+        # spread over the workers ahead of time (two or more to a worker), so at the end of a
+        # batch a member could wait behind a busy worker while another one sat idle.
+        waiting = iter(jobs)
+        futures = {submit(job): (job, time.perf_counter()) for job in itertools.islice(waiting, self._in_flight(len(jobs)))}
+        finished = as_completed(list(futures))
         try:
-            for future in as_completed(futures):
+            for future in finished:
                 job, started = futures.pop(future)
+                if (following := next(waiting, None)) is not None:
+                    futures[nxt := submit(following)] = (following, time.perf_counter())
+                    finished.add(nxt)
                 try:
-                    outcome, data = future.result()
+                    result = future.result()  # an Outcome (local:N) or (Outcome, run folder bytes)
                 except Exception as exc:  # the worker died, or the cluster went away
                     error = _lost(exc)
                     yield Outcome(job.index, job.label, "failed", time.perf_counter() - started,
                                   error=str(error), error_type=type(error).__name__)
                     continue
-                yield _receive(job, outcome, data)
+                yield result if self.local is not None else _receive(job, *result)
         finally:
             for future in futures:  # interrupted: do not leave members running on the cluster
                 future.cancel()
+
+    def _in_flight(self, members: int) -> int:
+        return min(members, self.local.workers) if self.local is not None else members
+
+    def _submitter(self):
+        """``submit(job) -> future``: on local:N the member itself; elsewhere with the project bundle."""
+        batch = uuid.uuid4().hex[:8]
+        bundles: dict[tuple[Path, Path], object] = {}
+
+        def submit(job: Job):
+            key = f"nbpress-{batch}-{job.index}"
+            if self.local is not None:  # this machine's disk: nothing to ship either way
+                return self.client.submit(run_member_in_place, job, self.local.fork_socket, key=key, pure=False, retries=0)
+            where = (job.prepared.spec.notebook.parent, job.root / "templates")
+            if where not in bundles:  # shipped once per batch; workers fetch it as they need it
+                bundles[where] = self.client.scatter(pack_project(*where), hash=False)
+            return self.client.submit(run_member, job, bundles[where], key=key, pure=False, retries=0)
+
+        return submit

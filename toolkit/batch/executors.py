@@ -3,10 +3,12 @@
 - :class:`~toolkit.batch.local.LocalExecutor` (default): W worker processes on this
   machine, each run in a new kernel forked from one template process (see :mod:`toolkit.execute.forkserver`).
 - :class:`~toolkit.batch.dask_cluster.DaskExecutor` (``--cluster tcp://HOST:PORT``, ``tls://HOST:PORT`` or
-  ``local:N``): members run on a dask.distributed cluster and their run folders travel back
-  as bytes (see :mod:`.bundle`), so workers need the same environment but no shared filesystem.
+  ``local:N``): members run on a dask.distributed cluster; from an existing cluster their run
+  folders travel back as bytes (see :mod:`.bundle`), so workers need the same environment but
+  no shared filesystem (``local:N`` workers write them in place, see :mod:`.dask_local`).
 
-An executor is a context manager with ``run(jobs) -> iterator of Outcome`` (as they finish),
+An executor is a context manager with ``run(jobs) -> iterator of Outcome`` (as they finish) and
+``start()`` (begin any start-up ahead of ``with``, e.g. while the batch is planned),
 and leaves every run folder on the submitting machine's disk.
 """
 

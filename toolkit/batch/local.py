@@ -100,6 +100,10 @@ class LocalExecutor:
         self.preload = [m for m in preload if m not in DEFAULT_PRELOAD]
         self.server: ForkServer | None = None
 
+    def start(self) -> LocalExecutor:
+        """Nothing to start ahead: the workers and the kernel template start with :meth:`run`."""
+        return self
+
     def __enter__(self) -> LocalExecutor:
         return self
 
