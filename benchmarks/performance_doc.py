@@ -183,7 +183,7 @@ def batches(results: Path) -> list[str]:
     met = "within" if _median(over) <= CLUSTER_WITHIN else "not within"
     lines += [
         "",
-        f"(c) took {_median(over):+.0%} longer than (b) (median; per run: " + ", ".join(f"{o:+.0%}" for o in over)
+        f"(c)'s wall time against (b): {_median(over):+.0%} (median; per run: " + ", ".join(f"{o:+.0%}" for o in over)
         + f"): {met} the {CLUSTER_WITHIN:.0%} goal. CPU is user + system time of the command and every process it "
         "waited for (for (a), summed over its commands).",
     ]

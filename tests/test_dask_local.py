@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -112,3 +114,11 @@ def test_a_bad_grid_value_on_local_2_is_refused_with_one_line(project):
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "parameter 'n'" in result.stderr, result.stderr
     assert not project.runs_dir.exists()
+
+
+def test_the_worker_templates_quick_exit_stays_in_the_template():
+    # Imported anywhere but multiprocessing's fork server, the module must not make the process
+    # exit with status 0 whatever happened (a test importing every module would pass for good).
+    program = "import toolkit.batch.dask_worker_preload, sys; sys.exit(3)"
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr

@@ -17,9 +17,24 @@ quick exit for the template itself.
 import atexit
 import gc
 import os
+import sys
+from multiprocessing import forkserver
 
 from distributed.versions import get_versions
 
+
+def _preloaded_by_fork_server() -> bool:
+    """Is multiprocessing's fork server importing this (its ``main`` on the stack)? Anywhere else
+    (a test importing every module), the quick exit would turn the process's exit status into 0."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is forkserver.main.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
 get_versions()
 gc.freeze()
-atexit.register(os._exit, 0)  # registered last, so it runs first: no teardown
+if _preloaded_by_fork_server():
+    atexit.register(os._exit, 0)  # registered last, so it runs first: no teardown
