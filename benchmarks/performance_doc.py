@@ -11,7 +11,8 @@ the downloads' files and then this page.
 Sections:
 
 * batches: ``benchmarks.batch`` (16 members: the raw papermill + weasyprint loop, ``--grid``
-  locally, ``--cluster local:2``; one file per run, ``batch-*.json``; medians over the runs).
+  locally, ``--cluster local:2``; one file per run, ``batch-*.json``; medians over the runs with
+  the last run's workers per CPU).
 * long tables: ``benchmarks.pipeline`` (``latest.json``: the tables workload, nbpress's renderer
   against raw WeasyPrint, medians of its repeats).
 * downloads: ``benchmarks.portal`` (wrk against nginx static, one file per run:
@@ -33,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOWNLOAD_GOAL = 0.4  # issue 17: >= 0.4x nginx static, direct and behind nginx
 BATCH_GOAL, CLUSTER_WITHIN = 8.0, 0.15  # issue 17: --grid >= 8x the raw loop; local:2 within 15% of it
+DEFAULT_BATCH_LAYOUT = {"b": 1, "b1": 2}  # workers per CPU in benchmarks.batch's (b), (b1)
+FORMER_BATCH_LAYOUT = {"b": 2, "b1": 1}  # in result files from before the layout was recorded
 TABLE_GOALS = {5000: 0.25, 20000: 0.15}  # issue 17: wall time against raw WeasyPrint
 TABLE_MEMORY_BEFORE = {5000: 0.26, 20000: 0.09}  # issue 17's "memory as today or better" (tree RSS ratio)
 
@@ -146,19 +149,31 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def _per_cpu(count: int) -> str:
+    return {1: "one worker per CPU", 2: "two workers per CPU"}.get(count, f"{count} workers per CPU")
+
+
 def batches(results: Path) -> list[str]:
-    runs = [(p, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(results.glob("batch-*.json"))]
+    found = [(p, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(results.glob("batch-*.json"))]
+    # (b) and (b1) swapped meaning when the default became one worker per CPU: medians only over
+    # runs of the last run's layout (files from before it was recorded: the former one).
+    layout = found[-1][1].get("workers_per_cpu", FORMER_BATCH_LAYOUT) if found else DEFAULT_BATCH_LAYOUT
+    runs = [(p, data) for p, data in found if data.get("workers_per_cpu", FORMER_BATCH_LAYOUT) == layout]
     head = [
         "## Batches: 16 members of the demo report against a loop of the raw tools",
         "",
         "Each run measures, one after the other on the same machine: (a) for each member the `papermill` CLI then "
-        "the `weasyprint` CLI; (b) `nbpress run --grid` with the local executor (default: two workers per CPU); "
-        "(b1) the same with one worker per CPU; (c) `--cluster local:2`. Every member's PDF is checked to exist. "
+        f"the `weasyprint` CLI; (b) `nbpress run --grid` with the local executor ({_per_cpu(layout['b'])}, "
+        f"{'its default' if layout == DEFAULT_BATCH_LAYOUT else 'the default when these ran'}); "
+        f"(b1) the same with {_per_cpu(layout['b1'])}; (c) `--cluster local:2`. Every member's PDF is checked to exist. "
         f"Goals (issue 17): (b) at least {BATCH_GOAL:.0f}x the throughput of (a); (c) within {CLUSTER_WITHIN:.0%} of (b).",
         "",
     ]
     if not runs:
         return [*head, "No `benchmarks.batch` results yet: `make bench-batch`."]
+    if len(runs) < len(found):
+        head += [f"{len(found) - len(runs)} older run(s) with another number of workers per CPU in (b) and (b1) "
+                 "are left out.", ""]
     last = runs[-1][1]
     names = [row["name"] for row in last["rows"]]
     lines = [

@@ -117,21 +117,29 @@ def test_parameters_given_leave_the_grid_and_no_grid_runs_once(grid_project):
     assert [label for label, _ in batch.plan(spec, {}, [], use_spec_grid=False)] == ["(defaults)"]
 
 
-@pytest.mark.skipif(not fork_available(), reason="needs fork")
-def test_by_default_more_members_are_in_flight_than_there_are_cpus(project):
-    """Two workers per CPU: while one member renders (its worker busy), another's kernel runs."""
+def test_the_default_is_one_worker_per_cpu():
+    """A second worker per CPU mostly added CPU once kernels were ready when they answer (CHANGELOG)."""
     from toolkit.batch.local import default_workers
+
+    assert default_workers() == (os.cpu_count() or 1)
+    assert LocalExecutor().workers == default_workers()
+
+
+@pytest.mark.skipif(not fork_available(), reason="needs fork")
+def test_more_workers_than_cpus_when_asked_run_that_many_members_at_once(project):
+    """-w above the CPU count is honoured: that many members are in flight at once."""
     from toolkit.runs.run_folder import load_run
 
+    cpus = os.cpu_count() or 1
+    count = 2 * cpus
     make_notebook(project.notebooks_dir / "nap.ipynb", "i: int = 0", "import time\ntime.sleep(2)")
     spec = find_report("nap", project.notebooks_dir)
-    count = default_workers()
     members = batch.plan(spec, {}, [("i", [str(n) for n in range(count)])])
     jobs = [batch.Job(n, label, prepared, project.root) for n, (label, prepared) in enumerate(members)]
-    with LocalExecutor() as executor:
-        assert executor.workers == count == 2 * (os.cpu_count() or 1)
+    with LocalExecutor(workers=count) as executor:
+        assert executor.workers == count
         outcomes = batch.run(jobs, executor)
     assert [o.status for o in outcomes] == ["succeeded"] * count, [o.error for o in outcomes]
     spans = [(r.started, r.finished) for r in (load_run(o.run_dir) for o in outcomes)]
     at_once = max(sum(start <= moment < end for start, end in spans) for moment, _ in spans)
-    assert at_once > (os.cpu_count() or 1), spans
+    assert at_once > cpus, spans

@@ -49,3 +49,22 @@ def test_a_before_and_after_profile_is_shown_stage_by_stage(tmp_path):
     assert "- after: **1.49 ms** CPU per download, 2 SQL statements (rounds: 1.49, 1.90)" in page
     assert "| token state query (user, deny-list, device) | 0.57 | 0.00 |" in page
     assert "| token state + grant + publication, one query | 0.00 | 0.35 |" in page
+
+
+def _batch_run(local_ratio: float, layout: dict | None) -> dict:
+    rows = [{"name": name, "wall": 60 / ratio, "cpu": 30.0, "throughput_vs_raw": ratio}
+            for name, ratio in (("(a) loop", 1.0), ("(b) local", local_ratio), ("(b1) other", 7.0), ("(c) cluster", 7.5))]
+    run = {"rows": rows, "members": 16, "machine": {"cpus": 2}, "load_average": 1.0, "finished": "2026-12-02 15:00 UTC",
+           "target": {"cluster_over_local": 0.1}}
+    return run if layout is None else {**run, "workers_per_cpu": layout}
+
+
+def test_batch_medians_leave_out_runs_whose_b_had_another_number_of_workers_per_cpu(tmp_path):
+    (tmp_path / "batch-1.json").write_text(json.dumps(_batch_run(6.5, None)))  # before the layout was recorded
+    assert "(two workers per CPU, the default when these ran); (b1) the same with one worker per CPU" in render(tmp_path)
+    for number, ratio in ((2, 8.0), (3, 9.0)):
+        (tmp_path / f"batch-{number}.json").write_text(json.dumps(_batch_run(ratio, {"b": 1, "b1": 2})))
+    page = render(tmp_path)
+    assert "(one worker per CPU, its default); (b1) the same with two workers per CPU" in page
+    assert "1 older run(s) with another number of workers per CPU in (b) and (b1) are left out." in page
+    assert "| (b) local | 7.1 s | 30.0 s | 8.50x (goal met) | 8.00x, 9.00x |" in page

@@ -2,7 +2,7 @@
 
 ``--cluster tcp://HOST:PORT`` connects to an existing scheduler (``tls://HOST:PORT``: over TLS with
 the certificates of :mod:`.dask_tls`); ``--cluster local:N`` starts a LocalCluster for N CPUs
-of this machine: like the local executor, two worker processes per CPU (one thread each), forked
+of this machine: like the local executor, one worker process per CPU (one thread each), forked
 from one template that imported the pipeline once. Same interface as the
 local executor: a context manager whose ``run(jobs)`` yields an :class:`Outcome` per member as
 it finishes.

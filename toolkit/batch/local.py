@@ -7,7 +7,7 @@ once per batch instead:
 
 - one fork server (template process) imports ipykernel and the heavy modules once and forks a
   fresh kernel per run (copy-on-write) - never a kernel reused between runs;
-- W long-lived workers (default: two per CPU, see :func:`default_workers`) import papermill,
+- W long-lived workers (default: one per CPU, see :func:`default_workers`) import papermill,
   pandas and WeasyPrint once and execute *and render* their members, so nothing is imported on
   the critical path twice.
 
@@ -42,12 +42,12 @@ _launcher = None  # in a worker: the KernelManager class bound to the fork serve
 WORKER_MODULES = ("pandas", "pyarrow.parquet", "weasyprint", "toolkit.runs.pipeline")
 
 
-# A member is about half execution, half render. While it executes, its worker mostly waits
-# on the kernel (kernel start-up, cell round trips); while it renders, the worker alone is busy.
-# With one worker per CPU the cores idled ~40% of a batch; two per CPU let one member render
-# while another's kernel runs, on every core (measured in benchmarks/batch.py). Workers are
-# forked from one preloaded template, so the second one shares its imports copy-on-write.
-WORKERS_PER_CPU = 2
+# One worker per CPU. A second one per CPU used to fill the time a worker spent waiting on its
+# kernel (start-up, cell round trips) with another member's render; since the kernel client
+# stopped waiting for IOPub to go quiet (toolkit.execute.kernel_client) little of that wait is
+# left, and the second worker mostly added CPU: on 2 cores, -w 2 against -w 4 was faster in 3 of
+# 4 alternating rounds and used less CPU in all 4 (benchmarks/batch.py: (b) against (b1)).
+WORKERS_PER_CPU = 1
 
 
 def default_workers() -> int:
