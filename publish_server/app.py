@@ -7,17 +7,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin, api, error_pages, hosts, log_masking, pages, processes, rate_limits, sweep
 from .errors import ConfigError
+from .express_downloads import ExpressDownloads
 from .extensions import db, jwt, limiter, migrate
 from .hosts import parse_trusted_hosts
 from .no_session import NoSessionInterface
 from .s3_store import s3_store_from_settings
+from .security_headers import add_security_headers
 from .settings import SETTINGS, instance_folder, load_settings
 from .notifications import views as notification_views
 from .report_runs import user_api as run_user_api, views as run_views
@@ -55,9 +57,6 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
     if settings["FILES_URL"]:  # the object store; its client is made in each process on first use
         app.extensions["nbpress.objects"] = s3_store_from_settings(settings["FILES_URL"], settings, app.config["FILES_DIR"])
 
-    if settings["TRUSTED_PROXIES"]:
-        n = settings["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     app.session_interface = NoSessionInterface()  # no Flask cookie session (see no_session.py)
     db.init_app(app)
@@ -79,9 +78,13 @@ def _build(config: dict[str, Any] | None, instance_path: str | os.PathLike | Non
     app.register_blueprint(run_user_api.bp)
     app.register_blueprint(run_worker_api.bp)
     admin.init_app(app)
-    app.after_request(_security_headers)
+    app.after_request(add_security_headers)
     sweep.sweep_store(app)  # what a killed server left behind while publishing (see sweep.py)
     log_masking.install()  # reset links carry a token in their path
+    app.wsgi_app = ExpressDownloads(app, app.wsgi_app)  # after every setting and extension it reads
+    if settings["TRUSTED_PROXIES"]:  # outermost: every layer sees the client's address, scheme and host
+        n = settings["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     return app
 
 
@@ -143,23 +146,3 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
-
-
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-
-
-def _security_headers(response):
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", _CSP)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-    if not request.path.startswith("/static/"):  # pages and files are per-user: never cached
-        headers["Cache-Control"] = "no-store"
-    return response

@@ -13,7 +13,7 @@ from flask import has_request_context, request
 from .extensions import db
 from .models import AuditEvent, utcnow
 
-__all__ = ["record", "insert"]
+__all__ = ["record", "insert", "values", "INSERT"]
 
 _FORBIDDEN_KEYS = {"password", "code", "token", "secret", "authorization"}
 
@@ -38,11 +38,14 @@ def insert(event: str, outcome: str, *, user_id: int | None = None, **detail: An
     Same row, same checks; it skips the ORM unit of work (object state, flush planning), which
     costs more than the INSERT itself. The caller commits, as with :func:`record`.
     """
-    _check(detail)
     ip = request.remote_addr if has_request_context() else None
-    db.session.connection().execute(
-        _INSERT, {"at": utcnow(), "event": event, "outcome": outcome, "user_id": user_id, "ip": ip, "detail": detail},
-    )
+    db.session.connection().execute(INSERT, values(event, outcome, user_id=user_id, ip=ip, **detail))
 
 
-_INSERT = AuditEvent.__table__.insert()
+def values(event: str, outcome: str, *, user_id: int | None, ip: str | None, **detail: Any) -> dict[str, Any]:
+    """The bound values of :data:`INSERT` for one row (for callers outside a request context)."""
+    _check(detail)
+    return {"at": utcnow(), "event": event, "outcome": outcome, "user_id": user_id, "ip": ip, "detail": detail}
+
+
+INSERT = AuditEvent.__table__.insert()

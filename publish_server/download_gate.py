@@ -35,7 +35,7 @@ from .models import Publication, Report, User
 from .signin.session import page_redirect
 from .signin.session_tokens import token_refused, token_state_columns, token_state_params
 
-__all__ = ["Reader", "Checked", "check", "page_download", "api_download"]
+__all__ = ["Reader", "Checked", "statement", "params", "judge", "check", "page_download", "api_download"]
 
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")  # what models.new_public_id makes
 _EXTRACT = {"cookies": lambda: _decode_jwt_from_cookies(False), "headers": _decode_jwt_from_headers}
@@ -59,9 +59,10 @@ class Checked:
 
 
 @functools.cache
-def _statement():
-    # Built once per process (building and cache-keying a statement costs more CPU than running it).
-    # LEFT JOINs: the user's row comes back whether or not the publication is readable.
+def statement():
+    """The one SELECT (bound parameters ``sub``, ``jti``, ``did``, ``public_id``: :func:`params`).
+    Built once per process (building and cache-keying a statement costs more CPU than running it).
+    LEFT JOINs: the user's row comes back whether or not the publication is readable."""
     readable = and_(Publication.public_id == bindparam("public_id"), readable_by(User.id, User.role))
     return (
         select(User.id, User.active, User.tokens_valid_after, User.must_change_password, *token_state_columns(),
@@ -73,9 +74,26 @@ def _statement():
     )
 
 
-def _state_and_grant(params: dict):
-    # Core execution on the session's connection: its transaction, no ORM result machinery.
-    return db.session.connection().execute(_statement(), params).first()
+def params(claims: dict, public_id: str) -> dict | None:
+    """The bound values of :func:`statement` for a verified token and a requested id; None for a
+    token that is not one of ours. A malformed id matches nothing (ids are never empty); the
+    token's state is still answered."""
+    values = token_state_params(claims)
+    if values is not None:
+        values["public_id"] = public_id if isinstance(public_id, str) and _PUBLIC_ID.fullmatch(public_id) else ""
+    return values
+
+
+def judge(claims: dict, row) -> Checked | None:
+    """The :class:`Checked` download for the row :func:`statement` returned, or None when the
+    token no longer counts (no such user, deny-listed, disabled, device revoked, issued too early)."""
+    if row is None:  # the token names no user (deleted)
+        return None
+    user_id, active, valid_after, must_change, revoked, device_ok, *publication = row
+    if token_refused(claims, active=active, tokens_valid_after=valid_after, revoked=revoked, device_ok=device_ok):
+        return None
+    found = Downloadable(*publication) if publication[0] is not None else None
+    return Checked(Reader(user_id, bool(must_change)), found)
 
 
 def _claims(location: str) -> dict:
@@ -93,19 +111,14 @@ def check(public_id: str, *, location: str) -> Checked:
     longer counts, flask-jwt-extended's or PyJWT's errors for one that is missing or invalid.
     """
     claims = _claims(location)
-    params = token_state_params(claims)
-    if params is None:
+    values = params(claims, public_id)
+    if values is None:
         raise Unauthorized()
-    # A malformed id matches nothing (ids are never empty); the token's state is still answered.
-    params["public_id"] = public_id if isinstance(public_id, str) and _PUBLIC_ID.fullmatch(public_id) else ""
-    row = _state_and_grant(params)
-    if row is None:  # the token names no user (deleted)
+    # Core execution on the session's connection: its transaction, no ORM result machinery.
+    checked = judge(claims, db.session.connection().execute(statement(), values).first())
+    if checked is None:
         raise Unauthorized()
-    user_id, active, valid_after, must_change, revoked, device_ok, *publication = row
-    if token_refused(claims, active=active, tokens_valid_after=valid_after, revoked=revoked, device_ok=device_ok):
-        raise Unauthorized()
-    found = Downloadable(*publication) if publication[0] is not None else None
-    return Checked(Reader(user_id, bool(must_change)), found)
+    return checked
 
 
 def page_download(view: Callable) -> Callable:

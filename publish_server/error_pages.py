@@ -88,6 +88,8 @@ def init_app(app: Flask) -> None:
         # Runs before Flask-SQLAlchemy's own teardown (registered earlier; teardowns run in reverse).
         # If the database went away after the answer was made, ending the transaction fails; caught
         # here, SQLAlchemy drops that connection, and the answer goes out instead of a server's 500.
+        if not db.session.registry.has():  # this context opened no session (express downloads)
+            return
         try:
             db.session.rollback()
         except OperationalError as exc:

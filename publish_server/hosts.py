@@ -19,10 +19,11 @@ import logging
 import re
 
 from flask import Flask, request
+from werkzeug.wsgi import get_host
 
 from .errors import BadRequest, ConfigError
 
-__all__ = ["normal_host", "parse_trusted_hosts", "init_app"]
+__all__ = ["normal_host", "parse_trusted_hosts", "host_of", "trusted_hosts", "init_app"]
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,11 @@ def parse_trusted_hosts(text: str) -> frozenset[str]:
     return frozenset(hosts)
 
 
-def _request_host() -> str | None:
-    # request.host is Werkzeug's reading of Host (X-Forwarded-Host once ProxyFix has run): "" when
-    # its characters are not those of a host; the port is dropped here.
-    host = request.host
+def host_of(environ: dict) -> str | None:
+    """The request's host as :func:`normal_host` spells it (None when unreadable): Werkzeug's
+    reading of ``Host`` (``X-Forwarded-Host`` once ProxyFix has run), "" when its characters are
+    not those of a host, without the port."""
+    host = get_host(environ)
     if host.startswith("["):
         host = host.partition("]")[0] + "]"
     else:
@@ -70,11 +72,17 @@ def _request_host() -> str | None:
     return normal_host(host) if host else None
 
 
+def trusted_hosts(app: Flask) -> frozenset[str]:
+    """The hosts :func:`init_app` bound ``app`` to."""
+    return app.extensions["nbpress.trusted_hosts"]
+
+
 def init_app(app: Flask, trusted: frozenset[str]) -> None:
     app.url_map.merge_slashes = False  # "//" is a 404, never an absolute redirect built from Host
+    app.extensions["nbpress.trusted_hosts"] = trusted
 
     def refuse_other_hosts() -> None:
-        if _request_host() not in trusted:
+        if host_of(request.environ) not in trusted:
             # The value passed Werkzeug's character check (or is empty): safe for one log line.
             log.warning("refused a request for host %r: not in TRUSTED_HOSTS", request.host)
             raise BadRequest("This portal is not served under that host name.", code="untrusted_host")

@@ -23,6 +23,7 @@ from . import access, audit, download_gate, variants
 from .errors import Gone, NotFound
 from .extensions import db
 from .rate_limits import unlimited
+from .security_headers import PDF_VIEW_CSP
 from .models import Publication, Report, User
 from .signin.session import login_required_page
 from .object_downloads import object_response
@@ -190,9 +191,6 @@ def publication_path(publication: Publication | access.Downloadable):
     return path
 
 
-_INLINE_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-
-
 def _sent_file(path, *, etag: str, last_modified, disposition: str) -> Response:
     """Werkzeug's ``send_file`` for a file whose type, name and cache rule are known: the same
     open file in the server's ``wsgi.file_wrapper`` (sendfile under gunicorn) and the same
@@ -240,9 +238,7 @@ def file_response(publication: access.Downloadable, path, *, inline: bool = Fals
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
     if inline:
-        # The browser's own viewer shows it; the document gets a unique origin (sandbox), no
-        # fetches of its own and no framing. Chromium and Firefox still render PDFs under this.
-        response.headers["Content-Security-Policy"] = _INLINE_CSP
+        response.headers["Content-Security-Policy"] = PDF_VIEW_CSP
     return response
 
 

@@ -24,7 +24,7 @@ from gunicorn.errors import AppImportError  # a small module of exception classe
 
 from .errors import ConfigError, ServiceUnavailable
 
-__all__ = ["StartUpError", "gunicorn_workers", "check_rate_limit_storage", "as_gunicorn_load_error", "init_app"]
+__all__ = ["StartUpError", "gunicorn_workers", "check_rate_limit_storage", "as_gunicorn_load_error", "refuses_several_processes", "init_app"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,11 @@ def as_gunicorn_load_error(exc: ConfigError) -> ConfigError | None:
     return StartUpError(str(exc)) if _gunicorn_config() is not None else None
 
 
+def refuses_several_processes(app: Flask, environ: dict) -> bool:
+    """Would :func:`init_app`'s backstop refuse this request?"""
+    return bool(environ.get("wsgi.multiprocess")) and _per_process(app.config["NBPRESS"])
+
+
 def init_app(app: Flask) -> None:
     """The backstop: a multi-process server not seen at start-up gets 503s, and one log line."""
     if not _per_process(app.config["NBPRESS"]):
@@ -81,7 +86,7 @@ def init_app(app: Flask) -> None:
     said = []
 
     def refuse_several_processes() -> None:
-        if request.environ.get("wsgi.multiprocess"):
+        if refuses_several_processes(app, request.environ):
             if not said:
                 said.append(True)
                 log.error("refusing requests: several processes serve this app and rate limits are memory:// "
