@@ -76,22 +76,25 @@ def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
     return sorted(((k, v / whole) for k, v in totals.items()), key=lambda kv: -kv[1])[:15]
 
 
-# The stages of one download, each the cumulative time of the function that does it (cProfile key:
-# file name ending, function name). Listed outermost first; "rest" is what no stage covers.
-# Stages that a tree does not have (the one-query gate before it existed, the two queries after)
-# measure 0, so two trees profile side by side with one table (--against).
+# The stages of one download, each the cumulative time of the functions that do it (cProfile keys:
+# file name ending, function name), on Flask's path and on the express path. Stages that a tree
+# does not have (the one-query gate before it existed, the express path before it existed) measure
+# 0, so two trees profile side by side with one table (--against). "rest" is what no stage covers.
 STAGES = (
-    ("JWT verify (decode, checks)", ("flask_jwt_extended/utils.py", "decode_token")),
-    ("token state query (user, deny-list, device)", ("signin/session_tokens.py", "_denied")),
-    ("rate limiter", ("flask_limiter/_extension.py", "_check_request_limit")),
-    ("grant + publication query", ("publish_server/access.py", "get_downloadable")),
-    ("token state + grant + publication, one query", ("publish_server/download_gate.py", "_state_and_grant")),
-    ("file location", ("publish_server/pages.py", "publication_path")),
-    ("audit row", ("publish_server/audit.py", "insert")),
-    ("commit", ("sqlalchemy/orm/scoping.py", "commit")),
-    ("response (the file answer / X-Accel-Redirect)", ("publish_server/pages.py", "file_response")),
+    ("JWT verify (decode, checks)", (("flask_jwt_extended/utils.py", "decode_token"),)),
+    ("express: remembered token, expiry", (("publish_server/express_downloads.py", "_claims"),)),
+    ("token state query (user, deny-list, device)", (("signin/session_tokens.py", "_denied"),)),
+    ("rate limiter", (("flask_limiter/_extension.py", "_check_request_limit"),)),
+    ("grant + publication query", (("publish_server/access.py", "get_downloadable"),)),
+    ("token state + grant + publication, one query", (("publish_server/download_gate.py", "_state_and_grant"),
+                                                      ("publish_server/compiled_sql.py", "first"))),
+    ("file location", (("publish_server/storage.py", "open_path"),)),
+    ("audit row", (("publish_server/audit.py", "insert"), ("publish_server/express_downloads.py", "_store_audit_row"))),
+    ("commit", (("sqlalchemy/orm/scoping.py", "commit"),)),
+    ("response (the file answer / X-Accel-Redirect)", (("publish_server/pages.py", "file_response"),
+                                                        ("publish_server/express_downloads.py", "_file_answer"))),
 )
-WHOLE = ("flask/app.py", "wsgi_app")
+WHOLE = ("flask/app.py", "__call__")  # the app's WSGI entry: the express layer and Flask's wsgi_app
 
 
 def stage_breakdown(stats: pstats.Stats, requests: int, cpu_ms: float) -> list[tuple[str, float, float]]:
@@ -105,8 +108,8 @@ def stage_breakdown(stats: pstats.Stats, requests: int, cpu_ms: float) -> list[t
                    if function == name and filename.replace("\\", "/").endswith(suffix))
 
     whole = cumulative(*WHOLE) or 1.0
-    rows = [(label, cumulative(*key)) for label, key in STAGES]
-    rows.append(("rest: Flask, Werkzeug, JWT lookup, session", whole - sum(t for _, t in rows)))
+    rows = [(label, sum(cumulative(*key) for key in keys)) for label, keys in STAGES]
+    rows.append(("rest: Flask, Werkzeug, WSGI layers, cookies", whole - sum(t for _, t in rows)))
     return [(label, t / requests * 1000, t / whole * cpu_ms) for label, t in rows]
 
 
