@@ -24,6 +24,7 @@ answered here, so no request is audited twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import re
@@ -32,10 +33,12 @@ import time
 from types import MappingProxyType
 
 from flask import Flask
+from flask_jwt_extended.config import config as jwt_config
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_jwt_extended.internal_utils import verify_token_type
 from flask_jwt_extended.utils import decode_token
 from jwt.exceptions import PyJWTError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import http_date, parse_cookie
 from werkzeug.wsgi import wrap_file
 
@@ -114,8 +117,9 @@ class ExpressDownloads:
             claims = self.verified(token)
         except (JWTExtendedException, PyJWTError):
             return None
-        expires = claims.get("exp")
-        if not isinstance(expires, (int, float)) or expires <= time.time() - self.app.config["JWT_DECODE_LEEWAY"]:
+        expires, leeway = claims.get("exp"), jwt_config.leeway
+        leeway = leeway.total_seconds() if isinstance(leeway, dt.timedelta) else leeway
+        if not isinstance(expires, (int, float)) or expires <= time.time() - leeway:
             return None  # expired since it was verified (PyJWT's rule): Flask's path refuses it
         return claims
 
@@ -123,7 +127,10 @@ class ExpressDownloads:
         """(publication, open file or None with X-Accel-Redirect) once the download is allowed and
         its audit row stored; None when anything is not plainly fine, nothing written then."""
         engine = db.engine
-        connection = engine.raw_connection()  # the pool's (pragmas set on connect); back to it on close
+        try:
+            connection = engine.raw_connection()  # the pool's (pragmas set on connect); back to it on close
+        except (SQLAlchemyError, engine.dialect.loaded_dbapi.Error):  # the database is away: Flask answers 503
+            return None
         file = None
         try:
             cursor = connection.cursor()
@@ -139,9 +146,12 @@ class ExpressDownloads:
             row = audit.values("download", "ok", user_id=checked.reader.id, ip=ip, **via, publication=publication.public_id)
             _store_audit_row(connection, cursor, engine.dialect, row)
             return publication, file
-        except (OSError, engine.dialect.loaded_dbapi.Error):
+        except OSError:
+            return None  # the file went between locate and open: Flask answers 404 and logs it
+        except engine.dialect.loaded_dbapi.Error:
             if file is not None:
                 file.close()
+            connection.invalidate()  # maybe broken: the pool opens a fresh one; Flask answers (503 if it is down)
             return None
         finally:
             connection.close()
