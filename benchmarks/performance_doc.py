@@ -130,9 +130,10 @@ def downloads(results: Path) -> list[str]:
     return [
         "## Downloads: an authenticated 1 MB PDF against nginx serving it as a static file",
         "",
-        "Every download keeps every check: the JWT (one verified decode), the token's state (deny-list, "
-        "`tokens_valid_after`, disabled user, device) and the grant rule in one SELECT, withdrawal (410), and the "
-        "audit row committed before the bytes go out. Goal (issue 17): at least "
+        "Every download keeps every check: the JWT (verified once per worker process, its expiry on every request), "
+        "the token's state (deny-list, `tokens_valid_after`, disabled user, device) and the grant rule in one SELECT, "
+        "withdrawal (410), and the audit row committed before the bytes go out. Plain downloads take the express "
+        "path (`publish_server/express_downloads.py`), every other request Flask's. Goal (issue 17): at least "
         f"{DOWNLOAD_GOAL}x nginx's requests/s, direct and behind nginx.",
         "",
         "### Throughput (wrk)",
