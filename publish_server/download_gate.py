@@ -8,7 +8,9 @@ the deny-list and its device still trusted, and the publication's download colum
 rule lets that user read it (NULLs otherwise: unknown, malformed and not granted look the same).
 
 The rules are the shared ones, not copies: :func:`session_tokens.token_refused` judges the token,
-:func:`access.readable_by` is the grant rule. The token itself is verified as on every other
+:func:`access.readable_by` is the grant rule. :func:`statement`, :func:`params` and :func:`judge`
+serve both paths a download can take: Flask's (:func:`check`, on the request's session) and the
+express path in front of it (:mod:`express_downloads`, on a pooled DBAPI connection). The token itself is verified as on every other
 request (flask-jwt-extended's extraction and CSRF rule, one verified decode, access tokens only);
 only the deny-list callback and the user lookup are left to the query here.
 """
