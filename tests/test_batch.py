@@ -34,6 +34,7 @@ plt.rcParams["lines.linewidth"] = 7
 tk.metric("pid", os.getpid())
 tk.metric("ppid", os.getppid())
 tk.metric("numbers", float(__import__("numpy").random.random()))
+tk.metric("frozen", __import__("gc").get_freeze_count())
 """
 
 
@@ -61,6 +62,8 @@ def test_every_member_gets_a_fresh_forked_kernel(project):
     assert len({m["pid"] for m in metrics}) == 3  # a new process every time
     assert {m["ppid"] for m in metrics} == {server_pid}  # forked by the template, not started cold
     assert len({m["numbers"] for m in metrics}) == 3  # random state is not inherited
+    # The template's imports stay out of the kernels' garbage collections (gc.freeze before forking).
+    assert all(m["frozen"] > 10_000 for m in metrics), [m["frozen"] for m in metrics]
     assert len({o.run_dir for o in outcomes}) == 3 and not any(pid_alive(m["pid"]) for m in metrics)
 
 

@@ -119,6 +119,7 @@ def test_a_bad_grid_value_on_local_2_is_refused_with_one_line(project):
 def test_the_worker_templates_quick_exit_stays_in_the_template():
     # Imported anywhere but multiprocessing's fork server, the module must not make the process
     # exit with status 0 whatever happened (a test importing every module would pass for good).
-    program = "import toolkit.batch.dask_worker_preload, sys; sys.exit(3)"
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 3, result.stderr
+    for module in ("toolkit.batch.fork_template", "toolkit.batch.dask_worker_preload"):
+        program = f"import {module}, sys; sys.exit(3)"
+        result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 3, (module, result.stderr)

@@ -1,40 +1,14 @@
 """Imported once, last, by the template that ``--cluster local:N`` workers are forked from (see
-:mod:`.dask_local`): start-up work each worker would otherwise repeat after its fork, and a
-quick exit for the template itself.
+:mod:`.dask_local`): the start-up work each worker would otherwise repeat after its fork, then
+what every batch worker template does (:mod:`.fork_template`: ``gc.freeze()``, a quick exit).
 
-- Every worker sends the scheduler its package versions when it registers; looking them up
-  (installed-package metadata) cost each worker ~0.1 s of CPU. Looked up here, the cache is
-  inherited by every worker.
-- ``gc.freeze()``: the objects of every module imported so far (distributed, pandas,
-  WeasyPrint, the pipeline) stay out of the workers' garbage collections. Each worker's full
-  collections walked them all (and wrote to their pages, copying memory shared with the
-  template): ~0.5 s of CPU per worker over a 16-member batch, ~0.17 s frozen.
-- The template only forks; when the batch ends it has nothing to flush or clean up, yet
-  tearing down those modules took ~0.4 s that the batch waited for. Its workers never run this
-  hook: multiprocessing ends them with ``os._exit``.
+Every worker sends the scheduler its package versions when it registers; looking them up
+(installed-package metadata) cost each worker ~0.1 s of CPU. Looked up here, the cache is
+inherited by every worker.
 """
-
-import atexit
-import gc
-import os
-import sys
-from multiprocessing import forkserver
 
 from distributed.versions import get_versions
 
-
-def _preloaded_by_fork_server() -> bool:
-    """Is multiprocessing's fork server importing this (its ``main`` on the stack)? Anywhere else
-    (a test importing every module), the quick exit would turn the process's exit status into 0."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is forkserver.main.__code__:
-            return True
-        frame = frame.f_back
-    return False
-
-
 get_versions()
-gc.freeze()
-if _preloaded_by_fork_server():
-    atexit.register(os._exit, 0)  # registered last, so it runs first: no teardown
+
+from . import fork_template  # noqa: E402,F401  (last: it freezes what is imported by now)

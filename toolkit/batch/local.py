@@ -59,7 +59,8 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     if not fork_available():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([*WORKER_MODULES, __name__])  # once per submitting process
+    # Once per submitting process; fork_template last (it freezes what the others imported).
+    context.set_forkserver_preload([*WORKER_MODULES, __name__, "toolkit.batch.fork_template"])
     return context
 
 

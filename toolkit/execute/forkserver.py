@@ -23,6 +23,7 @@ stdout once the imports are done.
 from __future__ import annotations
 
 import importlib
+import gc
 import io
 import json
 import os
@@ -141,6 +142,9 @@ def _reseed() -> None:
 def serve(path: str, modules: list[str]) -> None:
     import_cost.uninstall()  # kernels forked from here import like any kernel
     failed = _preload(modules)
+    # What the template imported stays out of its kernels' garbage collections: each full
+    # collection of a kernel would walk (and write to, unsharing their pages) all those objects.
+    gc.freeze()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     os.chmod(path, 0o600)
