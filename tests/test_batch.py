@@ -146,3 +146,36 @@ def test_more_workers_than_cpus_when_asked_run_that_many_members_at_once(project
     spans = [(r.started, r.finished) for r in (load_run(o.run_dir) for o in outcomes)]
     at_once = max(sum(start <= moment < end for start, end in spans) for moment, _ in spans)
     assert at_once > cpus, spans
+
+
+@pytest.mark.skipif(not fork_available(), reason="needs fork")
+def test_a_member_whose_worker_is_killed_is_marked_failed_in_its_folder(project, tmp_path):
+    import multiprocessing.forkserver
+    import signal
+    import time
+
+    import psutil
+
+    started = tmp_path / "started"
+    make_notebook(project.notebooks_dir / "slow.ipynb", "n: int = 1",
+                  f"import pathlib, time\nif n == 2:\n    pathlib.Path({str(started)!r}).touch()\n    time.sleep(60)")
+    spec = find_report("slow", project.notebooks_dir)
+    jobs = [batch.Job(i, label, prepared, project.root) for i, (label, prepared) in enumerate(batch.plan(spec, {}, [("n", ["1", "2"])]))]
+    with LocalExecutor(workers=1) as executor:
+        outcomes = []
+        for outcome in executor.run(jobs):
+            outcomes.append(outcome)
+            if outcome.index == 0:  # the only worker now runs n=2: kill it once its kernel has started
+                deadline = time.monotonic() + 60
+                while not started.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                template = psutil.Process(multiprocessing.forkserver._forkserver._forkserver_pid)
+                for worker in template.children():
+                    worker.send_signal(signal.SIGKILL)
+    first, killed = sorted(outcomes, key=lambda o: o.index)
+    assert first.status == "succeeded", first.error
+    assert killed.status == "failed" and killed.error.startswith("worker lost"), killed.error
+    record = json.loads((killed.run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"]["type"] == "ExecutorError"
+    assert record["error"]["stage"] == "execute" and record["error"]["message"] == killed.error
+    assert killed.run_dir.name == jobs[1].run_id

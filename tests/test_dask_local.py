@@ -76,8 +76,13 @@ def test_local_cluster_members_write_in_place_one_per_worker_and_a_killed_worker
     # while another worker idles at the end of a batch.
     assert watcher.most_held == 1
     killed = outcomes[2]
-    assert watcher.killed is not None and killed.status == "failed" and killed.run_dir is None
+    assert watcher.killed is not None and killed.status == "failed"
     assert killed.error == "the Dask worker died while running this member"
+    # Its folder says so, instead of "running" for ever (nbpress history, nbpress prune).
+    record = json.loads((killed.run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and record["finished"]
+    assert record["error"] == {"stage": "execute", "type": "ExecutorError", "message": killed.error,
+                               "cell_index": None, "ename": None, "evalue": None}
     for outcome in outcomes[:2] + outcomes[3:]:
         assert outcome.status == "succeeded", outcome.error
         assert outcome.extra["worker_pid"] in watcher.pids.values()

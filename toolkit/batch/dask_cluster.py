@@ -45,7 +45,7 @@ from .bundle import ProjectBundle, pack_project, pack_run, unpack_project, unpac
 from .dask_local import LocalClusterStart
 from .dask_tls import tls_files
 from .local import WORKER_MODULES, preload_worker_modules
-from .members import Job, Outcome, execute_job
+from .members import Job, Outcome, execute_job, lost
 
 # dask and distributed (~1 s to import) load only when a cluster is used: the CLI imports this
 # module to check a --cluster value before anything runs.
@@ -306,9 +306,7 @@ class DaskExecutor:
                 try:
                     result = future.result()  # an Outcome (local:N) or (Outcome, run folder bytes)
                 except Exception as exc:  # the worker died, or the cluster went away
-                    error = _lost(exc)
-                    yield Outcome(job.index, job.label, "failed", time.perf_counter() - started,
-                                  error=str(error), error_type=type(error).__name__)
+                    yield lost(job, time.perf_counter() - started, _lost(exc))
                     continue
                 yield result if self.local is not None else _receive(job, *result)
         finally:

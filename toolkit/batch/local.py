@@ -30,7 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from ..errors import ExecutorError
 from ..execute.forked_kernels import ForkServer, fork_available, fork_kernel_manager
 from ..execute.forkserver import DEFAULT_PRELOAD
-from .members import Job, Outcome, execute_job
+from .members import Job, Outcome, execute_job, lost
 
 __all__ = ["LocalExecutor", "WORKER_MODULES", "WORKERS_PER_CPU", "default_workers", "preload_worker_modules", "stop_worker_template"]
 
@@ -145,6 +145,4 @@ class LocalExecutor:
                     try:
                         yield future.result()
                     except Exception as exc:  # the worker process itself died
-                        error = ExecutorError(f"worker lost ({type(exc).__name__}: {exc})")
-                        yield Outcome(job.index, job.label, "failed", time.perf_counter() - started,
-                                      error=str(error), error_type=type(error).__name__)
+                        yield lost(job, time.perf_counter() - started, ExecutorError(f"worker lost ({type(exc).__name__}: {exc})"))

@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataCheckError, NbpressError, UsageError
+from ..errors import DataCheckError, ExecutorError, NbpressError, UsageError
 from ..inputs.grid import expand, member_label, resolve_values
 from ..inputs.prepare import Inputs, Prepared, read_inputs
 from ..inputs.spec import ReportSpec
 from ..project import Project
 from ..runs.finish import AfterRun, finish
+from ..runs.run_folder import fail_unfinished, new_run_id
 
-__all__ = ["Job", "Outcome", "Reporter", "plan", "run", "execute_job", "after_batch", "summary_lines"]
+__all__ = ["Job", "Outcome", "Reporter", "plan", "run", "execute_job", "lost", "after_batch", "summary_lines"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Job:
     out_dir: Path | None = None  # runs folder; None: ROOT/runs
     trigger: str = "batch"
     attempt: int = 1
+    # Chosen here, on the submitting side: if the worker dies mid-run, the folder it left can
+    # still be found and marked failed (:func:`lost`).
+    run_id: str = field(default_factory=new_run_id)
 
 
 @dataclass
@@ -100,7 +104,7 @@ def execute_job(job: Job, launcher: Any = None) -> Outcome:
     start = time.perf_counter()
     try:
         run_dir, record = run_report(job.prepared, Project(job.root), out_dir=job.out_dir, trigger=job.trigger,
-                                     attempt=job.attempt, launcher=launcher)
+                                     attempt=job.attempt, launcher=launcher, run_id=job.run_id)
     except DataCheckError as exc:
         return Outcome(job.index, job.label, "blocked", time.perf_counter() - start, getattr(exc, "run_dir", None),
                        error=str(exc), error_type=type(exc).__name__)
@@ -112,6 +116,16 @@ def execute_job(job: Job, launcher: Any = None) -> Outcome:
         return Outcome(job.index, job.label, "failed", time.perf_counter() - start, None,
                        error=f"unexpected {type(exc).__name__}: {first}", error_type=type(exc).__name__)
     return Outcome(job.index, job.label, "succeeded", time.perf_counter() - start, run_dir, pages=record.pages)
+
+
+def lost(job: Job, seconds: float, error: ExecutorError) -> Outcome:
+    """The outcome of a member whose worker died. Its run folder, when it was started where this
+    side can see it (the local executor, ``--cluster local:N``), says ``failed`` with the reason
+    instead of ``running`` for ever."""
+    run_dir = (job.out_dir or Project(job.root).runs_dir) / job.prepared.spec.name / job.run_id
+    marked = fail_unfinished(run_dir, type(error).__name__, str(error))
+    return Outcome(job.index, job.label, "failed", seconds, run_dir if marked else None,
+                   error=str(error), error_type=type(error).__name__)
 
 
 def run(jobs: list[Job], executor, on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:

@@ -71,16 +71,18 @@ def run_report(
     trigger: str = "manual",
     attempt: int = 1,
     launcher: Any = None,
+    run_id: str | None = None,
 ) -> tuple[Path, RunRecord]:
     """Execute, check and render one run; returns the run folder and its record.
 
     Raises the stage's :class:`NbpressError` after writing it to ``run.json``; failed data
     checks raise :class:`DataCheckError` with the run marked ``blocked`` (nothing rendered).
     ``launcher`` starts the kernel (the batch fork server); None: a new kernel process.
+    ``run_id``: the folder's name when the caller chose it (a batch member); a new one otherwise.
     """
     spec = prepared.spec
     check_secrets(prepared.secrets)  # e.g. a remote worker without the variables: refused, no folder
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     run_dir = create_run_dir(out_dir or project.runs_dir, spec.name, run_id)
     record = RunRecord(
         report=spec.name,

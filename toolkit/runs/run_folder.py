@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import RunDirError
 
 __all__ = ["variant_label", "RunRecord", "TableLayoutRecord", "FailureRecord", "CheckResult", "MissingGlyph", "PublicationRef", "new_run_id",
-           "create_run_dir", "load_run", "save_run", "versions"]
+           "create_run_dir", "load_run", "save_run", "fail_unfinished", "versions"]
 
 Status = Literal["running", "succeeded", "failed", "blocked", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "blocked", "cancelled")
@@ -132,6 +132,24 @@ def create_run_dir(runs_dir: Path, report: str, run_id: str) -> Path:
     run_dir = runs_dir / report / run_id
     run_dir.mkdir(parents=True, exist_ok=False)  # a run never reuses a folder
     return run_dir
+
+
+def fail_unfinished(run_dir: Path, error_type: str, message: str) -> bool:
+    """Mark failed a run whose process ended without saying so (a worker killed mid-run), at the
+    stage it had reached; its folder otherwise stays as it was. False (nothing written) when the
+    folder has no readable ``run.json`` or the run had finished."""
+    try:
+        record = load_run(run_dir)
+    except RunDirError:
+        return False
+    if record.status != "running":
+        return False
+    stage = next((s for s in ("execute", "checks") if s not in record.timings), "render")
+    record.status = "failed"
+    record.finished = dt.datetime.now(dt.timezone.utc)
+    record.error = FailureRecord(stage=stage, type=error_type, message=message)
+    save_run(run_dir, record)
+    return True
 
 
 def save_run(run_dir: Path, record: RunRecord) -> None:

@@ -33,7 +33,7 @@ from ..inputs.spec import ReportSpec, find_report
 from ..project import Project
 from ..runs.finish import AfterRun, finish
 from ..runs.pipeline import run_report
-from ..runs.run_folder import load_run
+from ..runs.run_folder import load_run, new_run_id
 from .control import Control, mark_cancelled
 from .transient import is_transient
 
@@ -221,7 +221,7 @@ def _batch_attempts(jobs: list, spec: ReportSpec, settings: Settings, final: dic
                     runs += [outcome.run_dir] if outcome.run_dir else []
                     if (outcome.status == "failed" and attempt <= spec.retries.max and not control.cancelled.is_set()
                             and _transient_outcome(outcome)):
-                        retry.append(dataclasses.replace(job, attempt=attempt + 1))
+                        retry.append(dataclasses.replace(job, attempt=attempt + 1, run_id=new_run_id()))  # a folder of its own
                 if not retry:
                     return ""
                 delay = _delay(spec, attempt)
