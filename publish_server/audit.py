@@ -13,7 +13,7 @@ from flask import has_request_context, request
 from .extensions import db
 from .models import AuditEvent, utcnow
 
-__all__ = ["record", "insert", "values", "INSERT"]
+__all__ = ["record", "insert", "values", "COLUMNS", "INSERT"]
 
 _FORBIDDEN_KEYS = {"password", "code", "token", "secret", "authorization"}
 
@@ -43,9 +43,11 @@ def insert(event: str, outcome: str, *, user_id: int | None = None, **detail: An
 
 
 def values(event: str, outcome: str, *, user_id: int | None, ip: str | None, **detail: Any) -> dict[str, Any]:
-    """The bound values of :data:`INSERT` for one row (for callers outside a request context)."""
+    """The bound values of :data:`INSERT` for one row, keyed by :data:`COLUMNS` (for callers
+    outside a request context)."""
     _check(detail)
-    return {"at": utcnow(), "event": event, "outcome": outcome, "user_id": user_id, "ip": ip, "detail": detail}
+    return dict(zip(COLUMNS, (utcnow(), event, outcome, user_id, ip, detail)))
 
 
+COLUMNS = ("at", "event", "outcome", "user_id", "ip", "detail")  # what one INSERT sets
 INSERT = AuditEvent.__table__.insert()

@@ -60,7 +60,7 @@ _JWT = r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
 _CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE",
                 "HTTP_IF_UNMODIFIED_SINCE")
 _STATE_AND_GRANT = CompiledStatement(download_gate.statement())
-_AUDIT_ROW = CompiledStatement(audit.INSERT, column_keys=["at", "event", "outcome", "user_id", "ip", "detail"])
+_AUDIT_ROW = CompiledStatement(audit.INSERT, column_keys=list(audit.COLUMNS))
 VERIFIED_TOKENS = 4096  # per process; a verified token is ~1 KiB
 
 

@@ -23,7 +23,7 @@ from ..inputs.prepare import Inputs, Prepared, read_inputs
 from ..inputs.spec import ReportSpec
 from ..project import Project
 from ..runs.finish import AfterRun, finish
-from ..runs.run_folder import fail_unfinished, new_run_id
+from ..runs.run_folder import fail_unfinished, new_run_id, run_dir_for
 
 __all__ = ["Job", "Outcome", "Reporter", "plan", "run", "execute_job", "lost", "after_batch", "summary_lines"]
 
@@ -122,7 +122,7 @@ def lost(job: Job, seconds: float, error: ExecutorError) -> Outcome:
     """The outcome of a member whose worker died. Its run folder, when it was started where this
     side can see it (the local executor, ``--cluster local:N``), says ``failed`` with the reason
     instead of ``running`` for ever."""
-    run_dir = (job.out_dir or Project(job.root).runs_dir) / job.prepared.spec.name / job.run_id
+    run_dir = run_dir_for(job.out_dir or Project(job.root).runs_dir, job.prepared.spec.name, job.run_id)
     marked = fail_unfinished(run_dir, type(error).__name__, str(error))
     return Outcome(job.index, job.label, "failed", seconds, run_dir if marked else None,
                    error=str(error), error_type=type(error).__name__)

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import RunDirError
 
 __all__ = ["variant_label", "RunRecord", "TableLayoutRecord", "FailureRecord", "CheckResult", "MissingGlyph", "PublicationRef", "new_run_id",
-           "create_run_dir", "load_run", "save_run", "fail_unfinished", "versions"]
+           "run_dir_for", "create_run_dir", "load_run", "save_run", "fail_unfinished", "versions"]
 
 Status = Literal["running", "succeeded", "failed", "blocked", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "blocked", "cancelled")
@@ -128,8 +128,13 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
+def run_dir_for(runs_dir: Path, report: str, run_id: str) -> Path:
+    """Where run ``run_id`` of ``report`` keeps its folder under ``runs_dir``."""
+    return runs_dir / report / run_id
+
+
 def create_run_dir(runs_dir: Path, report: str, run_id: str) -> Path:
-    run_dir = runs_dir / report / run_id
+    run_dir = run_dir_for(runs_dir, report, run_id)
     run_dir.mkdir(parents=True, exist_ok=False)  # a run never reuses a folder
     return run_dir
 
