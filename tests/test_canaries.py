@@ -152,3 +152,18 @@ def test_a_dask_batch_keeps_no_canary(project, canaries):
         assert leaks(run_dir, canaries.values) == []
     assert said(result, canaries.values) == []
     assert result.stderr.count("parameter 'api_token' looks like a secret") == 1  # once per batch, not per member
+
+
+
+def test_batch_kernels_keep_no_history_of_the_cells_they_ran(project, canaries, tmp_path):
+    """IPython keeps every cell a kernel runs in IPYTHONDIR's history.sqlite: the injected
+    parameters (the URL's password, the token) would sit there unmasked, outside any run folder.
+    Kernels forked for a batch wrote it (a kernel started on its own used an in-memory history
+    here); the pause gives the history thread time to write before the kernel is stopped."""
+    make_notebook(project.notebooks_dir / "leaky.ipynb", PARAMS, LEAKY, "import time\ntime.sleep(1)")
+    ipython_dir = tmp_path / "ipython"
+    result = nbpress("run", "leaky", "--grid", "n=1,2", *canaries.args(), cwd=project.root,
+                     env={**canaries.env, "IPYTHONDIR": str(ipython_dir)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (ipython_dir / "profile_default").is_dir()  # the kernels did use this IPYTHONDIR
+    assert leaks(ipython_dir, canaries.values) == []

@@ -177,7 +177,10 @@ def fork_kernel_manager(socket_path: str) -> type[IpcKernelManager]:
         async def launch_kernel(self, cmd: list[str], **kwargs: Any):
             km = self.parent
             env = dict(kwargs.get("env") or os.environ)
-            request = {"connection_file": km.connection_file, "cwd": str(kwargs.get("cwd") or os.getcwd()), "env": env}
+            # The command is the kernel spec's argv, then the extra arguments the kernel was started with.
+            argv = cmd[len(self.kernel_spec.argv):]
+            request = {"connection_file": km.connection_file, "cwd": str(kwargs.get("cwd") or os.getcwd()), "env": env,
+                       "argv": argv}
             self.process = ForkedKernel(socket_path, request)
             self.pid = self.pgid = self.process.pid  # the child called setsid(): its pid is its group
             self.cwd = request["cwd"]

@@ -12,9 +12,10 @@ before serving); everything kernel-side (zmq sockets, the heartbeat/IOPub/contro
 created in the child after the fork.
 
 Protocol (one connection per kernel): the client sends one JSON line ``{"connection_file",
-"cwd", "env"}``; the server answers ``{"pid": N}``, keeps the connection open while the kernel
-lives, then sends ``{"exit": code}`` and closes it. If the client goes away first, the kernel's
-process group is killed: no orphaned kernels.
+"cwd", "env", "argv"}`` (``argv``: the kernel's extra command-line options); the server
+answers ``{"pid": N}``, keeps the connection open while the kernel lives, then sends
+``{"exit": code}`` and closes it. If the client goes away first, the kernel's process group is
+killed: no orphaned kernels.
 
 Run as ``python -m toolkit.execute.forkserver SOCKET [MODULE ...]``; it prints ``ready`` on
 stdout once the imports are done.
@@ -119,7 +120,7 @@ def _kernel_child(request: dict, inherited: list[socket.socket]) -> None:
         from ipykernel.kernelapp import IPKernelApp  # imported by _preload (after MPLBACKEND is set): a lookup
 
         app = IPKernelApp.instance()
-        app.initialize(["-f", request["connection_file"], f"--IPKernelApp.parent_handle={parent}"])
+        app.initialize(["-f", request["connection_file"], f"--IPKernelApp.parent_handle={parent}", *request.get("argv", ())])
         app.start()
         code = 0
     except SystemExit as exc:

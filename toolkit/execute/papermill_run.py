@@ -39,9 +39,14 @@ from ..inputs.params import SECRET_SHOWN, read_schema
 from ..notebook.run_env import RUN_ENV
 from .kernel_client import PromptKernelClient
 
-__all__ = ["execute", "CellEvent", "IpcKernelManager"]
+__all__ = ["execute", "CellEvent", "IpcKernelManager", "KERNEL_ARGUMENTS"]
 
 SAVE_EVERY = 1.0  # seconds between partial saves of the executed notebook while it runs
+
+# Given to every run's kernel. IPython's history would write each cell's source to IPYTHONDIR's
+# history.sqlite, the injected parameters unmasked among them, from a thread that cost ~60 ms of
+# CPU per run; a run is replayed from its executed notebook, never from a history.
+KERNEL_ARGUMENTS = ("--HistoryManager.enabled=False",)
 
 # (index, total, phase) where phase is "start" or "done"
 CellEvent = Callable[[int, int, str], None]
@@ -238,7 +243,7 @@ def execute(
     ``secrets``: parameter -> environment variable; the injected cell reads the variable in the
     kernel (which inherits this process's environment), so no value is written into the notebook.
     """
-    extra = {"kernel_manager_class": launcher or IpcKernelManager}
+    extra = {"kernel_manager_class": launcher or IpcKernelManager, "extra_arguments": list(KERNEL_ARGUMENTS)}
     current = {"cell": None}
     # papermill inserts its cell after `parameters`; with no such cell nothing is given, nothing injected
     injected_at = parameters_cell + 1 if parameters_cell is not None else None
