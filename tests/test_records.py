@@ -119,3 +119,21 @@ def test_preview_renders_the_session_records(project, monkeypatch):
 def test_preview_is_a_no_op_under_a_run(monkeypatch):
     monkeypatch.setenv(api.RUN_ENV, "run-1")
     assert tk.preview() is None
+
+
+@pytest.mark.parametrize("layout", ["constrained", "tight", None])
+def test_figure_keeps_the_analysts_layout_engine(layout):
+    """The PNG is saved in the SVG pass's layout, with the engine switched off for it; the figure
+    gets its engine back, so a chart redrawn or saved again is laid out as the analyst asked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 2), layout=layout)
+    ax.plot([1, 3, 2])
+    ax.set_title("Layout kept")
+    engine = fig.get_layout_engine()
+    record = tk.figure("layout_kept", fig)
+    assert fig.get_layout_engine() is engine
+    assert record.png.startswith(b"\x89PNG") and "Layout kept" in record.svg
