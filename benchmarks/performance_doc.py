@@ -1,12 +1,15 @@
 """Write docs/performance.md from the benchmarks' result files (``benchmarks/results/``).
 
     python -m benchmarks.performance_doc [--results benchmarks/results] [--out docs/performance.md]
+                                         [--only batches|long_tables|downloads]
 
 Nothing in the page is typed by hand, as with docs/reliability.md: every figure comes from a
 result file a benchmark wrote, and each section names the command that wrote it, when it ran and
 how busy the machine was (the 1-minute load average; the goals are for a quiet machine). One
 section per kind of work; a kind with no result files yet says so. ``make bench-portal`` writes
-the downloads' files and then this page.
+the downloads' files and then this page. ``--only SECTION`` rewrites that one section of the
+existing page and keeps the others as they were generated (result files are not kept in the
+repository: a new checkout holds only the ones it made itself).
 
 Sections:
 
@@ -276,12 +279,31 @@ def render(results: Path) -> str:
     return "\n".join(lines)
 
 
+def replace_section(page: str, section: Callable[[Path], list[str]], results: Path) -> str:
+    """``page`` with one section (from its ``## `` heading to the next) written again from ``results``."""
+    new = section(results)
+    lines = page.split("\n")
+    try:
+        start = lines.index(new[0])
+    except ValueError:
+        raise SystemExit(f"the page has no section {new[0]!r}: write the whole page instead") from None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    tail = lines[end:]
+    return "\n".join([*lines[:start], *new, "", *tail] if tail else [*lines[:start], *new, ""])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.performance_doc", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument("--only", choices=[s.__name__ for s in SECTIONS],
+                        help="rewrite this section of the existing page; keep the others")
     args = parser.parse_args(argv)
-    args.out.write_text(render(args.results), encoding="utf-8")
+    if args.only:
+        section = next(s for s in SECTIONS if s.__name__ == args.only)
+        args.out.write_text(replace_section(args.out.read_text(encoding="utf-8"), section, args.results), encoding="utf-8")
+    else:
+        args.out.write_text(render(args.results), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
 

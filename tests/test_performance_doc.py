@@ -68,3 +68,29 @@ def test_batch_medians_leave_out_runs_whose_b_had_another_number_of_workers_per_
     assert "(one worker per CPU, its default); (b1) the same with two workers per CPU" in page
     assert "1 older run(s) with another number of workers per CPU in (b) and (b1) are left out." in page
     assert "| (b) local | 7.1 s | 30.0 s | 8.50x (goal met) | 8.00x, 9.00x |" in page
+
+
+def test_only_one_section_is_written_again_and_the_others_are_kept(tmp_path):
+    """A new checkout has no earlier result files: ``--only batches`` rewrites that section and
+    keeps the downloads and long tables as they were generated."""
+    from benchmarks.performance_doc import main
+
+    for number, (ratio, accel, load) in enumerate([(0.45, 0.44, 1.0)], 1):
+        (tmp_path / f"portal-{number}.json").write_text(json.dumps(_wrk_run(ratio, accel, load)))
+    page = tmp_path / "performance.md"
+    page.write_text(render(tmp_path), encoding="utf-8")
+    (tmp_path / "portal-1.json").unlink()  # gone, as in a new checkout
+    assert "No `benchmarks.batch` results yet" in page.read_text()
+    run = {"members": 16, "machine": {"cpus": 2}, "load_average": 0.5, "finished": "2026-12-02 19:00 UTC",
+           "workers_per_cpu": {"b": 1, "b1": 2}, "stages_b": {"pdf": 0.3},
+           "rows": [{"name": "(a) raw", "wall": 130.0, "cpu": 120.0, "throughput_vs_raw": 1.0},
+                    {"name": "(b) nbpress --grid", "wall": 16.0, "cpu": 26.0, "throughput_vs_raw": 8.125}],
+           "target": {"cluster_over_local": 0.05}}
+    (tmp_path / "batch-1.json").write_text(json.dumps(run))
+    assert main(["--results", str(tmp_path), "--out", str(page), "--only", "batches"]) == 0
+    after = page.read_text()
+    assert "| (b) nbpress --grid | 16.0 s | 26.0 s | 8.12x (goal met) | 8.12x |" in after
+    assert "No `benchmarks.batch` results yet" not in after
+    assert "| portal, gunicorn direct | 450 | 0.45x (meets the 0.4x goal)" in after  # kept, though its file is gone
+    assert after.count("## ") == page.read_text().count("## ") == render(tmp_path).count("## ")
+    assert after.index("## Batches") < after.index("## Long tables") < after.index("## Downloads")
