@@ -63,7 +63,7 @@ class _Watcher(threading.Thread):
 
 
 def test_local_cluster_members_write_in_place_one_per_worker_and_a_killed_worker_fails_its_member(jobs, project, tmp_path):
-    with DaskExecutor("local:2") as executor:  # 2 worker processes, one per CPU
+    with DaskExecutor("local:2") as executor:  # 4 worker processes, two per CPU
         watcher = _Watcher(executor)
         watcher.start()
         try:

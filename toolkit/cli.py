@@ -118,9 +118,9 @@ def _load_param_file(path: Path) -> dict[str, Any]:
               help="Run every combination of these values (repeatable; NAME='last N' for recent weeks); adds to the spec's grid.")
 @click.option("--no-grid", is_flag=True, help="Ignore the spec's grid: one run with its defaults.")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Day that 'last N' grid values count back from [default: today].")
-@click.option("-w", "--workers", type=click.IntRange(1, 256), help="Batch worker processes on this machine [default: one per CPU].")
+@click.option("-w", "--workers", type=click.IntRange(1, 256), help="Batch worker processes on this machine [default: two per CPU].")
 @click.option("--cluster", metavar="tcp://HOST:PORT|tls://HOST:PORT|local:N",
-              help="Run the batch on a Dask cluster: a running scheduler's address (tls://: certificates from NBPRESS_DASK_TLS_*), or local:N for a LocalCluster using N CPUs here (one worker process per CPU).")
+              help="Run the batch on a Dask cluster: a running scheduler's address (tls://: certificates from NBPRESS_DASK_TLS_*), or local:N for a LocalCluster using N CPUs here (two worker processes per CPU, as locally).")
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, report: str, assignments: tuple[str, ...], param_file: Path | None, out_dir: Path | None,

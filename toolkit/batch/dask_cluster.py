@@ -2,7 +2,7 @@
 
 ``--cluster tcp://HOST:PORT`` connects to an existing scheduler (``tls://HOST:PORT``: over TLS with
 the certificates of :mod:`.dask_tls`); ``--cluster local:N`` starts a LocalCluster for N CPUs
-of this machine: like the local executor, one worker process per CPU (one thread each), forked
+of this machine: like the local executor, two worker processes per CPU (one thread each), forked
 from one template that imported the pipeline once. Same interface as the
 local executor: a context manager whose ``run(jobs)`` yields an :class:`Outcome` per member as
 it finishes.
@@ -24,11 +24,12 @@ LocalCluster the scheduler is told not to retry such a task on another worker
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import itertools
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -290,19 +291,26 @@ class DaskExecutor:
         if self.client is None:
             raise ExecutorError("DaskExecutor.run() outside its `with` block")
         submit = self._submitter()
-        # local:N: as many members in flight as there are workers, the next one sent as one
+        # local:N: as many members in flight as there are live workers, the next one sent as one
         # finishes (the local executor's queue). Submitted all at once, the first ones were
         # spread over the workers ahead of time (two or more to a worker), so at the end of a
-        # batch a member could wait behind a busy worker while another one sat idle.
-        waiting = iter(jobs)
-        futures = {submit(job): (job, time.perf_counter()) for job in itertools.islice(waiting, self._in_flight(len(jobs)))}
-        finished = as_completed(list(futures))
+        # batch a member could wait behind a busy worker while another one sat idle; counting
+        # the workers that died (their nanny starts new ones) did the same after a death.
+        waiting = collections.deque(jobs)
+        futures: dict = {}
+        finished = as_completed()
+
+        def fill() -> None:
+            for _ in range(min(len(waiting), self._room(len(futures)))):
+                job = waiting.popleft()
+                futures[future := submit(job)] = (job, time.perf_counter())
+                finished.add(future)
+
+        fill()
         try:
             for future in finished:
                 job, started = futures.pop(future)
-                if (following := next(waiting, None)) is not None:
-                    futures[nxt := submit(following)] = (following, time.perf_counter())
-                    finished.add(nxt)
+                fill()
                 try:
                     result = future.result()  # an Outcome (local:N) or (Outcome, run folder bytes)
                 except Exception as exc:  # the worker died, or the cluster went away
@@ -313,8 +321,13 @@ class DaskExecutor:
             for future in futures:  # interrupted: do not leave members running on the cluster
                 future.cancel()
 
-    def _in_flight(self, members: int) -> int:
-        return min(members, self.local.workers) if self.local is not None else members
+    def _room(self, in_flight: int) -> int:
+        """How many more members to send now: on local:N one per idle live worker (at least one
+        when none is in flight, which waits for the nanny's new worker); elsewhere all of them."""
+        if self.local is None:
+            return sys.maxsize
+        live = min(self.local.workers, len(self.client.nthreads()))  # one round trip to the scheduler
+        return max(live - in_flight, 0 if in_flight else 1)
 
     def _submitter(self):
         """``submit(job) -> future``: on local:N the member itself; elsewhere with the project bundle."""

@@ -7,7 +7,7 @@ once per batch instead:
 
 - one fork server (template process) imports ipykernel and the heavy modules once and forks a
   fresh kernel per run (copy-on-write) - never a kernel reused between runs;
-- W long-lived workers (default: one per CPU, see :func:`default_workers`) import papermill,
+- W long-lived workers (default: two per CPU, see :func:`default_workers`) import papermill,
   pandas and WeasyPrint once and execute *and render* their members, so nothing is imported on
   the critical path twice.
 
@@ -42,12 +42,12 @@ _launcher = None  # in a worker: the KernelManager class bound to the fork serve
 WORKER_MODULES = ("pandas", "pyarrow.parquet", "weasyprint", "toolkit.runs.pipeline")
 
 
-# One worker per CPU. A second one per CPU used to fill the time a worker spent waiting on its
-# kernel (start-up, cell round trips) with another member's render; since the kernel client
-# stopped waiting for IOPub to go quiet (toolkit.execute.kernel_client) little of that wait is
-# left, and the second worker mostly added CPU: on 2 cores, -w 2 against -w 4 was faster in 3 of
-# 4 alternating rounds and used less CPU in all 4 (benchmarks/batch.py: (b) against (b1)).
-WORKERS_PER_CPU = 1
+# Two workers per CPU: while one worker waits on its kernel (fork, start-up, each cell's round
+# trip, the kernel's shutdown) the other renders its member's PDF, so the cores stay busy. On
+# 2 cores, -w 4 against -w 2 was faster in all of 9 alternating rounds (median 10.1 s against
+# 11.0 s for 16 members) for ~6% more CPU, and in every benchmarks/batch.py run ((b) against
+# (b1)). One per CPU, tried for a while, had been chosen from fewer rounds on a busier machine.
+WORKERS_PER_CPU = 2
 
 
 def default_workers() -> int:

@@ -50,7 +50,7 @@ class Settings:
     control: Control = field(default_factory=Control)
     publish: object | None = None  # a toolkit.deliver.portal_client.PublishConfig, or None: do not publish
     mailer: Mailer | None = None  # None: notification.eml in the run folder
-    workers: int | None = None  # batch workers for a grid tick (None: one per CPU)
+    workers: int | None = None  # batch workers for a grid tick (None: two per CPU)
 
 
 @dataclass
