@@ -19,7 +19,7 @@ target: (b) at least 8x (a), (c) within 15% of (b). Every PDF is checked to exis
 read the ratios. Results go to benchmarks/results/batch-latest.json (``--json PATH``: elsewhere;
 ``python -m benchmarks.performance_doc`` quotes the medians of every ``batch-*.json`` there with
 the same ``workers_per_cpu`` as the last: files from before it was recorded had (b) at two per
-CPU and (b1) at one, as now; stop 24's had them the other way round).
+CPU and (b1) at one, as now; those of the one-per-CPU default had them the other way round).
 ``--quick``: 4 members.
 """
 

@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOWNLOAD_GOAL = 0.4  # issue 17: >= 0.4x nginx static, direct and behind nginx
 BATCH_GOAL, CLUSTER_WITHIN = 8.0, 0.15  # issue 17: --grid >= 8x the raw loop; local:2 within 15% of it
-DEFAULT_BATCH_LAYOUT = {"b": 2, "b1": 1}  # workers per CPU in benchmarks.batch's (b), (b1)
-FORMER_BATCH_LAYOUT = {"b": 2, "b1": 1}  # in result files from before the layout was recorded
+# Workers per CPU in benchmarks.batch's (b), (b1); also what result files from before the layout
+# was recorded had.
+DEFAULT_BATCH_LAYOUT = {"b": 2, "b1": 1}
 TABLE_GOALS = {5000: 0.25, 20000: 0.15}  # issue 17: wall time against raw WeasyPrint
 TABLE_MEMORY_BEFORE = {5000: 0.26, 20000: 0.09}  # issue 17's "memory as today or better" (tree RSS ratio)
 
@@ -159,10 +160,10 @@ def _per_cpu(count: int) -> str:
 
 def batches(results: Path) -> list[str]:
     found = [(p, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(results.glob("batch-*.json"))]
-    # (b) and (b1) swapped meaning while the default was one worker per CPU (stop 24): medians
-    # only over runs of the last run's layout (files from before it was recorded: two per CPU).
-    layout = found[-1][1].get("workers_per_cpu", FORMER_BATCH_LAYOUT) if found else DEFAULT_BATCH_LAYOUT
-    runs = [(p, data) for p, data in found if data.get("workers_per_cpu", FORMER_BATCH_LAYOUT) == layout]
+    # (b) and (b1) swapped meaning while the default was one worker per CPU: medians only over
+    # runs of the last run's layout.
+    layout = found[-1][1].get("workers_per_cpu", DEFAULT_BATCH_LAYOUT) if found else DEFAULT_BATCH_LAYOUT
+    runs = [(p, data) for p, data in found if data.get("workers_per_cpu", DEFAULT_BATCH_LAYOUT) == layout]
     head = [
         "## Batches: 16 members of the demo report against a loop of the raw tools",
         "",
@@ -288,8 +289,7 @@ def replace_section(page: str, section: Callable[[Path], list[str]], results: Pa
     except ValueError:
         raise SystemExit(f"the page has no section {new[0]!r}: write the whole page instead") from None
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = lines[end:]
-    return "\n".join([*lines[:start], *new, "", *tail] if tail else [*lines[:start], *new, ""])
+    return "\n".join([*lines[:start], *new, "", *lines[end:]])
 
 
 def main(argv: list[str] | None = None) -> int:
